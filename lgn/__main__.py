@@ -1,0 +1,3 @@
+from lgn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Generator parametrisations: how a layer's learned matrices A are produced.
+
+A generator module holds the matrices for ``n_groups`` groups and ``n_blocks``
+action blocks per group (one block per input channel for the per-channel action,
+one block for the joint action), each ``dim × dim``. ``matrix()`` returns them
+as a tensor of shape ``(n_groups, n_blocks, dim, dim)``.
+
+Three parametrisations:
+
+- :class:`FreeGenerator` — the paper's: unconstrained, re-projected to unit
+  Frobenius norm after each optimiser step, with an optional invertibility
+  regulariser.
+- :class:`CyclicGenerator` — an exact finite cyclic group: ``A**order == I`` for
+  every parameter value.
+- :class:`FixedGenerator` — a given matrix (baselines, tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from lgn.groups import operators
+
+__all__ = [
+    "Generator",
+    "FreeGenerator",
+    "CyclicGenerator",
+    "FixedGenerator",
+    "make_generator",
+    "REGULARIZERS",
+    "unit_frobenius_",
+]
+
+REGULARIZERS = ("aux-inverse", "singular-values", "none")
+
+
+def unit_frobenius_(t: torch.Tensor, dims: int) -> torch.Tensor:
+    """Scale each trailing ``dims``-dimensional slice of ``t`` to unit Frobenius norm, in place."""
+    with torch.no_grad():
+        flat = t.flatten(start_dim=t.dim() - dims)
+        norm = flat.norm(dim=-1).clamp_min(1e-12)
+        t.div_(norm.reshape(norm.shape + (1,) * dims))
+    return t
+
+
+def _check_counts(n_groups: int, n_blocks: int, dim: int) -> None:
+    for name, value in (("n_groups", n_groups), ("n_blocks", n_blocks), ("dim", dim)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class Generator(nn.Module):
+    """Base class: ``n_groups × n_blocks`` matrices of size ``dim × dim``."""
+
+    def __init__(self, n_groups: int, n_blocks: int, dim: int):
+        super().__init__()
+        _check_counts(n_groups, n_blocks, dim)
+        self.n_groups, self.n_blocks, self.dim = n_groups, n_blocks, dim
+
+    def matrix(self) -> torch.Tensor:
+        """The generators, shape ``(n_groups, n_blocks, dim, dim)``."""
+        raise NotImplementedError
+
+    def project_(self) -> None:
+        """Re-project parameters after an optimiser step (no-op unless overridden)."""
+
+    def regularization(self) -> torch.Tensor:
+        """Unweighted regularisation term (zero unless overridden)."""
+        return self.matrix().new_zeros(())
+
+    def extra_repr(self) -> str:
+        return f"n_groups={self.n_groups}, n_blocks={self.n_blocks}, dim={self.dim}"
+
+
+class FreeGenerator(Generator):
+    """The paper's generator: a free matrix kept at unit Frobenius norm.
+
+    ``regularizer`` pushes A toward invertibility, the only pull toward a group:
+
+    - ``'aux-inverse'``: a learned matrix Ã per A; term Σ ‖A·Ã − I‖_F.
+    - ``'singular-values'``: term −Σ σ_i(A).
+    - ``'none'``.
+    """
+
+    def __init__(self, n_groups: int, n_blocks: int, dim: int, regularizer: str = "aux-inverse"):
+        super().__init__(n_groups, n_blocks, dim)
+        if regularizer not in REGULARIZERS:
+            raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {regularizer!r}")
+        self.regularizer = regularizer
+        shape = (n_groups, n_blocks, dim, dim)
+        self.weight = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+        if regularizer == "aux-inverse":
+            self.inverse = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+        else:
+            self.register_parameter("inverse", None)
+
+    def matrix(self) -> torch.Tensor:
+        return self.weight
+
+    def project_(self) -> None:
+        unit_frobenius_(self.weight.data, 2)
+
+    def regularization(self) -> torch.Tensor:
+        a = self.weight  # (K, C', d, d)
+        if self.regularizer == "aux-inverse":
+            eye = torch.eye(self.dim, dtype=a.dtype, device=a.device)
+            return (a @ self.inverse - eye).flatten(start_dim=-2).norm(dim=-1).sum()
+        if self.regularizer == "singular-values":
+            return -torch.linalg.svdvals(a).sum()
+        return a.new_zeros(())
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", regularizer={self.regularizer!r}"
+
+
+def cyclic_rotation_block(dim: int, order: int) -> np.ndarray:
+    """Block-diagonal R with R**order == I, holding each order-th root of unity equally often.
+
+    The real regular representation of Z_order is: eigenvalue 1 (a 1×1 block), a
+    2×2 rotation by 2πj/order for j = 1..⌊(order−1)/2⌋, and −1 when order is even.
+    R holds ⌊dim/order⌋ copies of it and ``dim mod order`` further 1s: the spectrum
+    of a pixel permutation made of order-cycles (shifts, 90° rotations, flips of an
+    even-sized kernel, ...).
+    """
+    blocks: list[np.ndarray] = []
+    for _ in range(dim // order):
+        blocks.append(np.ones((1, 1)))
+        for j in range(1, (order - 1) // 2 + 1):
+            t = 2 * math.pi * j / order
+            blocks.append(np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]))
+        if order % 2 == 0:
+            blocks.append(-np.ones((1, 1)))
+    blocks.extend(np.ones((1, 1)) for _ in range(dim % order))
+    r = np.zeros((dim, dim))
+    i = 0
+    for b in blocks:
+        s = b.shape[0]
+        r[i:i + s, i:i + s] = b
+        i += s
+    return r
+
+
+class CyclicGenerator(Generator):
+    """An exact cyclic group of order ``order``: A = Q·R·Qᵀ with Q = exp(S − Sᵀ).
+
+    Why this is exact: S − Sᵀ is skew-symmetric, so Q is orthogonal for every S,
+    and R (see :func:`cyclic_rotation_block`) is orthogonal with R**order = I.
+    Hence A**order = Q·R**order·Qᵀ = Q·Qᵀ = I, whatever S holds. Every real
+    representation of Z_order is orthogonal in some basis, so conjugating a fixed
+    R by a learned rotation reaches every order-``order`` orthogonal matrix with
+    R's spectrum (all pixel permutations made of order-cycles among them). The
+    matrix exponential and product are computed in float64 and cast back, which
+    keeps A**order − I at the 1e-6 level in float32 even for large S; A stays
+    orthogonal, so it is finite and norm-preserving under training.
+    """
+
+    def __init__(self, n_groups: int, n_blocks: int, dim: int, order: int, init_scale: float = 1.0):
+        super().__init__(n_groups, n_blocks, dim)
+        if not isinstance(order, int) or order < 1:
+            raise ValueError(f"order must be a positive integer, got {order!r}")
+        self.order = order
+        self.skew = nn.Parameter(torch.randn(n_groups, n_blocks, dim, dim) * init_scale / math.sqrt(dim))
+        self.register_buffer(
+            "rotation", torch.from_numpy(cyclic_rotation_block(dim, order)), persistent=False
+        )
+
+    def orthogonal(self) -> torch.Tensor:
+        """Q = exp(S − Sᵀ) in float64, shape ``(n_groups, n_blocks, dim, dim)``."""
+        s = self.skew.double()
+        return torch.linalg.matrix_exp(s - s.transpose(-1, -2))
+
+    def matrix(self) -> torch.Tensor:
+        q = self.orthogonal()
+        r = self.rotation.to(device=q.device, dtype=torch.float64)
+        return (q @ r @ q.transpose(-1, -2)).to(self.skew.dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", order={self.order}"
+
+
+class FixedGenerator(Generator):
+    """A given, untrained matrix broadcast to every group and block."""
+
+    def __init__(self, matrix: torch.Tensor | np.ndarray, n_groups: int, n_blocks: int):
+        m = torch.as_tensor(matrix, dtype=torch.get_default_dtype())
+        if m.dim() == 2:
+            m = m.expand(n_groups, n_blocks, *m.shape)
+        if m.dim() != 4 or m.shape[:2] != (n_groups, n_blocks) or m.shape[-1] != m.shape[-2]:
+            raise ValueError(
+                f"fixed generator must have shape (d, d) or ({n_groups}, {n_blocks}, d, d), "
+                f"got {tuple(torch.as_tensor(matrix).shape)}"
+            )
+        super().__init__(n_groups, n_blocks, m.shape[-1])
+        self.register_buffer("weight", m.clone().contiguous())
+
+    def matrix(self) -> torch.Tensor:
+        return self.weight
+
+
+def make_generator(
+    kind: str,
+    *,
+    n_groups: int,
+    n_blocks: int,
+    dim: int,
+    order: int,
+    regularizer: str = "aux-inverse",
+    kernel_size: int | None = None,
+    channels_per_block: int = 1,
+) -> Generator:
+    """Build a generator from its config name.
+
+    ``kind`` is ``'free'``, ``'cyclic'`` or ``'fixed:NAME'`` where NAME is one of
+    :data:`lgn.groups.operators.OPERATOR_NAMES` acting on ``kernel_size`` ×
+    ``kernel_size`` kernels (repeated block-diagonally over ``channels_per_block``
+    channels for the joint action).
+    """
+    if kind == "free":
+        return FreeGenerator(n_groups, n_blocks, dim, regularizer)
+    if kind == "cyclic":
+        return CyclicGenerator(n_groups, n_blocks, dim, order)
+    if kind.startswith("fixed:"):
+        if kernel_size is None:
+            raise ValueError("a fixed named generator needs kernel_size")
+        op = operators.named_operator(kind[len("fixed:"):], kernel_size)
+        op = np.kron(np.eye(channels_per_block), op)
+        if op.shape[0] != dim:
+            raise ValueError(f"operator {kind!r} has size {op.shape[0]}, expected {dim}")
+        return FixedGenerator(op, n_groups, n_blocks)
+    raise ValueError(f"generator must be 'free', 'cyclic' or 'fixed:NAME', got {kind!r}")

@@ -1,0 +1,59 @@
+"""Saving and loading models: safetensors for the weights, JSON for the config. No pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lgn.models.config import ModelConfig
+from lgn.models.lgn import LGN
+
+__all__ = ["save_model", "load_model", "WEIGHTS_FILE", "CONFIG_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+def save_model(model: LGN, directory: str | os.PathLike) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` (the model config) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "lgn", "version": "1"})
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LGN:
+    """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode)."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")
+    try:
+        config = ModelConfig.from_dict(json.loads(config_path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{config_path} is not valid JSON: {e}") from None
+    try:
+        state = load_file(str(weights_path), device=str(map_location))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{weights_path} is not a readable safetensors file: {e}") from None
+    model = LGN(config)
+    dtype = next(iter(state.values())).dtype if state else torch.float32
+    if dtype.is_floating_point:
+        model = model.to(dtype)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise ValueError(f"{weights_path} does not match the architecture in {config_path.name}: "
+                         f"{' '.join(first[:3])}") from None
+    return model.to(map_location).eval()

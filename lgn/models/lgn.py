@@ -1,0 +1,85 @@
+"""The assembled Linear Group Network: unfolded encoder plus a classification or decoding head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from lgn.models.config import ModelConfig
+from lgn.nn.checks import check_images
+from lgn.nn.unfolded import ClassifierHead, Decoder, UnfoldedEncoder, build_banks
+
+__all__ = ["LGN", "build_model"]
+
+
+class LGN(nn.Module):
+    """A Linear Group Network built from a :class:`ModelConfig`.
+
+    ``model(x)`` maps ``(batch, C, H, W)`` to logits ``(batch, classes)`` (task
+    ``classify``) or to a reconstruction ``(batch, C, H, W)`` (``reconstruct``);
+    ``model.encode(x)`` returns the code ``(batch, K·p, h_out, w_out)``.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        banks = build_banks(c.n_layers, in_channels=c.in_channels, n_groups=c.n_groups,
+                            group_size=c.group_size, kernel_size=c.kernel_size,
+                            generator=c.generator, action=c.action, regularizer=c.regularizer)
+        self.encoder = UnfoldedEncoder(banks, stride=c.stride, padding=c.padding, eta=c.eta,
+                                       batch_norm=c.task == "classify")
+        if c.task == "classify":
+            self.head = ClassifierHead(c.n_filters, c.num_classes, c.pool_size)
+        else:
+            self.head = Decoder(c.n_filters, c.in_channels, c.kernel_size, c.stride, c.padding)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a valid input batch."""
+        c = self.config
+        check_images(x, channels=c.in_channels, min_size=max(1, c.kernel_size - 2 * c.padding),
+                     dtype=self.encoder.thresholds[0].dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The sparse code ``(batch, K·p, h_out, w_out)`` of ``x`` ``(batch, C, H, W)``."""
+        self.check_input(x)
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        code = self.encode(x)
+        return self.head(code, (x.shape[-2], x.shape[-1]))
+
+    def project_(self) -> None:
+        """Re-project filters, generators and the dictionary; call after each optimiser step."""
+        self.encoder.project_()
+        if isinstance(self.head, Decoder):
+            self.head.project_()
+
+    def regularization(self) -> torch.Tensor:
+        """μ times the generators' invertibility terms, summed over layers."""
+        return self.config.reg_weight * self.encoder.regularization()
+
+    def generators(self) -> torch.Tensor | None:
+        """The learned generators ``(L, K, C', n, n)``, or None for independent filters."""
+        banks = self.encoder.banks
+        if not all(hasattr(b, "generator") for b in banks):
+            return None
+        return torch.stack([b.generator.matrix() for b in banks])
+
+    def export(self) -> "LGN":
+        """A copy whose filter banks are plain tensors: same outputs, no generator work per call."""
+        out = LGN(dataclasses.replace(self.config, generator="independent"))
+        out.encoder = self.encoder.export()
+        out.head.load_state_dict(self.head.state_dict())
+        return out.to(self.encoder.thresholds[0]).train(self.training)
+
+
+def build_model(config: ModelConfig | None = None, **overrides) -> LGN:
+    """``build_model(ModelConfig(...))`` or ``build_model(task='reconstruct', ...)``."""
+    if config is None:
+        config = ModelConfig(**overrides)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    return LGN(config)

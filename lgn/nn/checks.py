@@ -1,0 +1,34 @@
+"""Input validation shared by the layers: clear errors instead of shape crashes deep inside."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_images"]
+
+
+def check_images(x, *, channels: int, min_size: int, dtype: torch.dtype, check_finite: bool = True) -> None:
+    """Raise TypeError/ValueError unless ``x`` is a finite ``(batch, channels, H, W)`` tensor.
+
+    ``H`` and ``W`` must be at least ``min_size`` and the dtype must be ``dtype``
+    (the parameters' dtype).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating-point tensor of dtype {dtype}, got {x.dtype}")
+    if x.dtype != dtype:
+        raise TypeError(f"expected dtype {dtype} (the model's), got {x.dtype}; convert with x.to({dtype})")
+    if x.dim() != 4:
+        raise ValueError(f"expected shape (batch, {channels}, height, width), got {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"expected (batch, {channels}, height, width), got {tuple(x.shape)}: "
+            f"{x.shape[1]} channels instead of {channels}"
+        )
+    if min(x.shape[-2:]) < min_size:
+        raise ValueError(
+            f"images must be at least {min_size}×{min_size} for this kernel, got {tuple(x.shape[-2:])}"
+        )
+    if check_finite and not bool(torch.isfinite(x).all()):
+        raise ValueError("input contains NaN or Inf")

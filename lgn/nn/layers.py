@@ -1,0 +1,121 @@
+"""Plain-tensor layers whose weights are orbits of a learned group."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lgn.groups import Generator
+from lgn.nn.banks import OrbitBank
+from lgn.nn.checks import check_images
+
+__all__ = ["GroupConv2d", "GroupLinear"]
+
+
+class GroupConv2d(nn.Module):
+    """A convolution whose ``n_groups · group_size`` filters are orbits (SPEC §3).
+
+    ``(batch, in_channels, H, W)`` → ``(batch, n_groups · group_size, h_out, w_out)``;
+    output channel ``i·K + g`` is the response to A_g**i · B_g.
+
+    ``export()`` returns the equivalent plain :class:`torch.nn.Conv2d`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_groups: int,
+        group_size: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = False,
+        generator: str | Generator = "free",
+        action: str = "channel",
+        regularizer: str = "aux-inverse",
+    ):
+        super().__init__()
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+        self.bank = OrbitBank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
+                              generator, action, regularizer)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The materialised filter bank ``(K·p, C, k, k)``."""
+        return self.bank()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, channels=self.bank.in_channels, min_size=max(1, self.kernel_size - 2 * self.padding),
+                     dtype=self.bank.base.dtype, check_finite=False)
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    @torch.no_grad()
+    def export(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding the current filters; same outputs, no generator."""
+        w = self.weight
+        conv = nn.Conv2d(w.shape[1], w.shape[0], self.kernel_size, stride=self.stride,
+                         padding=self.padding, bias=self.bias is not None,
+                         dtype=w.dtype, device=w.device)
+        conv.weight.copy_(w)
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        return conv
+
+
+class GroupLinear(nn.Module):
+    """A linear layer whose ``n_groups · group_size`` rows are orbits of dense filters.
+
+    The input ``(batch, in_features)`` is read as ``in_channels`` blocks of
+    ``in_features / in_channels`` features; the per-channel action applies one
+    generator per block, the joint action one to the whole vector. Output
+    ``(batch, n_groups · group_size)``, power-major.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_groups: int,
+        group_size: int,
+        in_channels: int = 1,
+        bias: bool = False,
+        generator: str | Generator = "free",
+        action: str = "channel",
+        regularizer: str = "aux-inverse",
+    ):
+        super().__init__()
+        if not isinstance(in_features, int) or in_features < 1 or in_features % in_channels:
+            raise ValueError(
+                f"in_features must be a positive multiple of in_channels={in_channels}, got {in_features!r}"
+            )
+        self.in_features = in_features
+        self.bank = OrbitBank(in_channels, n_groups, group_size, (in_features // in_channels,),
+                              generator, action, regularizer)
+        self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The materialised weight ``(K·p, in_features)``."""
+        return self.bank().reshape(self.bank.n_filters, self.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"expected shape (..., {self.in_features}), got {tuple(x.shape)}")
+        return F.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def export(self) -> nn.Linear:
+        """A plain ``nn.Linear`` holding the current weight; same outputs, no generator."""
+        w = self.weight
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=self.bias is not None, dtype=w.dtype, device=w.device)
+        lin.weight.copy_(w)
+        if self.bias is not None:
+            lin.bias.copy_(self.bias)
+        return lin
