@@ -24,12 +24,14 @@ def synthesis(
     """The adjoint of :func:`analysis` for inputs of spatial ``size`` = (H, W).
 
     ``(N, F, h_out, w_out)`` → ``(N, C, H, W)``. Equals ``conv_transpose2d`` with
-    output padding H − ((h_out − 1)·stride − 2·padding + k): rows and columns the
-    convolution never reads get zeros, which also covers output paddings of
-    ``stride`` or more that ``conv_transpose2d`` itself refuses.
+    output padding H − ((h_out − 1)·stride − 2·padding + k), and also covers output
+    paddings of ``stride`` or more, which ``conv_transpose2d`` refuses: the full
+    transposed convolution is cropped to the input window and rows and columns
+    the convolution never reads are zero.
     """
-    out = F.conv_transpose2d(u, weight, stride=stride, padding=padding)
+    full = F.conv_transpose2d(u, weight, stride=stride)  # rows −padding … of the input
     H, W = size
+    out = full[..., padding:padding + H, padding:padding + W]
     pad_h, pad_w = H - out.shape[-2], W - out.shape[-1]
     if pad_h or pad_w:
         out = F.pad(out, (0, pad_w, 0, pad_h))
