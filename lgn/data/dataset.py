@@ -1,0 +1,126 @@
+"""The in-memory dataset every loader returns, and the checks that build it from arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Dataset", "from_arrays"]
+
+
+@dataclass
+class Dataset:
+    """A train/test pair of image sets, unnormalised (raw scale, e.g. [0, 1]).
+
+    ``x_train`` is ``(N, C, H, W)`` float32 and ``y_train`` ``(N,)`` int64 class
+    labels, or None for unlabelled data (reconstruction only); likewise for the
+    test split. ``num_classes`` is 0 when there are no labels. ``value_range`` is
+    the peak-to-peak range of the raw pixel scale, the peak of the PSNR.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor | None
+    x_test: torch.Tensor
+    y_test: torch.Tensor | None
+    num_classes: int
+    value_range: float = 1.0
+
+    @property
+    def in_channels(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the images."""
+        return tuple(self.x_train.shape[-2:])
+
+    @property
+    def labelled(self) -> bool:
+        return self.y_train is not None
+
+    def subset(self, train: int | None = None, test: int | None = None) -> "Dataset":
+        """The first ``train`` training and ``test`` test examples (None keeps a split whole)."""
+        def cut(t, n):
+            return t if t is None or n is None else t[:n]
+        return Dataset(self.name, cut(self.x_train, train), cut(self.y_train, train),
+                       cut(self.x_test, test), cut(self.y_test, test), self.num_classes, self.value_range)
+
+
+def _images(name: str, split: str, x) -> torch.Tensor:
+    """``x`` as float32 ``(N, C, H, W)``; (N, H, W) gains a channel axis."""
+    x = np.asarray(x)
+    where = f"{name}: x_{split}"
+    if x.dtype == object:
+        raise TypeError(f"{where} is an object array; expected numbers")
+    if x.dtype.kind not in "uif":
+        raise TypeError(f"{where} must hold integers or floats, got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"{where} must have shape (N, H, W) or (N, C, H, W), got {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"{where} is empty: shape {x.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{where} contains NaN or Inf")
+    return x
+
+
+def _labels(name: str, split: str, y, n: int) -> torch.Tensor:
+    """``y`` as int64 ``(N,)``, checked to be non-negative integers, one per image."""
+    y = np.asarray(y)
+    where = f"{name}: y_{split}"
+    if y.dtype == object:
+        raise TypeError(f"{where} is an object array; expected integer labels")
+    if y.ndim != 1:
+        raise ValueError(f"{where} must have shape (N,), got {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{where} has {len(y)} labels for {n} images in x_{split}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError(f"{where} contains NaN or Inf")
+        if not (y == np.round(y)).all():
+            raise ValueError(f"{where} must hold integer class labels, got non-integer values")
+    elif y.dtype.kind not in "ui":
+        raise TypeError(f"{where} must hold integer class labels, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise ValueError(f"{where}: labels out of range: found {y.min()}, labels must be >= 0")
+    return torch.from_numpy(y)
+
+
+def from_arrays(name: str, x_train, y_train, x_test, y_test, *, num_classes: int | None = None,
+                value_range: float | None = None) -> Dataset:
+    """Check arrays and build a :class:`Dataset`.
+
+    ``x`` is ``(N, H, W)`` or ``(N, C, H, W)`` of integers or floats, finite;
+    ``y`` is ``(N,)`` of non-negative integer labels, or None in both splits.
+    ``num_classes`` defaults to 1 + the largest training label; a test label at
+    or above it is out of range. ``value_range`` defaults to the training
+    images' peak-to-peak range (1 if constant).
+    """
+    xs = {split: _images(name, split, x) for split, x in (("train", x_train), ("test", x_test))}
+    if xs["train"].shape[1:] != xs["test"].shape[1:]:
+        raise ValueError(f"{name}: train images are (C, H, W) = {tuple(xs['train'].shape[1:])} but test "
+                         f"images are {tuple(xs['test'].shape[1:])}; they must match")
+    if (y_train is None) != (y_test is None):
+        missing = "y_train" if y_train is None else "y_test"
+        raise ValueError(f"{name}: {missing} is missing; give labels for both splits or for neither")
+    ys = {"train": None, "test": None}
+    if y_train is not None:
+        ys = {split: _labels(name, split, y, len(xs[split]))
+              for split, y in (("train", y_train), ("test", y_test))}
+        largest = int(max(ys["train"].max(), ys["test"].max()))
+        if num_classes is None:
+            num_classes = int(ys["train"].max()) + 1
+        if largest >= num_classes:
+            raise ValueError(f"{name}: labels out of range: found label {largest}, expected 0..{num_classes - 1}"
+                             f" (the classes seen in y_train)")
+    else:
+        num_classes = 0
+    if value_range is None:
+        value_range = float(xs["train"].max() - xs["train"].min()) or 1.0
+    return Dataset(name, xs["train"], ys["train"], xs["test"], ys["test"], int(num_classes), float(value_range))

@@ -1,0 +1,50 @@
+"""User data as one ``.npz`` file: ``x_train``, ``x_test`` and optionally ``y_train``, ``y_test``."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from lgn.data.dataset import Dataset, from_arrays
+
+__all__ = ["load_npz", "NPZ_ARRAYS"]
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: str | os.PathLike) -> Dataset:
+    """Load and check an npz dataset; never unpickles (``allow_pickle=False``).
+
+    ``x_*`` are ``(N, H, W)`` or ``(N, C, H, W)`` numbers; ``y_*`` are ``(N,)``
+    integer labels, optional (both or neither) for reconstruction. Unknown array
+    names are refused, so a misspelt one is not silently ignored.
+    """
+    path = Path(path)
+    name = f"npz:{path}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{name}: not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = set(f.files)
+            unknown = sorted(names - set(NPZ_ARRAYS))
+            if unknown:
+                raise ValueError(f"{name}: unknown array(s) {', '.join(unknown)}; expected {', '.join(NPZ_ARRAYS)}")
+            missing = [k for k in ("x_train", "x_test") if k not in names]
+            if missing:
+                raise ValueError(f"{name}: missing array(s) {', '.join(missing)}")
+            arrays = {k: f[k] if k in names else None for k in NPZ_ARRAYS}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"{name}: holds object arrays, which would need pickle; "
+                             f"save plain numeric arrays") from None
+        if str(e).startswith(name):
+            raise
+        raise ValueError(f"{name}: unreadable array ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{name}: not a readable .npz file ({e})") from None
+    return from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
