@@ -4,11 +4,12 @@ Every matrix here acts on a kernel flattened row-major (pixel (r, c) has index
 r·k + c), so ``(M @ x.reshape(n)).reshape(k, k)`` applies the operation to ``x``.
 These are the reference points of the project: fixed generators for baselines,
 planted groups for the discovery benchmark, and the library the analysis matches
-learned generators against. Pure numpy, float64.
+learned generators against (:func:`library`). Pure numpy, float64.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,6 +21,11 @@ __all__ = [
     "flip",
     "transpose",
     "average_pool",
+    "pool_rotation",
+    "dft",
+    "library",
+    "family",
+    "FAMILIES",
     "cyclic_permutation",
     "permutation_matrix",
     "named_operator",
@@ -141,6 +147,23 @@ def average_pool(k: int, radius: int) -> np.ndarray:
     return _from_pixel_map(k, src)
 
 
+def pool_rotation(k: int, radius: int, degrees: float) -> np.ndarray:
+    """Average pooling of ``radius`` followed by rotation by ``degrees``: R·P."""
+    return rotation(k, degrees) @ average_pool(k, radius)
+
+
+def dft(k: int) -> np.ndarray:
+    """The unitary 2-D DFT on k×k kernels as an n×n complex matrix F (n = k²).
+
+    F = F₁ ⊗ F₁ with (F₁)[u, r] = exp(−2πi·u·r/k)/√k, so ``F @ x.reshape(n)`` is
+    ``np.fft.fft2(x, norm='ortho').reshape(n)`` and F⁻¹ = Fᴴ.
+    """
+    _check_size(k)
+    u = np.arange(k)
+    f1 = np.exp(-2j * np.pi * np.outer(u, u) / k) / math.sqrt(k)
+    return np.kron(f1, f1)
+
+
 def permutation_matrix(perm: np.ndarray) -> np.ndarray:
     """M with (M x)[i] = x[perm[i]]."""
     perm = np.asarray(perm)
@@ -195,3 +218,112 @@ def named_operator(name: str, k: int) -> np.ndarray:
     if name not in table:
         raise ValueError(f"unknown operator {name!r}; expected one of {', '.join(table)}")
     return table[name](k)
+
+
+# ---------------------------------------------------------------------------
+# The matching library: every exact operation the analysis names, by family.
+
+FAMILIES = ("identity", "flip", "transpose", "rot", "shift", "pool", "pool+rot")
+
+_QUARTER_TURNS = (90, 180, 270)
+_OTHER_ANGLES = (30, 45, 60, 120, 135, 150, 210, 225, 240, 300, 315, 330)
+
+
+def family(name: str) -> str:
+    """The family word of a library name: ``'(pool2+rot60)^2'`` → ``'pool+rot'``.
+
+    A leading ``'-'`` (the negated operation, see :func:`lgn.analysis.nearest_operation`)
+    is ignored.
+    """
+    name = name.lstrip("-").strip("()")
+    if name.startswith("pool") and "+rot" in name:
+        return "pool+rot"
+    for word in ("identity", "anti-transpose", "transpose", "flip", "rot", "cyclic-shift", "shift", "pool"):
+        if name.startswith(word):
+            return {"anti-transpose": "transpose", "cyclic-shift": "shift"}.get(word, word)
+    raise ValueError(f"{name!r} is not a library operation name")
+
+
+def _cyclic_offsets(k: int) -> list[int]:
+    """Representatives of Z_k in (−k/2, k/2], smallest magnitude first."""
+    reps = [d if d <= k // 2 else d - k for d in range(k)]
+    return sorted(reps, key=lambda d: (abs(d), d < 0))
+
+
+def _candidates(k: int, powers: tuple[int, ...]):
+    """(name, matrix) pairs, simplest first; the order decides which of two near-equal names survives."""
+    yield "identity", identity(k)
+    yield "flip-x", flip(k, "x")
+    yield "flip-y", flip(k, "y")
+    yield "transpose", transpose(k)
+    yield "anti-transpose", transpose(k, anti=True)
+    for deg in _QUARTER_TURNS:
+        yield f"rot{deg}", rotation(k, deg)
+    offsets = _cyclic_offsets(k)
+    pairs = sorted(((dx, dy) for dx in offsets for dy in offsets if (dx, dy) != (0, 0)),
+                   key=lambda p: (abs(p[0]) + abs(p[1]), abs(p[1])))
+    for dx, dy in pairs:
+        yield f"cyclic-shift({dx},{dy})", shift(k, dx, dy, cyclic=True)
+    span = range(-(k - 1), k)
+    pairs = sorted(((dx, dy) for dx in span for dy in span if (dx, dy) != (0, 0)),
+                   key=lambda p: (abs(p[0]) + abs(p[1]), abs(p[1]), p[0] < 0, p[1] < 0))
+    for dx, dy in pairs:
+        yield f"shift({dx},{dy})", shift(k, dx, dy, cyclic=False)
+    pools = {r: average_pool(k, r) for r in range(1, 6)}
+    rots = {deg: rotation(k, deg) for deg in _QUARTER_TURNS + _OTHER_ANGLES}
+    for r, m in pools.items():
+        yield f"pool{r}", m
+    smooth = [(f"rot{deg}", rots[deg]) for deg in _OTHER_ANGLES]  # powers not already listed
+    smooth += [(f"pool{r}", m) for r, m in pools.items()]
+    smooth += [(f"pool{r}+rot{deg}", rots[deg] @ pools[r]) for r in pools for deg in rots]
+    for name, m in smooth:
+        if not name.startswith("pool") or "+" in name:
+            yield name, m
+    for name, m in smooth:
+        base = f"({name})" if "+" in name else name
+        for e in powers:
+            yield f"{base}^{e}", np.linalg.matrix_power(m, e)
+
+
+@functools.lru_cache(maxsize=8)
+def _library(k: int, powers: tuple[int, ...], max_similarity: float) -> tuple[tuple[str, ...], np.ndarray]:
+    cands = [(name, m) for name, m in _candidates(k, powers) if np.linalg.norm(m) > 1e-12]
+    flat = np.stack([m.reshape(-1) for _, m in cands])  # (candidates, n²)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    gram = np.abs(flat @ flat.T)  # (candidates, candidates) |cosine similarities|
+    kept: list[int] = []
+    for i in range(len(cands)):
+        # a simpler name already standing for (nearly) this operation wins
+        if not kept or gram[i, kept].max() <= max_similarity:
+            kept.append(i)
+    names = [cands[i][0] for i in kept]
+    mats = [cands[i][1] for i in kept]
+    stack = np.stack(mats)  # (entries, n, n)
+    stack.setflags(write=False)
+    return tuple(names), stack
+
+
+def library(k: int, *, powers: tuple[int, ...] = (2, 3), max_similarity: float = 0.95) -> dict[str, np.ndarray]:
+    """The exact operations the analysis compares learned generators with, name → n×n matrix.
+
+    Families (see :func:`family`):
+
+    - ``identity``;
+    - ``flip-x``, ``flip-y``, ``transpose``, ``anti-transpose``;
+    - ``rot{θ}``: rotation by θ ∈ {90, 180, 270} (exact permutations) and by the
+      other multiples of 30° and 45° (bilinear, :func:`rotation`);
+    - ``cyclic-shift(dx,dy)`` and zero-padded ``shift(dx,dy)``, every offset;
+    - ``pool{r}``: average pooling of radius r = 1..5 (:func:`average_pool`);
+    - ``pool{r}+rot{θ}``: pooling followed by rotation, R·P;
+    - powers ``^2``, ``^3`` of the operations whose powers are not already listed
+      (bilinear rotations, pooling, pooling + rotation).
+
+    Candidates are taken simplest first, and one whose cosine similarity with an
+    earlier entry exceeds ``max_similarity`` is left out (e.g. on a 6×6 kernel
+    ``pool5`` and ``pool5+rot90`` are the same uniform average), so every name left
+    is at cosine ≤ ``max_similarity`` from every other and a matcher can tell them
+    apart under noise. Cached per arguments; the arrays are read-only.
+    """
+    _check_size(k)
+    names, stack = _library(int(k), tuple(powers), float(max_similarity))
+    return dict(zip(names, stack))
