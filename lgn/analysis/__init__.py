@@ -1,0 +1,34 @@
+"""Reading learned groups: structure indices, group-ness, nearest known operation, the probe, figures, report.
+
+Numbers live in numpy-only modules (:mod:`~lgn.analysis.measures`,
+:mod:`~lgn.analysis.matching`, :mod:`~lgn.analysis.probe`,
+:mod:`~lgn.analysis.summary`); matplotlib is imported only inside
+:mod:`~lgn.analysis.figures` when a figure is drawn.
+"""
+
+from lgn.analysis.matching import Match, cosine_similarity, nearest_operation, nearest_operations, similarity_matrix
+from lgn.analysis.measures import (
+    GROUP_ERROR_NAMES,
+    INDEX_NAMES,
+    block_index,
+    circulant_index,
+    dft_conjugate,
+    dft_diagonal_index,
+    dft_top_index,
+    finite_order_error,
+    group_errors,
+    orthogonality_error,
+    skew_index,
+    structure_indices,
+    symmetric_index,
+    toeplitz_index,
+)
+from lgn.analysis.summary import Groups, analyze_groups, format_table, groups_from_model, load_groups, save_groups
+
+__all__ = [
+    "Match", "cosine_similarity", "nearest_operation", "nearest_operations", "similarity_matrix",
+    "GROUP_ERROR_NAMES", "INDEX_NAMES", "block_index", "circulant_index", "dft_conjugate",
+    "dft_diagonal_index", "dft_top_index", "finite_order_error", "group_errors", "orthogonality_error",
+    "skew_index", "structure_indices", "symmetric_index", "toeplitz_index",
+    "Groups", "analyze_groups", "format_table", "groups_from_model", "load_groups", "save_groups",
+]
