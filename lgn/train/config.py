@@ -1,0 +1,257 @@
+"""Training configuration: one dataclass per concern, a TOML file and ``section.key=value`` overrides.
+
+A run's configuration has three sections: ``model`` (:class:`lgn.models.ModelConfig`),
+``train`` (:class:`TrainConfig`) and ``data`` (:class:`DataConfig`). Settings
+are collected as a nested dict (defaults < TOML file < ``--set`` < command-line
+flags), each value checked against its field's type as it arrives, and then
+resolved against the dataset: the model's input channels, image size and
+class count come from the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lgn.models import ModelConfig
+
+__all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "load_toml", "parse_override",
+           "apply_overrides", "set_value", "check_value", "resolve"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100                 # passes over the training set
+    batch_size: int = 128             # examples per optimiser step
+    lr: float = 0.01                  # Adam's learning rate at the start
+    adam_eps: float = 1e-8            # Adam's ε
+    lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.875])
+    # ^ fractions of `epochs` after which the learning rate is multiplied by lr_gamma
+    lr_gamma: float = 0.5             # learning-rate factor at each milestone
+    grad_clip: float | None = 2.0     # clip the global gradient norm to this; None: no clipping
+    seed: int = 0                     # seeds model initialisation, data order and sampled datasets
+    device: str = "cpu"               # 'cpu', 'cuda' or 'cuda:N'
+    eval_batch_size: int = 1000       # examples per forward pass when evaluating
+    progress: bool = True             # tqdm progress bar (shown only on a terminal)
+    tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if not self.adam_eps > 0:
+            raise ValueError(f"train.adam_eps must be positive, got {self.adam_eps}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
+        if any(not 0 < m <= 1 for m in self.lr_milestones):
+            raise ValueError(f"train.lr_milestones must be fractions in (0, 1], got {self.lr_milestones}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"train.grad_clip must be positive or none, got {self.grad_clip}")
+        if self.seed < 0:
+            raise ValueError(f"train.seed must be non-negative, got {self.seed}")
+        if self.device != "cpu" and self.device != "cuda" and not (
+                self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise ValueError(f"train.device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+
+    def milestone_epochs(self) -> list[int]:
+        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR."""
+        return [int(f * self.epochs) for f in self.lr_milestones]
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 0-based ``epoch``: lr·γ^(number of milestones m ≤ epoch), as torch's MultiStepLR.
+
+        As there, a milestone that rounds down to epoch 0 applies from the start.
+        """
+        return self.lr * self.lr_gamma ** sum(1 for m in self.milestone_epochs() if m <= epoch)
+
+
+@dataclass
+class DataConfig:
+    name: str = ""                    # dataset: a name of lgn.data.dataset_names(), npz:PATH or planted:NAME
+    data_dir: str | None = None       # folder of a file-based dataset (fashion-mnist, mnist, cifar10)
+    zca: bool = False                 # ZCA whitening after per-channel standardisation (SPEC §5)
+    zca_epsilon: float = 0.01         # added to the covariance eigenvalues before whitening
+    train_subset: int | None = None   # keep only the first N training examples (quick runs); None: all
+    test_subset: int | None = None    # keep only the first N test examples; None: all
+    options: dict = field(default_factory=dict)  # keyword options of the dataset's loader
+
+    def __post_init__(self) -> None:
+        for name in ("train_subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"data.{name} must be at least 1 or none, got {value}")
+        if not self.zca_epsilon > 0:
+            raise ValueError(f"data.zca_epsilon must be positive, got {self.zca_epsilon}")
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+
+
+@dataclass
+class RunConfig:
+    """The fully resolved configuration of a run, as saved in its ``config.json``."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+    def to_dict(self) -> dict:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "RunConfig":
+        """Build from a nested dict of checked settings; every section falls back to its defaults."""
+        return cls(**{name: section(**settings.get(name, {})) for name, section in SECTIONS.items()})
+
+
+def _hints(section: str) -> dict[str, object]:
+    return typing.get_type_hints(SECTIONS[section])
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _describe(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}[typing.get_args(hint)[0]]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            dict: "a table"}.get(hint, str(hint))
+
+
+def check_value(hint, value, where: str):
+    """``value`` if it fits the type ``hint`` (ints are accepted as floats), else ``TypeError``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        for arg in typing.get_args(hint):
+            if arg is not type(None):
+                try:
+                    return check_value(arg, value, where)
+                except TypeError:
+                    pass
+    elif origin is list:
+        try:
+            if isinstance(value, list):
+                return [check_value(typing.get_args(hint)[0], v, where) for v in value]
+        except TypeError:
+            pass
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise TypeError(f"{where} must be {_describe(hint)}, got {value!r}")
+
+
+def _parse_text(text: str):
+    """A command-line string as TOML syntax (``3``, ``0.5``, ``true``, ``[1, 2]``), else the string itself."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _accepts_str(hint) -> bool:
+    return hint is str or str in typing.get_args(hint)
+
+
+def _field(section: str, key: str):
+    if section not in SECTIONS:
+        raise ValueError(f"unknown config section {section!r}; known: {', '.join(SECTIONS)}")
+    hints = _hints(section)
+    if key not in hints:
+        raise ValueError(f"unknown config key {section}.{key}; known in [{section}]: {', '.join(hints)}")
+    return hints[key]
+
+
+def set_value(settings: dict, section: str, key: str, value) -> None:
+    """Set ``settings[section][key] = value`` in place, checking the key and the value's type."""
+    settings.setdefault(section, {})[key] = check_value(_field(section, key), value, f"{section}.{key}")
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a TOML config file into a nested dict of checked settings (unknown keys refused)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    settings: dict = {}
+    for section, table in raw.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: top-level key {section!r} must be a [section]; "
+                             f"sections: {', '.join(SECTIONS)}")
+        for key, value in table.items():
+            set_value(settings, section, key, value)
+    return settings
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """``'section.key=value'`` (or ``'data.options.KEY=value'``) as ``(section, key, value)``, checked."""
+    name, sep, value = text.partition("=")
+    parts = name.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ValueError(f"--set expects section.key=value, got {text!r}")
+    section, key = parts[0], parts[1]
+    if section == "data" and key == "options" and len(parts) == 3:
+        return section, f"options.{parts[2]}", _parse_text(value)
+    if len(parts) != 2:
+        raise ValueError(f"--set expects section.key=value, got {text!r}")
+    hint = _field(section, key)
+    try:
+        return section, key, check_value(hint, _parse_text(value), f"{section}.{key}")
+    except TypeError:
+        if _accepts_str(hint):  # a string that happens to read as TOML, e.g. a folder named 2024
+            return section, key, value
+        raise
+
+
+def apply_overrides(settings: dict, overrides: list[str]) -> dict:
+    """A copy of ``settings`` with each ``section.key=value`` of ``overrides`` applied in order."""
+    out = {section: dict(table) for section, table in settings.items()}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if key.startswith("options."):
+            options = dict(out.setdefault(section, {}).get("options", {}))
+            options[key[len("options."):]] = value
+            out[section]["options"] = options
+        else:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def resolve(settings: dict, dataset) -> RunConfig:
+    """The :class:`RunConfig` of ``settings`` for ``dataset`` (a :class:`lgn.data.Dataset`).
+
+    The model's ``in_channels`` and ``image_size`` (the smaller side) and, to
+    classify, ``num_classes`` come from the data; a value given in ``settings``
+    must agree (a class count above the labels seen is allowed).
+    """
+    model = dict(settings.get("model", {}))
+    derived = {"in_channels": dataset.in_channels, "image_size": min(dataset.image_shape)}
+    if model.get("task", "classify") == "classify":
+        if not dataset.labelled:
+            raise ValueError(f"{dataset.name} has no labels to classify; use --task reconstruct")
+        derived["num_classes"] = dataset.num_classes
+    for key, value in derived.items():
+        given = model.setdefault(key, value)
+        if given != value and not (key == "num_classes" and given > value):
+            raise ValueError(f"model.{key}={given} does not fit the data: {dataset.name} has {key} {value}")
+    try:
+        return RunConfig.from_dict({**settings, "model": model})
+    except ValueError as e:
+        shape = "×".join(str(s) for s in dataset.x_train.shape[1:])
+        raise ValueError(f"{e} (data: {dataset.name}, images {shape})") from None

@@ -1,0 +1,82 @@
+"""The run folder: which files a run writes, when a folder may be used, and its metrics log.
+
+A run folder holds ``config.json`` (the resolved config), ``metrics.jsonl``
+(one JSON object per epoch), ``model.safetensors`` + ``model.json`` (the latest
+model, readable with :func:`lgn.models.load_model`), ``preprocess.safetensors``
+(the input scaling fitted on the training data), the checkpoint and, with
+TensorBoard, ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from lgn.data.preprocess import PREPROCESS_FILE
+from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
+from lgn.models.io import WEIGHTS_FILE
+from lgn.train.checkpoint import CHECKPOINT_META, CHECKPOINT_TENSORS
+
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "TENSORBOARD_DIR", "RUN_FILES", "check_run_dir", "clear_run_files",
+           "read_metrics", "write_metrics", "append_metrics", "read_config"]
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE,
+             CHECKPOINT_TENSORS, CHECKPOINT_META)
+
+
+def check_run_dir(out: str | os.PathLike, *, resume: bool, force: bool) -> Path:
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``resume``/``force``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (resume or force):
+        raise FileExistsError(f"{out} exists and is not empty; pass --resume to continue the run in it, "
+                              f"or --force to overwrite its run files")
+    return out
+
+
+def clear_run_files(out: Path) -> None:
+    """Delete the files a run writes (and only those) from ``out``; other files stay."""
+    for name in RUN_FILES:
+        for path in (out / name, out / (name + ".tmp")):
+            path.unlink(missing_ok=True)
+    if (out / TENSORBOARD_DIR).is_dir():
+        shutil.rmtree(out / TENSORBOARD_DIR)
+
+
+def read_config(out: str | os.PathLike) -> dict | None:
+    """The ``config.json`` of a run folder, or None if it has none."""
+    path = Path(out) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return config
+
+
+def read_metrics(out: str | os.PathLike) -> list[dict]:
+    path = Path(out) / METRICS_FILE
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON lines: {e}") from None
+
+
+def write_metrics(out: Path, records: list[dict]) -> None:
+    (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def append_metrics(out: Path, record: dict) -> None:
+    with open(out / METRICS_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,122 @@
+import pytest
+import torch
+
+from lgn.data import from_arrays
+from lgn.train.config import RunConfig, TrainConfig, apply_overrides, load_toml, resolve
+
+
+def test_defaults_are_the_papers_recipe():
+    t = TrainConfig()
+    assert (t.lr, t.adam_eps, t.batch_size, t.epochs, t.grad_clip) == (0.01, 1e-8, 128, 100, 2.0)
+    assert t.lr_milestones == [0.5, 0.75, 0.875] and t.lr_gamma == 0.5
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
+def test_schedule_matches_torch_multistep(epochs):
+    t = TrainConfig(epochs=epochs)
+    param = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([param], lr=t.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
+    expected = []
+    for _ in range(epochs):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [t.lr_at(e) for e in range(epochs)] == pytest.approx(expected, rel=1e-12)
+
+
+def test_schedule_of_eight_epochs_by_hand():
+    assert [TrainConfig(epochs=8).lr_at(e) for e in range(8)] == pytest.approx(
+        [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125])
+
+
+def test_toml_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nepochs = 3\nlr = 1\nlr_milestones = [0.5]\n[model]\nn_groups = 2\n'
+                    '[data]\nname = "digits"\noptions = { n = 3 }\n')
+    settings = load_toml(path)
+    assert settings == {"train": {"epochs": 3, "lr": 1.0, "lr_milestones": [0.5]}, "model": {"n_groups": 2},
+                        "data": {"name": "digits", "options": {"n": 3}}}
+    assert isinstance(settings["train"]["lr"], float)
+
+
+@pytest.mark.parametrize("text, error, message", [
+    ("[train]\nepochs = 2.5\n", TypeError, "train.epochs must be an integer, got 2.5"),
+    ("[train]\nepoch = 2\n", ValueError, "unknown config key train.epoch"),
+    ("[optim]\nlr = 2\n", ValueError, "unknown config section 'optim'"),
+    ("[train]\nprogress = 1\n", TypeError, "train.progress must be true or false"),
+    ("[model]\nn_groups = true\n", TypeError, "model.n_groups must be an integer"),
+    ("[train]\nlr_milestones = [0.5, 'x']\n", TypeError, r"train.lr_milestones must be a list of numbers, got \[0.5, .x.\]"),
+    ("epochs = 3\n", ValueError, "must be a \\[section\\]"),
+    ("[train\n", ValueError, "not valid TOML"),
+])
+def test_toml_file_errors(tmp_path, text, error, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(error, match=message):
+        load_toml(path)
+
+
+def test_overrides_parse_by_field_type():
+    s = apply_overrides({"train": {"epochs": 5}}, [
+        "train.epochs=3", "train.lr=1e-3", "train.grad_clip=none", "train.progress=false",
+        "train.lr_milestones=[0.25, 0.5]", "data.data_dir=2024", "data.name=npz:/tmp/a b.npz",
+        "data.options.kernel_size=8", "data.options.channels=1", "model.eta=1"])
+    assert s == {"train": {"epochs": 3, "lr": 1e-3, "grad_clip": None, "progress": False,
+                           "lr_milestones": [0.25, 0.5]},
+                 "data": {"data_dir": "2024", "name": "npz:/tmp/a b.npz", "options": {"kernel_size": 8, "channels": 1}},
+                 "model": {"eta": 1.0}}
+
+
+@pytest.mark.parametrize("override, error, message", [
+    ("train.epochs=three", TypeError, "train.epochs must be an integer, got 'three'"),
+    ("train.epochs=1.5", TypeError, "must be an integer"),
+    ("train.lr=fast", TypeError, "train.lr must be a number"),
+    ("train.epoch=1", ValueError, "unknown config key train.epoch"),
+    ("modle.eta=1", ValueError, "unknown config section 'modle'"),
+    ("train.epochs", ValueError, "section.key=value"),
+    ("epochs=3", ValueError, "section.key=value"),
+    ("train.seed=none", TypeError, "train.seed must be an integer, got None"),
+])
+def test_override_errors(override, error, message):
+    with pytest.raises(error, match=message):
+        apply_overrides({}, [override])
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("train", {"epochs": 0}, "train.epochs must be at least 1"),
+    ("train", {"lr_milestones": [1.5]}, "fractions in"),
+    ("train", {"device": "gpu"}, "train.device must be"),
+    ("train", {"grad_clip": 0.0}, "train.grad_clip must be positive"),
+    ("data", {"train_subset": 0}, "data.train_subset"),
+    ("model", {"generator": "magic"}, "generator must be one of"),
+])
+def test_values_out_of_range(section, values, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict({section: values})
+
+
+def _data(c=1, h=8, w=8, labels=True, n=4):
+    x = torch.zeros(n, c, h, w).numpy()
+    y = [0, 1, 2, 1][:n] if labels else None
+    return from_arrays("toy", x, y, x, y)
+
+
+def test_resolve_takes_shapes_from_the_data():
+    config = resolve({"model": {"n_groups": 2}}, _data(c=3, h=9, w=7))
+    assert (config.model.in_channels, config.model.image_size, config.model.num_classes) == (3, 7, 3)
+    assert config.model.n_groups == 2 and config.model.reg_weight == 1e-4  # classify's μ, filled in
+    assert resolve({"model": {"num_classes": 10}}, _data()).model.num_classes == 10
+
+
+def test_resolve_errors():
+    with pytest.raises(ValueError, match="model.in_channels=3 does not fit the data: toy has in_channels 1"):
+        resolve({"model": {"in_channels": 3}}, _data())
+    with pytest.raises(ValueError, match="model.num_classes=2 does not fit"):
+        resolve({"model": {"num_classes": 2}}, _data())
+    with pytest.raises(ValueError, match="no labels to classify; use --task reconstruct"):
+        resolve({}, _data(labels=False))
+    with pytest.raises(ValueError, match="too small for kernel_size=6.*images 1×3×3"):
+        resolve({"model": {"task": "reconstruct"}}, _data(h=3, w=3, labels=False))
+    assert resolve({"model": {"task": "reconstruct"}}, _data(labels=False)).model.reg_weight == 1e-2

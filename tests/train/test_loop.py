@@ -1,0 +1,164 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lgn.models import load_model
+from lgn.train import epoch_order, evaluate, psnr, train
+from lgn.train.evaluate import evaluate_run
+from tests.train.helpers import tiny_settings, write_tiny_npz
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
+
+
+def _same_weights(a, b) -> bool:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_run_folder_contents(tmp_path, npz):
+    result = train(tiny_settings(npz, epochs=2), tmp_path / "run", log=None)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.jsonl", "model.safetensors", "model.json",
+                                                "preprocess.safetensors", "checkpoint.safetensors",
+                                                "checkpoint.json"}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records == result.metrics
+    for r in records:
+        assert {"train_loss", "test_loss", "test_acc", "train_seconds"} <= set(r)
+        assert 0 < r["train_seconds"] and 0 <= r["test_acc"] <= 1
+    # the schedule of 2 epochs: milestones ⌊1⌋, ⌊1.5⌋, ⌊1.75⌋ all at epoch 1
+    assert [r["lr"] for r in records] == pytest.approx([0.01, 0.00125])
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["in_channels"] == 1 and config["model"]["num_classes"] == 3
+    assert config["data"]["name"] == f"npz:{npz}" and config["train"]["epochs"] == 2
+    model = load_model(run)
+    assert model.config.to_dict() == config["model"]
+    # re-projection after every step: each base filter and generator has unit Frobenius norm
+    for bank in model.encoder.banks:
+        norms = bank.base.flatten(2).norm(dim=-1)
+        torch.testing.assert_close(norms, torch.ones_like(norms))
+    # lgn eval reproduces the last epoch's test numbers
+    again = evaluate_run(run)
+    assert again["acc"] == pytest.approx(records[-1]["test_acc"])
+    assert again["loss"] == pytest.approx(records[-1]["test_loss"], rel=1e-5)
+
+
+def test_learns_the_tiny_task(tmp_path, npz):
+    result = train(tiny_settings(npz, epochs=6), tmp_path / "run", log=None)
+    assert result.metrics[-1]["train_loss"] < 0.7 * result.metrics[0]["train_loss"]
+
+
+def test_deterministic_for_a_seed_on_cpu(tmp_path, npz):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train(tiny_settings(npz, epochs=1, seed=seed), tmp_path / name, log=None)
+    assert _same_weights(tmp_path / "a", tmp_path / "b")
+    assert not _same_weights(tmp_path / "a", tmp_path / "c")
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch():
+    a = epoch_order(50, 3, 7)
+    assert sorted(a.tolist()) == list(range(50))
+    assert torch.equal(a, epoch_order(50, 3, 7))
+    assert not torch.equal(a, epoch_order(50, 3, 8)) and not torch.equal(a, epoch_order(50, 4, 7))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after_first(record):
+    if record["epoch"] == 1:
+        raise Interrupt
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, npz):
+    settings = tiny_settings(npz, epochs=3)
+    full = train(settings, tmp_path / "full", log=None)
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after_first)
+    lines = []
+    resumed = train({}, tmp_path / "cut", resume=True, log=lines.append)  # the folder's own config
+    assert lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 1 of 3")
+    assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
+    for a, b in zip(full.metrics, resumed.metrics):
+        assert a["test_loss"] == b["test_loss"] and a["step"] == b["step"]
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_refuses_changed_settings(tmp_path, npz):
+    with pytest.raises(Interrupt):
+        train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=_stop_after_first)
+    with pytest.raises(ValueError, match="cannot resume .*train.lr: 0.01 → 0.5"):
+        train({"train": {"lr": 0.5}}, tmp_path / "run", resume=True, log=None)
+    # settings that do not change the numbers may change
+    train({"train": {"eval_batch_size": 5}}, tmp_path / "run", resume=True, log=None)
+
+
+def test_resume_without_checkpoint_starts_afresh(tmp_path, npz):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"epoch": 7}\n')
+    (run / "notes.txt").write_text("mine")
+    result = train(tiny_settings(npz, epochs=1), run, resume=True, log=None)
+    assert [r["epoch"] for r in result.metrics] == [1]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_existing_folder_is_refused_and_untouched(tmp_path, npz):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("precious\n")
+    with pytest.raises(FileExistsError, match="not empty; pass --resume .* or --force"):
+        train(tiny_settings(npz, epochs=1), run, log=None)
+    assert (run / "metrics.jsonl").read_text() == "precious\n"
+    train(tiny_settings(npz, epochs=1), run, force=True, log=None)
+    assert (run / "metrics.jsonl").read_text().startswith('{"epoch": 1')
+
+
+def test_reconstruction_run(tmp_path):
+    npz = write_tiny_npz(tmp_path / "unlabelled.npz", labels=False)
+    settings = tiny_settings(npz, epochs=1)
+    settings["model"]["task"] = "reconstruct"
+    settings["data"]["zca"] = True
+    result = train(settings, tmp_path / "run", log=None)
+    record = result.metrics[-1]
+    assert "test_psnr" in record and "test_acc" not in record and np.isfinite(record["test_psnr"])
+    assert evaluate_run(tmp_path / "run")["psnr"] == pytest.approx(record["test_psnr"], rel=1e-5)
+
+
+def test_psnr_by_hand():
+    target = torch.zeros(2, 1, 2, 2)
+    out = target.clone()
+    out[0] += 0.1  # MSE 0.01 → 20 dB at peak 1
+    out[1, 0, 0, 0] = 2.0  # MSE 4/4 = 1 → 20·log10(2) dB at peak 2
+    torch.testing.assert_close(psnr(out, target, 1.0)[0], torch.tensor(20.0))
+    torch.testing.assert_close(psnr(out, target, 2.0)[1], torch.tensor(20 * np.log10(2.0), dtype=torch.float32))
+
+
+def test_evaluate_accuracy_by_hand():
+    class Fixed(torch.nn.Module):
+        def forward(self, x):  # class = the first pixel's sign
+            v = x[:, 0, 0, 0]
+            return torch.stack([-v, v], 1)
+    x = torch.tensor([1.0, -1.0, 2.0, -3.0]).view(4, 1, 1, 1)
+    y = torch.tensor([1, 0, 0, 0])
+    result = evaluate(Fixed(), x, y, task="classify", batch_size=3)
+    assert result["acc"] == 0.75
+    expected = torch.nn.functional.cross_entropy(torch.stack([-x.flatten(), x.flatten()], 1), y)
+    assert result["loss"] == pytest.approx(float(expected))
+
+
+def test_cuda_refused_without_a_device(tmp_path, npz):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train(tiny_settings(npz, epochs=1, device="cuda"), tmp_path / "run", log=None)
+    assert not (tmp_path / "run").exists()
