@@ -1,19 +1,37 @@
-"""``lgn demo``: a short smoke job (replaced by the real demo once training lands)."""
+"""``lgn demo``: train the paper's classifier on 5,000 real MNIST digits, in a few minutes on a laptop CPU."""
 
 from __future__ import annotations
 
-import torch
+import time
+
+DEMO_EPOCHS = 8  # measured: reaches test accuracy >= 0.95 on mnist5k well inside 5 minutes on 2 CPU cores
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run a short demonstration job")
+    p = sub.add_parser("demo", help="train the paper's classifier on mnist5k (a few minutes on a CPU)",
+                       description="Train the paper's default LGN classifier (L=4, K=5, p=4, k=6) with the "
+                                   "paper's recipe on mnist5k (4,000 real MNIST digits, tested on 1,000) and "
+                                   "say where the results are. Overwrites the run files in --out.")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="the run folder (default runs/demo)")
+    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, metavar="N",
+                   help=f"passes over the training set (default {DEMO_EPOCHS})")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to train (default cpu)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import lgn
-    torch.manual_seed(0)
-    model = lgn.build_model()
-    x = torch.randn(4, 1, 28, 28)
-    print(f"logits {tuple(model(x).shape)}, code {tuple(model.encode(x).shape)}")
+    from lgn.train import train
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    print(f"Training the paper's LGN classifier on mnist5k for {args.epochs} epochs ...")
+    start = time.perf_counter()
+    result = train({"data": {"name": "mnist5k"}, "train": {"epochs": args.epochs, "device": args.device}},
+                   args.out, force=True)
+    last = result.metrics[-1]
+    print(f"Done in {time.perf_counter() - start:.0f} s: test accuracy {last['test_acc']:.4f} "
+          f"on the 1,000 held-out digits after {last['epoch']} epochs.")
+    print(f"Results are in {result.out}/: config.json, metrics.jsonl (per epoch), model.safetensors + model.json "
+          f"(load with lgn.models.load_model('{result.out}')).")
+    print(f"Re-evaluate with: lgn eval {result.out}")
     return 0

@@ -8,7 +8,8 @@ import numpy as np
 
 # a small model: 2 layers, 2 groups of 2, 3×3 kernels
 TINY_MODEL = {"n_layers": 2, "n_groups": 2, "group_size": 2, "kernel_size": 3}
-TINY_SET = [f"model.{k}={v}" for k, v in TINY_MODEL.items()] + ["train.batch_size=16"]
+TINY_SET = [arg for setting in [f"model.{k}={v}" for k, v in TINY_MODEL.items()] + ["train.batch_size=16"]
+            for arg in ("--set", setting)]  # the same as command-line arguments
 
 
 def write_tiny_npz(path: Path, n_train: int = 48, n_test: int = 24, size: int = 10, labels: bool = True,

@@ -1,0 +1,201 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import lgn.train.loop
+from lgn.cli import main
+from lgn.models import load_model
+from tests.train.helpers import TINY_SET, write_tiny_npz
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
+
+
+def _train(npz, out, *extra):
+    return main(["train", "--dataset", f"npz:{npz}", "--out", str(out), "--no-progress", *TINY_SET, *extra])
+
+
+def test_one_epoch_end_to_end_on_mnist5k(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--dataset", "mnist5k", "--out", str(out), "--epochs", "1", "--no-progress",
+               "--set", "data.train_subset=64", "--set", "data.test_subset=32", *TINY_SET])
+    assert rc == 0
+    stdout = capsys.readouterr().out
+    assert "epoch 1/1" in stdout and f"done: {out}" in stdout
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["epoch"] == 1 and records[0]["step"] == 4  # 64 / 16
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["name"] == "mnist5k" and config["model"]["image_size"] == 28
+    assert config["model"]["n_groups"] == 2 and config["train"]["lr"] == 0.01
+    model = load_model(out)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+    assert main(["eval", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 32 and result["acc"] == pytest.approx(records[0]["test_acc"])
+
+
+def test_toml_config_and_flags(tmp_path, npz):
+    config = tmp_path / "c.toml"
+    config.write_text("[train]\nepochs = 5\nseed = 3\n[model]\nn_layers = 1\n")
+    assert _train(npz, tmp_path / "run", "--config", str(config), "--set", "train.epochs=4", "--epochs", "1") == 0
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    # flags win over --set, which wins over the file
+    assert resolved["train"]["epochs"] == 1 and resolved["train"]["seed"] == 3
+    assert resolved["model"]["n_layers"] == 2  # TINY_SET's --set comes after the file
+
+
+def test_interrupted_run_resumes(tmp_path, npz, monkeypatch, capsys):
+    assert _train(npz, tmp_path / "full", "--epochs", "3") == 0
+    save = lgn.train.loop.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt  # as a user's ^C right after the first epoch's checkpoint
+
+    monkeypatch.setattr(lgn.train.loop, "save_checkpoint", save_then_die)
+    assert _train(npz, tmp_path / "cut", "--epochs", "3") == 130
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr(lgn.train.loop, "save_checkpoint", save)
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "cut"), "--resume", "--no-progress"]) == 0
+    assert "after epoch 1 of 3" in capsys.readouterr().out
+    full, cut = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()] \
+        == [1, 2, 3]
+
+
+def test_force_overwrites_run_files_only(tmp_path, npz):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("old\n")
+    (out / "notes.txt").write_text("keep me")
+    assert _train(npz, out, "--epochs", "1", "--force") == 0
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
+def _bad_npz(tmp_path, change):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.random((6, 8, 8)), "y_train": np.arange(6) % 2,
+              "x_test": rng.random((4, 8, 8)), "y_test": np.arange(4) % 2}
+    arrays = change(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def _without(key):
+    return lambda a: {k: v for k, v in a.items() if k != key}
+
+
+def _with(key, f):
+    return lambda a: {**a, key: f(a[key])}
+
+
+NPZ_CASES = {
+    "missing x_test": (_without("x_test"), "missing array"),
+    "length mismatch": (_with("y_train", lambda y: y[:5]), "5 labels for 6 images"),
+    "nan": (_with("x_train", lambda x: np.where(x > 0.9, np.nan, x)), "NaN or Inf"),
+    "inf": (_with("x_test", lambda x: np.where(x > 0.9, -np.inf, x)), "NaN or Inf"),
+    "label out of range": (_with("y_test", lambda y: y + 2), "labels out of range"),
+    "wrong rank": (_with("x_train", lambda x: x.reshape(6, 64)), r"\(N, H, W\) or \(N, C, H, W\)"),
+    "too small for the kernel": (lambda a: {**a, "x_train": a["x_train"][:, :3, :3],
+                                            "x_test": a["x_test"][:, :3, :3]}, "too small for kernel_size=6"),
+    "object array": (_with("y_train", lambda y: np.array([1, "a", None, 2, 3, 4], dtype=object)),
+                     "object arrays"),
+}
+
+
+@pytest.mark.parametrize("case", NPZ_CASES)
+def test_bad_npz_exits_2_with_one_line(tmp_path, capsys, case):
+    change, message = NPZ_CASES[case]
+    rc = main(["train", "--dataset", _bad_npz(tmp_path, change), "--out", str(tmp_path / "run")])
+    _assert_one_line_error(capsys, rc, message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "mnist6k"], "unknown dataset 'mnist6k'"),
+    (["--dataset", "digits", "--set", "train.epoks=2"], "unknown config key train.epoks"),
+    (["--dataset", "digits", "--set", "train.epochs=two"], "train.epochs must be an integer, got 'two'"),
+    (["--dataset", "digits", "--set", "model.n_groups=2.5"], "model.n_groups must be an integer"),
+    (["--dataset", "digits", "--set", "epochs=2"], "section.key=value"),
+    (["--dataset", "digits", "--data-dir", "/nonexistent"], "does not read a data folder"),
+    (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "lacks data_batch_1"),
+    (["--set", "train.epochs=2"], "no dataset"),
+    (["--dataset", "digits", "--config", "/nonexistent.toml"], "config file /nonexistent.toml does not exist"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    rc = main(["train", "--out", str(tmp_path / "run"), *args])
+    _assert_one_line_error(capsys, rc, message)
+
+
+def test_bad_config_file(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nepochs = 2\nlearning_rate = 0.1\n")
+    rc = main(["train", "--dataset", "digits", "--out", str(tmp_path / "run"), "--config", str(path)])
+    _assert_one_line_error(capsys, rc, "unknown config key train.learning_rate")
+
+
+def test_existing_folder_refused_untouched(tmp_path, npz, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"someone's weights")
+    rc = _train(npz, out, "--epochs", "1")
+    _assert_one_line_error(capsys, rc, "exists and is not empty; pass --resume")
+    assert [p.name for p in out.iterdir()] == ["model.safetensors"]
+    assert (out / "model.safetensors").read_bytes() == b"someone's weights"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_unavailable(tmp_path, npz, capsys):
+    _assert_one_line_error(capsys, _train(npz, tmp_path / "run", "--device", "cuda"), "CUDA is not available")
+
+
+def test_tensorboard_missing_or_written(tmp_path, npz, capsys):
+    rc = _train(npz, tmp_path / "run", "--epochs", "1", "--tensorboard")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        _assert_one_line_error(capsys, rc, r"pip install 'lgn\[tensorboard\]'")
+        assert not (tmp_path / "run").exists()
+    else:
+        assert rc == 0 and any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--dataset", "--task", "--out", "--epochs", "--config", "--set", "--seed", "--resume",
+                   "--force", "--device", "--data-dir", "--tensorboard", "--no-progress"):
+        assert option in text
+    assert "lr=0.01" in text and "batch_size=128" in text and "in_channels=(from data)" in text
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lgn", "train", "--dataset", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("lgn train: error: unknown dataset 'nope'")
+
+
+def _assert_one_line_error(capsys, rc, message):
+    import re
+
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("lgn train: error: ") and re.search(message, lines[0]), lines[0]
