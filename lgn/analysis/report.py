@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
-from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, load_groups, write_analysis
+from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
 
 __all__ = ["write_report", "find_inputs"]
 
@@ -185,9 +185,9 @@ def _analysis_section(analysis: dict, figures: dict[str, str]) -> str:
         f"<p>{analysis['n_layers']} layers × {analysis['n_groups']} groups, {analysis['action']} action on "
         f"{analysis['channels']}-channel {analysis['kernel_size']}×{analysis['kernel_size']} kernels, "
         f"p = {analysis['order']}. Source: <code>{html.escape(str(analysis['source']))}</code>.</p>",
-        f"<p>Nearest known operations by family: {fams}; mean similarity {s['mean_similarity']:.3f} "
-        f"(library of {analysis['library']['size']} operations).</p>",
-        "<h3>Means over all generators</h3>",
+        f"<p>Nearest known operations by family ('none': similarity below {MATCH_THRESHOLD}): {fams}; "
+        f"mean similarity {s['mean_similarity']:.3f} (library of {analysis['library']['size']} operations).</p>",
+        "<h3>Over all generators: mean of each index, median of each group error</h3>",
         _table([*INDEX_NAMES, *GROUP_ERROR_NAMES],
                [[f"<td style='{_shade(s['indices'][n])}'>{_num(s['indices'][n])}</td>" for n in INDEX_NAMES]
                 + [f"<td>{_num(s['group_error'][n])}</td>" for n in GROUP_ERROR_NAMES]]),
@@ -251,7 +251,7 @@ def _run_section(run: Path, figures: dict[str, str]) -> str:
         if rows:
             last = rows[-1]
             parts.append("<h3>Last record of metrics.jsonl</h3>")
-            parts.append(_table(list(last), [[f"<td>{_num(v) if isinstance(v, float) else html.escape(str(v))}</td>"
+            parts.append(_table(list(last), [[f"<td>{f'{v:.4g}' if isinstance(v, float) else html.escape(str(v))}</td>"
                                               for v in last.values()]]))
         if "training" in figures:
             parts.append(_figure("training", figures["training"]))

@@ -26,9 +26,10 @@ from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES, group_errors, 
 from lgn.groups import operators
 
 __all__ = ["Groups", "groups_from_model", "load_run_groups", "load_groups", "save_groups", "analyze_groups",
-           "write_analysis", "format_table", "write_json", "DEFAULT_ORDER", "ANALYSIS_FILE", "GROUPS_FILE"]
+           "write_analysis", "format_table", "write_json", "DEFAULT_ORDER", "MATCH_THRESHOLD", "ANALYSIS_FILE", "GROUPS_FILE"]
 
 DEFAULT_ORDER = 4  # p when nothing says otherwise: the paper's group_size
+MATCH_THRESHOLD = 0.5  # a nearest operation below this cosine is not counted as its family in the summary
 ANALYSIS_FILE = "analysis.json"
 GROUPS_FILE = "groups.npz"
 
@@ -159,8 +160,11 @@ def analyze_groups(groups: Groups) -> dict:
     ``n_layers``, ``n_groups``, ``library`` (size and the cosine below which its
     entries are kept apart), ``generators`` (one entry per generator: ``layer``,
     ``group``, ``channel``, ``nearest_op {name, similarity}``, ``indices`` and
-    ``group_error``, see :mod:`lgn.analysis.measures`) and ``summary`` (family
-    counts of the nearest operations and the mean of every number).
+    ``group_error``, see :mod:`lgn.analysis.measures`) and ``summary``: the
+    family counts of the nearest operations (a match below
+    :data:`MATCH_THRESHOLD` counts as ``'none'``), the mean similarity, the mean
+    of every index and the median of every group error (a few singular
+    generators would swamp a mean condition number).
     """
     k = groups.kernel_size
     entries = list(_entries(groups))
@@ -175,10 +179,14 @@ def analyze_groups(groups: Groups) -> dict:
             "indices": structure_indices(mat, k),
             "group_error": group_errors(mat, groups.order),
         })
-    families = Counter(operators.family(e["nearest_op"]["name"]) for e in out)
+    families = Counter(operators.family(e["nearest_op"]["name"]) if e["nearest_op"]["similarity"] >= MATCH_THRESHOLD
+                       else "none" for e in out)
 
     def mean(section, names):
         return {n: float(np.mean([e[section][n] for e in out])) for n in names}
+
+    def median(section, names):
+        return {n: float(np.median([e[section][n] for e in out])) for n in names}
 
     return {
         "source": groups.source,
@@ -194,7 +202,7 @@ def analyze_groups(groups: Groups) -> dict:
             "families": dict(families.most_common()),
             "mean_similarity": float(np.mean([e["nearest_op"]["similarity"] for e in out])),
             "indices": mean("indices", INDEX_NAMES),
-            "group_error": mean("group_error", GROUP_ERROR_NAMES),
+            "group_error": median("group_error", GROUP_ERROR_NAMES),
         },
     }
 
@@ -267,6 +275,6 @@ def format_table(analysis: dict) -> str:
     fams = ", ".join(f"{f} {n}" for f, n in s["families"].items())
     lines.append("-" * len(head))
     lines.append(f"{len(gens)} generators ({analysis['action']} action, k={analysis['kernel_size']}, "
-                 f"p={analysis['order']}); nearest families: {fams}; "
+                 f"p={analysis['order']}); nearest families (similarity ≥ {MATCH_THRESHOLD}): {fams}; "
                  f"mean similarity {s['mean_similarity']:.2f}")
     return "\n".join(lines)

@@ -112,7 +112,7 @@ def run(args) -> int:
         if groups is not None:
             result["figures"]["similarity"] = similarity_figure(result["compare"], out / "similarity.png").name
     write_json(result, out / "probe.json")
-    print(f"probe on {args.n} patches of {args.dataset} ({k}×{k}, windows {size}×{size}, "
+    print(f"probe: {args.n} windows of {size}×{size} from {args.dataset} around {k}×{k} patches, "
           f"{windows.shape[1]} channel(s) each a sample)")
     print(_format(result["maps"]))
     if groups is not None:

@@ -7,7 +7,6 @@ from lgn.analysis import Groups
 from lgn.analysis.probe import (PROBE_OPERATIONS, compare_generators, fit_linear_map, operation_margin,
                                 parse_operation, run_probe, window_operator)
 from lgn.data.patches import natural_patches
-from lgn.groups import operators as ops
 
 
 @pytest.fixture(scope="module")

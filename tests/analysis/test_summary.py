@@ -93,3 +93,10 @@ def test_json_is_strict_and_table_lists_every_generator(tmp_path):
     assert data["generators"][1]["nearest_op"]["name"] == "flip-x"
     table = format_table(out)
     assert "shift(1,0)" in table and "flip-x" in table and "inf" in table
+
+
+def test_weak_matches_are_not_counted_as_a_family():
+    torch_seeded = lgn.build_model(n_layers=1, n_groups=4)  # random free generators: cosines ≈ 0.1
+    out = analyze_groups(groups_from_model(torch_seeded))
+    assert out["summary"]["families"] == {"none": 4}
+    assert all(e["nearest_op"]["similarity"] < 0.5 for e in out["generators"])
