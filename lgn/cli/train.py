@@ -21,8 +21,9 @@ def _config_keys() -> str:
         items = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            items.append(f"{f.name}=(from data)" if section == "model" and f.name in derived
-                         else f"{f.name}={'none' if default is None else default!r}")
+            shown = "(from data)" if section == "model" and f.name in derived else \
+                "none" if default is None else repr(default)
+            items.append(f"{f.name}={shown}")
         lines.append(f"  [{section}] " + ", ".join(items))
     lines.append("precedence: defaults < --config < --set < the flags above.")
     return "\n".join(lines)
