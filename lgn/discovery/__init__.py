@@ -1,0 +1,16 @@
+"""Discovering a planted symmetry: estimate the group from the data, train an LGN on it, score the recovery.
+
+- :mod:`~lgn.discovery.score`: the recovery score :func:`alignment` (numpy only).
+- :mod:`~lgn.discovery.estimate`: the group estimate from cluster centres (no prior on the group).
+- :mod:`~lgn.discovery.fit`: the discovery LGN, the paper-recipe baseline and their training loop.
+- :mod:`~lgn.discovery.verdict`: found or not, the order, the nearest known operation.
+"""
+
+from lgn.discovery.estimate import GroupEstimate, estimate_group
+from lgn.discovery.fit import DiscoveryConfig, DiscoveryResult, discover, paper_recipe_model, train_classifier
+from lgn.discovery.score import alignment, alignment_per_group, collapse, orbit_alignment
+from lgn.discovery.verdict import Verdict, judge
+
+__all__ = ["GroupEstimate", "estimate_group", "DiscoveryConfig", "DiscoveryResult", "discover",
+           "paper_recipe_model", "train_classifier", "alignment", "alignment_per_group", "collapse",
+           "orbit_alignment", "Verdict", "judge"]

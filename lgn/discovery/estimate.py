@@ -1,0 +1,192 @@
+"""Estimate a finite cyclic group from data, with no prior on which group it is.
+
+Data made of symmetric copies, x = T**j · t_c + noise, form tight clusters
+{T**j t_c}, and T permutes the cluster centres in cycles of length p. If T is
+orthogonal (every pixel permutation is: shifts, rotations by 90°, flips, any
+scrambling of pixels), it also preserves every inner product between centres:
+⟨T μ_a, T μ_b⟩ = ⟨μ_a, μ_b⟩. So:
+
+1. cluster the data: each class into p clusters (or, without labels, all data
+   into a multiple of p clusters) → centres μ ``(m, n)``;
+2. find the permutation π of the centres, made of p-cycles (one per class),
+   that best preserves their Gram matrix G = μ μᵀ:
+   minimise Σ_ab (G[π a, π b] − G[a, b])², by beam search;
+3. fit the orthogonal map A with A μ_a ≈ μ_π(a) (Procrustes, closed form);
+4. round A's rotation angles to multiples of 2π/p, so that A**p = I exactly.
+
+Nothing here knows shifts, rotations or permutations; only the order p is given.
+Pure numpy (scikit-learn for k-means, scipy for the real Schur form).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GroupEstimate", "cluster_centres", "find_cycles", "fit_orthogonal", "nearest_finite_order",
+           "estimate_group"]
+
+
+@dataclass
+class GroupEstimate:
+    """What :func:`estimate_group` found.
+
+    generator: A ``(n, n)``, orthogonal with A**order = I.
+    centres: cluster centres μ ``(m, n)``.
+    clusters: for each class (or the single unlabelled pool), the indices of its centres.
+    cycles: π ``(m,)``: the generator maps centre a to centre ``cycles[a]``.
+    gram_residual: ‖G[π, π] − G‖ / ‖G‖: 0 when π preserves every inner product.
+    fit_residual: ‖A μ − μ[π]‖ / ‖μ‖ over all centres, after rounding to order p.
+    order: p.
+    """
+
+    generator: np.ndarray
+    centres: np.ndarray
+    clusters: list[np.ndarray]
+    cycles: np.ndarray
+    gram_residual: float
+    fit_residual: float
+    order: int
+
+    def orbit_of(self, centre: int) -> list[int]:
+        """The centres visited from ``centre`` by repeated application of the generator."""
+        out = [centre]
+        while len(out) < self.order:
+            out.append(int(self.cycles[out[-1]]))
+        return out
+
+
+def cluster_centres(x: np.ndarray, labels: np.ndarray | None, order: int, *, n_clusters: int | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """k-means centres ``(m, n)`` of ``x`` ``(N, n)`` and the clusters each class owns.
+
+    With ``labels``: ``order`` clusters per class. Without: ``n_clusters`` (a
+    multiple of ``order``) clusters of the whole set, all in one pool.
+    """
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(x, dtype=np.float64)
+    if labels is not None:
+        centres, owned = [], []
+        for c in np.unique(labels):
+            xc = x[labels == c]
+            if len(xc) < order:
+                raise ValueError(f"class {c} has {len(xc)} examples; need at least the group size {order}")
+            km = KMeans(order, n_init=10, random_state=seed).fit(xc)
+            owned.append(np.arange(len(centres) * order, (len(centres) + 1) * order))
+            centres.append(km.cluster_centers_)
+        return np.concatenate(centres), owned
+    if n_clusters is None or n_clusters % order or n_clusters < order:
+        raise ValueError(f"unlabelled data need n_clusters, a positive multiple of the order {order}; "
+                         f"got {n_clusters!r}")
+    km = KMeans(n_clusters, n_init=10, random_state=seed).fit(x)
+    return km.cluster_centers_, [np.arange(n_clusters)]
+
+
+def _chain_length(pi: np.ndarray, inv: np.ndarray, a: int) -> tuple[int, bool]:
+    """Edges of the chain through ``a`` under the partial map ``pi`` (−1 = unassigned), and whether it closes."""
+    length, v = 0, a
+    while pi[v] >= 0:
+        v = pi[v]
+        length += 1
+        if v == a:
+            return length, True
+    v = a
+    while inv[v] >= 0:
+        v = inv[v]
+        length += 1
+    return length, False
+
+
+def find_cycles(gram: np.ndarray, clusters: list[np.ndarray], order: int, *, width: int = 64
+                ) -> tuple[np.ndarray, float]:
+    """The permutation of centres, all of whose cycles have length ``order`` and stay inside one
+    cluster pool, that best preserves ``gram`` ``(m, m)``; beam search of ``width``.
+
+    Returns ``(pi (m,), cost)`` with cost Σ_ab (G[π a, π b] − G[a, b])².
+    """
+    m = gram.shape[0]
+    pool_of = np.full(m, -1)
+    for i, idx in enumerate(clusters):
+        if len(idx) % order:
+            raise ValueError(f"each pool must hold a multiple of {order} centres, got {len(idx)}")
+        pool_of[idx] = i
+    sequence = [int(a) for idx in clusters for a in idx]
+    beams: list[tuple[float, np.ndarray, np.ndarray]] = [(0.0, np.full(m, -1), np.full(m, -1))]
+    for step, a in enumerate(sequence):
+        done = np.array(sequence[:step], dtype=int)  # centres already mapped
+        candidates = []
+        for cost, pi, inv in beams:
+            for target in clusters[pool_of[a]]:
+                target = int(target)
+                if inv[target] >= 0 or target == a:
+                    continue
+                pi[a], inv[target] = target, a
+                length, closed = _chain_length(pi, inv, a)
+                ok = length == order if closed else length < order
+                if ok:
+                    # new pairs: (a, b) and (b, a) for b done, and (a, a)
+                    inc = 2.0 * np.sum((gram[target, pi[done]] - gram[a, done]) ** 2) if len(done) else 0.0
+                    inc += (gram[target, target] - gram[a, a]) ** 2
+                    candidates.append((cost + float(inc), pi.copy(), inv.copy()))
+                pi[a], inv[target] = -1, -1
+        if not candidates:
+            raise ValueError("no permutation of the cluster centres has cycles of the requested order")
+        candidates.sort(key=lambda c: c[0])
+        beams = candidates[:width]
+    cost, pi, _ = beams[0]
+    return pi, cost
+
+
+def fit_orthogonal(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The orthogonal A ``(n, n)`` minimising ‖A · sourceᵀ − targetᵀ‖ for rows ``(m, n)`` (Procrustes)."""
+    u, _, vt = np.linalg.svd(target.T @ source)  # (n, n)
+    return u @ vt
+
+
+def nearest_finite_order(a: np.ndarray, order: int) -> np.ndarray:
+    """An orthogonal matrix with A**order = I exactly, near the orthogonal ``a``.
+
+    In the real Schur form a = Z·D·Zᵀ of an orthogonal matrix D is block
+    diagonal: 2×2 rotations and ±1. Each rotation angle is rounded to the
+    nearest multiple of 2π/order (−1 is kept only for even orders).
+    """
+    from scipy.linalg import schur
+
+    d, z = schur(a, output="real")
+    n = a.shape[0]
+    out = np.zeros_like(d)
+    i = 0
+    while i < n:
+        if i + 1 < n and abs(d[i + 1, i]) > 1e-9:
+            theta = math.atan2(d[i + 1, i] - d[i, i + 1], d[i, i] + d[i + 1, i + 1])
+            t = 2.0 * math.pi * round(theta * order / (2.0 * math.pi)) / order
+            out[i:i + 2, i:i + 2] = [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]
+            i += 2
+        else:
+            out[i, i] = -1.0 if d[i, i] < 0 and order % 2 == 0 else 1.0
+            i += 1
+    return z @ out @ z.T
+
+
+def estimate_group(x, labels, order: int, *, n_clusters: int | None = None, width: int = 64,
+                   seed: int = 0) -> GroupEstimate:
+    """Estimate the cyclic group of ``order`` that the data ``x`` ``(N, n)`` are symmetric under.
+
+    ``labels`` ``(N,)`` or None (then ``n_clusters`` is required). See the module
+    docstring for the method.
+    """
+    if not isinstance(order, (int, np.integer)) or order < 2:
+        raise ValueError(f"the group size must be an integer >= 2, got {order!r}")
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (N, n)
+    labels = None if labels is None else np.asarray(labels)
+    centres, clusters = cluster_centres(x, labels, order, n_clusters=n_clusters, seed=seed)
+    gram = centres @ centres.T  # (m, m)
+    pi, _ = find_cycles(gram, clusters, order, width=width)
+    a = nearest_finite_order(fit_orthogonal(centres, centres[pi]), order)
+    scale = np.linalg.norm(gram) or 1.0
+    gram_residual = float(np.linalg.norm(gram[np.ix_(pi, pi)] - gram) / scale)
+    fit_residual = float(np.linalg.norm(centres @ a.T - centres[pi]) / (np.linalg.norm(centres) or 1.0))
+    return GroupEstimate(a, centres, clusters, pi, gram_residual, fit_residual, int(order))

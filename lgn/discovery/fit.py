@@ -1,0 +1,212 @@
+"""Discovery as training: an LGN whose orbit bank starts from the group the data show.
+
+The recipe (``lgn discover``; numbers in docs/discovery.md):
+
+1. estimate the group from the data (:func:`lgn.discovery.estimate.estimate_group`):
+   an orthogonal A with A**p = I that cycles the data's cluster centres;
+2. build an unfolded LGN with dense filters (kernel = image size, no padding)
+   whose generator in every layer is that A, fixed, and whose base filters
+   start at cluster centres (one class per group);
+3. train base filters, thresholds, batch norms and head on the task, with one
+   extra term that keeps layer 0's base filters on the data: weight ·
+   Σ_g (1 − max_c cos(b_g, μ_c)). Without it the task pulls some base filters
+   onto filters the group leaves (almost) fixed, and those orbits collapse.
+
+The paper's recipe (free generators, unit norm, auxiliary inverse, random
+start) is :func:`paper_recipe_model` trained by the same loop: the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lgn.discovery.estimate import GroupEstimate, estimate_group
+from lgn.groups import FixedGenerator
+from lgn.models import LGN, build_model
+
+__all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
+           "train_classifier", "discover", "model_groups"]
+
+MAX_DEFAULT_GROUPS = 16
+
+
+@dataclass
+class DiscoveryConfig:
+    n_layers: int = 4               # L: unfolded layers, each with the discovered generator
+    n_groups: int | None = None     # K: base filters; None means one per class (at most 16)
+    epochs: int = 10                # training epochs on the task
+    batch_size: int = 128           # minibatch size
+    lr: float = 0.01                # Adam learning rate, halved at 1/2, 3/4 and 7/8 of training
+    anchor_weight: float = 1.0      # weight of the term keeping layer-0 base filters near a data centre
+    beam_width: int = 64            # beam of the cycle search over cluster centres
+    n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
+    seed: int = 0                   # seeds k-means, initialisation and batch order
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "epochs", "batch_size", "beam_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("n_groups", "n_clusters"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("lr", "anchor_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+@dataclass
+class DiscoveryResult:
+    """The estimate, the trained model (None for unlabelled data) and its groups in ``groups.npz`` layout."""
+
+    estimate: GroupEstimate
+    generators: np.ndarray          # (L, K, 1, n, n), n = C·k² (joint action on the whole image)
+    bases: np.ndarray               # (L, K, C, k, k)
+    model: LGN | None = None
+    test_accuracy: float | None = None
+    history: list[float] = field(default_factory=list)  # mean training loss per epoch
+
+
+def standardise(x_train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Subtract the training set's mean and divide by its standard deviation (one scalar each).
+
+    A scalar shift and scale commute with every pixel permutation, so a planted
+    symmetry survives it.
+    """
+    mean, std = x_train.mean(), x_train.std().clamp_min(1e-12)
+    return [(t - mean) / std for t in (x_train, *others)]
+
+
+def _square(x: torch.Tensor) -> tuple[int, int]:
+    if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"discovery needs square images (N, C, k, k), got {tuple(x.shape)}")
+    return x.shape[1], x.shape[-1]
+
+
+def _config(channels: int, k: int, order: int, num_classes: int, n_groups: int, n_layers: int, **extra):
+    return dict(in_channels=channels, image_size=k, kernel_size=k, padding=0, pool_size=1,
+                num_classes=max(num_classes, 2), n_groups=n_groups, group_size=order, n_layers=n_layers,
+                action="joint", **extra)
+
+
+def _bases(estimate: GroupEstimate, n_groups: int) -> np.ndarray:
+    """``(K, n)``: base filter g is centre g // classes of class g mod classes."""
+    pools = estimate.clusters
+    picks = [pools[g % len(pools)][(g // len(pools)) % len(pools[g % len(pools)])] for g in range(n_groups)]
+    return estimate.centres[picks]
+
+
+def discovery_model(estimate: GroupEstimate, channels: int, k: int, num_classes: int, n_groups: int,
+                    n_layers: int) -> LGN:
+    """An LGN whose every layer has the generator ``estimate.generator`` (fixed) and base filters at centres."""
+    model = build_model(**_config(channels, k, estimate.order, num_classes, n_groups, n_layers, generator="free",
+                                  regularizer="none"))
+    a = torch.from_numpy(estimate.generator).float()  # (n, n)
+    base = torch.from_numpy(_bases(estimate, n_groups)).float()  # (K, n)
+    for bank in model.encoder.banks:
+        bank.generator = FixedGenerator(a, n_groups, 1)
+        with torch.no_grad():
+            bank.base.copy_(base.reshape(bank.base.shape))
+        bank.project_()
+    return model
+
+
+def paper_recipe_model(channels: int, k: int, order: int, num_classes: int, n_groups: int, n_layers: int) -> LGN:
+    """The paper's recipe on the same architecture: free generators, unit norm, auxiliary inverse."""
+    return build_model(**_config(channels, k, order, num_classes, n_groups, n_layers, generator="free",
+                                 regularizer="aux-inverse"))
+
+
+def _anchor(model: LGN, centres: torch.Tensor) -> torch.Tensor:
+    """Σ_g (1 − max_c cos(b_g, μ_c)) over layer 0's base filters b ``(K, n)`` and centres μ ``(m, n)``."""
+    base = model.encoder.banks[0].base
+    b = F.normalize(base.reshape(base.shape[0], -1), dim=1)  # (K, n)
+    return (1.0 - (b @ F.normalize(centres, dim=1).T).max(dim=1).values).sum()
+
+
+def train_classifier(model: LGN, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+                     y_test: torch.Tensor, config: DiscoveryConfig, *, centres: np.ndarray | None = None,
+                     progress=None) -> tuple[float, list[float]]:
+    """Train ``model`` on the task (SPEC §5 optimiser and schedule) and return (test accuracy, loss history).
+
+    ``centres`` ``(m, n)`` adds ``config.anchor_weight`` times the anchor term.
+    ``progress`` is called with no argument after every epoch.
+    """
+    g = torch.Generator().manual_seed(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr, eps=1e-8)
+    n = len(x_train)
+    steps = config.epochs * math.ceil(n / config.batch_size)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, steps * 3 // 4, steps * 7 // 8], 0.5)
+    anchor = None if centres is None or config.anchor_weight == 0 else torch.from_numpy(centres).float()
+    history = []
+    for _ in range(config.epochs):
+        model.train()
+        total = 0.0
+        for idx in torch.randperm(n, generator=g).split(config.batch_size):
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx]) + model.regularization()
+            if anchor is not None:
+                loss = loss + config.anchor_weight * _anchor(model, anchor)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 2.0)
+            opt.step()
+            sched.step()
+            model.project_()
+            total += float(loss.detach()) * len(idx)
+        history.append(total / n)
+        if progress is not None:
+            progress()
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(xb).argmax(1) for xb in x_test.split(1024)])
+    return float((pred == y_test).float().mean()), history
+
+
+def model_groups(model: LGN) -> tuple[np.ndarray, np.ndarray]:
+    """``(A (L, K, C', n, n), B (L, K, C, k, k))`` of a model, as numpy float64."""
+    a = model.generators().detach().double().cpu().numpy()
+    b = np.stack([bank.base.detach().double().cpu().numpy() for bank in model.encoder.banks])
+    return a, b
+
+
+def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.Tensor,
+             y_test: torch.Tensor | None, order: int, config: DiscoveryConfig | None = None,
+             progress=None) -> DiscoveryResult:
+    """Estimate the group of ``order`` in the data and, with labels, train the discovery LGN on them.
+
+    Images ``(N, C, k, k)``; labels ``(N,)`` int64 or None. Unlabelled data give
+    the estimate only (generators repeated over layers, base filters at centres).
+    """
+    config = config or DiscoveryConfig()
+    channels, k = _square(x_train)
+    x_train, x_test = standardise(x_train, x_test)
+    flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
+    labels = None if y_train is None else y_train.numpy()
+    n_clusters = config.n_clusters
+    if labels is None and n_clusters is None:
+        raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
+    estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
+                              seed=config.seed)
+    n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None
+                                      else len(estimate.centres) // order, MAX_DEFAULT_GROUPS)
+    if labels is None:
+        n = channels * k * k
+        a = np.broadcast_to(estimate.generator, (config.n_layers, n_groups, 1, n, n)).copy()
+        b = np.broadcast_to(_bases(estimate, n_groups).reshape(n_groups, channels, k, k),
+                            (config.n_layers, n_groups, channels, k, k)).copy()
+        return DiscoveryResult(estimate, a, b)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    torch.manual_seed(config.seed)
+    model = discovery_model(estimate, channels, k, num_classes, n_groups, config.n_layers)
+    acc, history = train_classifier(model, x_train, y_train, x_test, y_test, config,
+                                    centres=estimate.centres, progress=progress)
+    a, b = model_groups(model)
+    return DiscoveryResult(estimate, a, b, model, acc, history)

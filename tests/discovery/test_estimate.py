@@ -1,0 +1,96 @@
+"""The group estimate: exact order, the cycle search, recovery of groups it was never told about."""
+
+import numpy as np
+import pytest
+
+from lgn.data.planted import smooth_templates
+from lgn.discovery import alignment, estimate_group, judge
+from lgn.discovery.estimate import find_cycles, nearest_finite_order
+from lgn.discovery.verdict import FIT_THRESHOLD
+from lgn.groups import operators
+
+
+def _orbit_data(t, p, n_classes, n, sigma, seed):
+    """x = T**j t_c + σ·noise, labels c: the planted construction for any T."""
+    rng = np.random.default_rng(seed)
+    k = int(round(np.sqrt(t.shape[0])))
+    temps = smooth_templates(n_classes, k, rng).reshape(n_classes, -1)
+    c, j = rng.integers(0, n_classes, n), rng.integers(0, p, n)
+    powers = np.stack([np.linalg.matrix_power(t, i) for i in range(p)])
+    x = np.einsum("nab,nb->na", powers[j], temps[c]) + sigma * rng.standard_normal((n, t.shape[0]))
+    return x, c
+
+
+def test_nearest_finite_order_is_exact_and_keeps_an_exact_group():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((12, 12)))
+    a = nearest_finite_order(q, 5)
+    assert np.allclose(np.linalg.matrix_power(a, 5), np.eye(12), atol=1e-9)
+    assert np.allclose(a @ a.T, np.eye(12), atol=1e-9)
+    t = operators.cyclic_permutation(12, 4, seed=1)
+    assert np.allclose(nearest_finite_order(t, 4), t, atol=1e-9)
+
+
+def test_find_cycles_recovers_a_planted_permutation_of_exact_centres():
+    t = operators.rotation(5, 90)
+    rng = np.random.default_rng(1)
+    temps = rng.standard_normal((3, 25))
+    centres = np.stack([np.linalg.matrix_power(t, j) @ temps[c] for c in range(3) for j in range(4)])  # (12, 25)
+    shuffle = np.concatenate([rng.permutation(4) + 4 * c for c in range(3)])
+    centres = centres[shuffle]
+    clusters = [np.arange(4 * c, 4 * c + 4) for c in range(3)]
+    pi, cost = find_cycles(centres @ centres.T, clusters, 4)
+    assert cost < 1e-9
+    mapped = centres[pi]
+    ok = [np.allclose(mapped, centres @ np.linalg.matrix_power(t, j).T) for j in (1, 3)]
+    assert any(ok)
+
+
+@pytest.mark.parametrize("order,seed", [(3, 0), (6, 1), (2, 2)])
+def test_recovers_unseen_permutation_groups(order, seed):
+    """Random pixel permutations of orders the planted names do not cover."""
+    t = operators.cyclic_permutation(36, order, seed=seed + 10)
+    x, y = _orbit_data(t, order, 3, 450, 0.1, seed)
+    est = estimate_group(x, y, order, seed=seed)
+    bases = est.centres[[c[0] for c in est.clusters]]
+    assert alignment(np.stack([est.generator] * len(bases)), bases, t, order) > 0.98
+    assert est.fit_residual < 0.05
+
+
+def test_recovers_a_rotated_non_pixel_group_unlabelled():
+    """T = Q·P·Qᵀ (an orthogonal group that permutes no pixels), clusters without labels."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    t = q @ operators.rotation(4, 90) @ q.T
+    x, _ = _orbit_data(t, 4, 2, 400, 0.05, 3)
+    est = estimate_group(x, None, 4, n_clusters=8)
+    bases = est.centres[:3]
+    assert alignment(np.stack([est.generator] * 3), bases, t, 4) > 0.98
+
+
+def test_no_group_is_reported_as_not_found():
+    """Each class: p unrelated templates. Nothing cycles them, so the verdict must say no."""
+    rng = np.random.default_rng(4)
+    temps = smooth_templates(12, 6, rng).reshape(3, 4, 36)
+    c, j = rng.integers(0, 3, 600), rng.integers(0, 4, 600)
+    x = temps[c, j] + 0.1 * rng.standard_normal((600, 36))
+    est = estimate_group(x, c, 4)
+    verdict = judge(est, 6)
+    assert est.fit_residual > FIT_THRESHOLD
+    assert not verdict.found and verdict.text().startswith("no group")
+
+
+def test_verdict_names_rot90():
+    x, y = _orbit_data(operators.rotation(6, 90), 4, 3, 400, 0.1, 5)
+    verdict = judge(estimate_group(x, y, 4), 6)
+    assert verdict.found and verdict.order == 4
+    assert verdict.nearest_operation in ("rot90", "rot270")
+    assert verdict.permutation_cycles == {4: 9}
+
+
+def test_bad_arguments():
+    x = np.zeros((10, 4))
+    with pytest.raises(ValueError, match="group size"):
+        estimate_group(x, np.zeros(10, int), 1)
+    with pytest.raises(ValueError, match="n_clusters"):
+        estimate_group(x, None, 2)
