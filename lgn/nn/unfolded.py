@@ -10,7 +10,7 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank
-from lgn.nn.functional import analysis, output_size, synthesis
+from lgn.nn.functional import analysis, channels_last, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -76,16 +76,18 @@ class UnfoldedEncoder(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         size = (y.shape[-2], y.shape[-1])
         s, pad, eta = self.stride, self.padding, self.eta
+        y = channels_last(y)
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
+            # u_mom + η·conv(r, W) − η·λ, with η folded into the filters and −η·λ the conv bias
+            bias = self.thresholds[l].reshape(-1) * -eta  # (F,)
             if u_mom is None:  # u_mom = 0: the residual is y itself
-                r = y
+                u_new = analysis(y, weight * eta, s, pad, bias).relu_()
             else:
                 r = y - synthesis(u_mom, weight, s, pad, size)
-            grad = analysis(r, weight, s, pad)
-            u_new = F.relu(grad * eta - eta * self.thresholds[l] if u_mom is None
-                           else u_mom + eta * grad - eta * self.thresholds[l])
-            u_mom = u_new if u_prev is None else u_new + beta * (u_new - u_prev)
+                u_new = (u_mom + analysis(r, weight * eta, s, pad, bias)).relu_()
+            # u_new + β·(u_new − u_prev) in one pass
+            u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             if l < len(self.norms):
                 u_mom = self.norms[l](u_mom)
             u_prev = u_new

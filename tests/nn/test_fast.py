@@ -1,0 +1,132 @@
+"""The fast training path against the straightforward implementation, in float64.
+
+The baseline (benchmarks/baseline.py) builds its filter bank with explicit matrix
+powers and synthesises with ``conv_transpose2d``; ours builds the orbit by
+repeated products, folds η and λ into the convolution, and computes the
+transposed convolution as a phase convolution. Same weights, same batch: the
+outputs, the batch-norm statistics and the gradient of every parameter agree.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.baseline import BaselineLGN
+from lgn import load_reference_state_dict
+from lgn.models.reference import reference_key_map
+from lgn.nn.functional import analysis, synthesis
+
+ATOL = 1e-10  # float64
+
+
+def _pair(task, channels, stride, size, n_layers=4):
+    torch.manual_seed(1)
+    base = BaselineLGN(in_channels=channels, num_classes=7, n_layers=n_layers, stride=stride, eta=0.05,
+                       task=task).double()
+    with torch.no_grad():
+        for lam in base.lmbd:  # thresholds that leave part of the code at zero
+            lam.uniform_(0.0, 2.0)
+    ours = load_reference_state_dict(base.state_dict(), image_size=size, stride=stride, eta=0.05)
+    return base.train(), ours.train()
+
+
+def _loss(out, target):
+    return out.square().mean() if target is None else F.cross_entropy(out, target)
+
+
+@pytest.mark.parametrize("task", ["classify", "reconstruct"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("stride,size", [(1, 14), (1, 13), (2, 15)])
+def test_training_step_matches_baseline(task, channels, stride, size):
+    base, ours = _pair(task, channels, stride, size)
+    x = torch.randn(6, channels, size, size, dtype=torch.float64)
+    target = torch.randint(0, 7, (6,)) if task == "classify" else None
+
+    out_base, out_ours = base(x), ours(x)
+    assert out_ours.shape == out_base.shape
+    assert out_base.abs().max() > 1e-3  # not trivially zero
+    torch.testing.assert_close(out_ours, out_base, rtol=0, atol=ATOL)
+
+    (_loss(out_base, target) + base.regularization()).backward()
+    (_loss(out_ours, target) + ours.encoder.regularization()).backward()
+    theirs = dict(base.named_parameters())
+    mine = dict(ours.named_parameters())
+    key_map = reference_key_map(ours.config, aux_inverse=True)
+    checked = 0
+    for their_key, my_key in key_map.items():
+        if their_key not in theirs:  # batch-norm buffers
+            torch.testing.assert_close(ours.state_dict()[my_key], base.state_dict()[their_key], rtol=0, atol=ATOL)
+            continue
+        g_base, g_ours = theirs[their_key].grad, mine[my_key].grad
+        assert g_base is not None and g_ours is not None, their_key
+        torch.testing.assert_close(g_ours, g_base, rtol=0, atol=ATOL, msg=f"gradient of {their_key}")
+        checked += 1
+    assert checked == len(mine)
+
+
+@pytest.mark.parametrize("channels,kernel,stride,padding,size", [
+    (1, 6, 1, 1, (28, 28)), (3, 6, 1, 1, (32, 32)), (2, 5, 2, 2, (17, 14)),
+    (1, 4, 3, 0, (13, 11)), (4, 3, 1, 4, (6, 7)), (3, 2, 2, 1, (5, 9)),
+])
+def test_synthesis_is_the_adjoint_with_its_gradients(channels, kernel, stride, padding, size):
+    """⟨analysis(x), u⟩ = ⟨x, synthesis(u)⟩, and both gradients equal ``conv2d``'s own."""
+    weight = torch.randn(7, channels, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, channels, *size, dtype=torch.float64, requires_grad=True)
+    a = analysis(x, weight, stride, padding)
+    u = torch.randn_like(a, requires_grad=True)
+    s = synthesis(u, weight, stride, padding, size)
+    assert s.shape == x.shape
+    torch.testing.assert_close((a * u).sum(), (x * s).sum(), rtol=1e-12, atol=0)
+
+    ref = F.conv2d(x, weight, stride=stride, padding=padding)
+    torch.testing.assert_close(a, ref, rtol=0, atol=ATOL)
+    g = torch.randn_like(a)
+    grads = torch.autograd.grad(a, (x, weight), g)
+    expected = torch.autograd.grad(ref, (x, weight), g)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
+
+    # synthesis(u) = ∂⟨analysis(x), u⟩/∂x, so its gradients are second derivatives of conv2d
+    gs = torch.randn_like(s)
+    grads = torch.autograd.grad(s, (u, weight), gs)
+    ref_s = torch.autograd.grad((F.conv2d(x, weight, stride=stride, padding=padding) * u).sum(), x,
+                                create_graph=True)[0]
+    expected = torch.autograd.grad(ref_s, (u, weight), gs)
+    torch.testing.assert_close(s, ref_s, rtol=0, atol=ATOL)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
+
+
+def test_analysis_bias_gradient():
+    weight = torch.randn(4, 2, 3, 3, dtype=torch.float64)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    g = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    got = torch.autograd.grad(analysis(x, weight, 1, 1, bias), bias, g)[0]
+    torch.testing.assert_close(got, g.sum((0, 2, 3)), rtol=0, atol=ATOL)
+
+
+def test_second_derivatives_flow_through_both_convolutions():
+    weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda u, w: synthesis(u, w, 1, 1, (6, 6)), (u, weight))
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, w: analysis(x, w, 1, 1), (x, weight))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("task", ["classify", "reconstruct"])
+def test_training_step_matches_baseline_on_cuda(task):
+    base, ours = _pair(task, 3, 1, 16)
+    base, ours = base.cuda(), ours.cuda()
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64, device="cuda")
+    target = torch.randint(0, 7, (4,), device="cuda") if task == "classify" else None
+    out_base, out_ours = base(x), ours(x)
+    torch.testing.assert_close(out_ours, out_base, rtol=0, atol=ATOL)
+    _loss(out_base, target).backward()
+    _loss(out_ours, target).backward()
+    mine = dict(ours.named_parameters())
+    for their_key, my_key in reference_key_map(ours.config, aux_inverse=True).items():
+        p = dict(base.named_parameters()).get(their_key)
+        if p is not None and p.grad is not None:
+            torch.testing.assert_close(mine[my_key].grad, p.grad, rtol=0, atol=ATOL)
