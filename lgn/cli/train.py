@@ -46,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. --set model.n_groups=8 (repeatable)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of initialisation and data order (default 0)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of a file-based dataset (fashion-mnist, mnist, cifar10)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder of a file-based dataset (fashion-mnist, mnist, cifar10)")
     p.add_argument("--device", metavar="cpu|cuda", help="where to train (default cpu)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",

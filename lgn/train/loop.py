@@ -22,7 +22,7 @@ from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
 from lgn.train.checkpoint import load_checkpoint, save_checkpoint
 from lgn.train.config import RunConfig, resolve
-from lgn.train.evaluate import evaluate, task_loss
+from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
                            read_config, read_metrics, write_metrics)
 
@@ -30,8 +30,6 @@ __all__ = ["train", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_
 
 # settings a resumed run may change: they do not alter the numbers it computes
 MUTABLE_ON_RESUME = ("train.device", "train.progress", "train.tensorboard", "train.eval_batch_size")
-# model settings taken from the data, re-derived when a run folder's config is reused
-DATA_DERIVED = ("in_channels", "image_size", "num_classes")
 
 
 @dataclass
@@ -101,6 +99,46 @@ def _summary(record: dict, epochs: int) -> str:
             f"test_loss {record['test_loss']:.4f}  {score}  ({record['train_seconds']:.1f} s)")
 
 
+def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, order: torch.Tensor, *,
+                 config: RunConfig, bar, prep, peak: float) -> tuple[float, int]:
+    """One pass over ``x`` ``(N, C, H, W)`` in ``order``; returns (summed task loss, correct predictions).
+
+    Each batch: task loss plus regulariser, backward, gradient-norm clipping,
+    an Adam step and re-projection. ``bar`` shows the running loss and
+    accuracy, or the latest batch's PSNR on the raw scale.
+    """
+    t, task = config.train, config.model.task
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    seen = 0
+    for b, idx in enumerate(order.split(t.batch_size)):
+        xb = x[idx]
+        yb = None if y is None else y[idx]
+        output = model(xb)
+        loss = task_loss(output, xb, yb, task)
+        optimizer.zero_grad(set_to_none=True)
+        (loss + model.regularization()).backward()
+        if t.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        optimizer.step()
+        model.project_()
+        seen += len(idx)
+        loss_sum += loss.detach() * len(idx)
+        if yb is not None:
+            correct += (output.detach().argmax(1) == yb).sum()
+        if not bar.disable and (b % 5 == 4 or seen == len(order)):
+            shown = {"loss": f"{float(loss_sum) / seen:.4f}"}
+            if yb is not None:
+                shown["acc"] = f"{int(correct) / seen:.3f}"
+            else:
+                shown["psnr"] = f"{float(psnr(prep.invert(output.detach()), prep.invert(xb), peak).mean()):.2f}"
+            bar.set_postfix(shown, refresh=False)
+        bar.update()
+    return float(loss_sum), int(correct)
+
+
 def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False,
           log: Callable[[str], None] | None = print,
           on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
@@ -114,9 +152,8 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
     """
     out = check_run_dir(out, resume=resume, force=force)
     saved = read_config(out) if resume else None
-    if saved is not None:  # the run's own config is the base; derived model fields come from the data again
-        base = {**saved, "model": {k: v for k, v in saved.get("model", {}).items() if k not in DATA_DERIVED}}
-        settings = _merge(base, settings)
+    if saved is not None:  # the run's own config is the base of what the caller sets
+        settings = _merge(saved, settings)
     data_settings = settings.get("data", {})
     if not data_settings.get("name"):
         raise ValueError("no dataset: give --dataset NAME (or data.name in the config)")
@@ -160,48 +197,21 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         if summary_writer is not None:
             writer = summary_writer(log_dir=str(out / TENSORBOARD_DIR))
 
-        n = len(x_train)
-        n_batches = math.ceil(n / t.batch_size)
-        params = [p for p in model.parameters() if p.requires_grad]
+        n_batches = math.ceil(len(x_train) / t.batch_size)
         for epoch in range(start_epoch, t.epochs):
             lr = t.lr_at(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            order = epoch_order(n, t.seed, epoch).to(device)
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
             bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress)
             start = time.perf_counter()
-            for b in range(n_batches):
-                idx = order[b * t.batch_size:(b + 1) * t.batch_size]
-                xb = x_train[idx]
-                yb = None if y_train is None else y_train[idx]
-                output = model(xb)
-                loss = task_loss(output, xb, yb, task)
-                optimizer.zero_grad(set_to_none=True)
-                (loss + model.regularization()).backward()
-                if t.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-                optimizer.step()
-                model.project_()
-                step += 1
-                loss_sum += loss.detach() * len(idx)
-                if yb is not None:
-                    correct += (output.detach().argmax(1) == yb).sum()
-                if not bar.disable and (b % 5 == 4 or b == n_batches - 1):
-                    seen = min(n, (b + 1) * t.batch_size)
-                    shown = {"loss": f"{float(loss_sum) / seen:.4f}"}
-                    if yb is not None:
-                        shown["acc"] = f"{float(correct) / seen:.3f}"
-                    bar.set_postfix(shown, refresh=False)
-                bar.update()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            train_seconds = time.perf_counter() - start
+            loss_sum, correct = _train_epoch(model, optimizer, x_train, y_train,
+                                             epoch_order(len(x_train), t.seed, epoch).to(device),
+                                             config=config, bar=bar, prep=device_prep, peak=dataset.value_range)
+            train_seconds = time.perf_counter() - start  # complete: the returned floats waited for the device
             bar.close()
+            step += n_batches
 
-            train_loss = float(loss_sum) / n
+            train_loss = loss_sum / len(x_train)
             if not math.isfinite(train_loss):
                 raise ValueError(f"training diverged in epoch {epoch + 1}: the loss is {train_loss}; "
                                  f"the run folder keeps epoch {epoch}. Try a smaller train.lr")
@@ -210,7 +220,7 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
                             preprocessing=device_prep, peak=dataset.value_range)
             record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss}
             if task == "classify":
-                record["train_acc"] = float(correct) / n
+                record["train_acc"] = correct / len(x_train)
             record.update({f"test_{k}": v for k, v in test.items()})
             record.update(train_seconds=train_seconds, eval_seconds=time.perf_counter() - start)
 

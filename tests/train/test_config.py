@@ -47,7 +47,8 @@ def test_toml_file(tmp_path):
     ("[optim]\nlr = 2\n", ValueError, "unknown config section 'optim'"),
     ("[train]\nprogress = 1\n", TypeError, "train.progress must be true or false"),
     ("[model]\nn_groups = true\n", TypeError, "model.n_groups must be an integer"),
-    ("[train]\nlr_milestones = [0.5, 'x']\n", TypeError, r"train.lr_milestones must be a list of numbers, got \[0.5, .x.\]"),
+    ("[train]\nlr_milestones = [0.5, 'x']\n", TypeError,
+     r"train.lr_milestones must be a list of numbers, got \[0.5, .x.\]"),
     ("epochs = 3\n", ValueError, "must be a \\[section\\]"),
     ("[train\n", ValueError, "not valid TOML"),
 ])
@@ -65,7 +66,8 @@ def test_overrides_parse_by_field_type():
         "data.options.kernel_size=8", "data.options.channels=1", "model.eta=1"])
     assert s == {"train": {"epochs": 3, "lr": 1e-3, "grad_clip": None, "progress": False,
                            "lr_milestones": [0.25, 0.5]},
-                 "data": {"data_dir": "2024", "name": "npz:/tmp/a b.npz", "options": {"kernel_size": 8, "channels": 1}},
+                 "data": {"data_dir": "2024", "name": "npz:/tmp/a b.npz",
+                          "options": {"kernel_size": 8, "channels": 1}},
                  "model": {"eta": 1.0}}
 
 
