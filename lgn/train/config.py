@@ -20,7 +20,7 @@ from pathlib import Path
 from lgn.models import ModelConfig
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "load_toml", "parse_override",
-           "apply_overrides", "set_value", "check_value", "resolve"]
+           "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
 
 
 @dataclass
@@ -189,10 +189,15 @@ def load_toml(path: str | Path) -> dict:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid TOML: {e}") from None
+    return check_settings(raw, str(path))
+
+
+def check_settings(raw: dict, source: str) -> dict:
+    """``raw`` (``{section: {key: value}}`` from a file) with every key and value checked."""
     settings: dict = {}
     for section, table in raw.items():
         if not isinstance(table, dict):
-            raise ValueError(f"{path}: top-level key {section!r} must be a [section]; "
+            raise ValueError(f"{source}: top-level key {section!r} must be a [section]; "
                              f"sections: {', '.join(SECTIONS)}")
         for key, value in table.items():
             set_value(settings, section, key, value)

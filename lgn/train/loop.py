@@ -21,7 +21,7 @@ import torch
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
 from lgn.train.checkpoint import load_checkpoint, save_checkpoint
-from lgn.train.config import RunConfig, resolve
+from lgn.train.config import RunConfig, check_settings, resolve
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
                            read_config, read_metrics, write_metrics)
@@ -153,7 +153,7 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
     out = check_run_dir(out, resume=resume, force=force)
     saved = read_config(out) if resume else None
     if saved is not None:  # the run's own config is the base of what the caller sets
-        settings = _merge(saved, settings)
+        settings = _merge(check_settings(saved, str(out / CONFIG_FILE)), settings)
     data_settings = settings.get("data", {})
     if not data_settings.get("name"):
         raise ValueError("no dataset: give --dataset NAME (or data.name in the config)")

@@ -101,6 +101,14 @@ def test_resume_refuses_changed_settings(tmp_path, npz):
     train({"train": {"eval_batch_size": 5}}, tmp_path / "run", resume=True, log=None)
 
 
+def test_resume_checks_the_saved_config(tmp_path, npz):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"train": {"epochs": "many"}}')
+    with pytest.raises(TypeError, match="train.epochs must be an integer, got 'many'"):
+        train(tiny_settings(npz, epochs=1), run, resume=True, log=None)
+
+
 def test_resume_without_checkpoint_starts_afresh(tmp_path, npz):
     run = tmp_path / "run"
     run.mkdir()
