@@ -10,7 +10,7 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank
-from lgn.nn.functional import analysis, channels_last, output_size, synthesis
+from lgn.nn.functional import analysis, batch_norm, channels_last, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -76,7 +76,7 @@ class UnfoldedEncoder(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         size = (y.shape[-2], y.shape[-1])
         s, pad, eta = self.stride, self.padding, self.eta
-        y = channels_last(y)
+        y = channels_last(y)  # and so is every activation: see lgn.nn.functional
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
             # u_mom + η·conv(r, W) − η·λ, with η folded into the filters and −η·λ the conv bias
@@ -86,12 +86,13 @@ class UnfoldedEncoder(nn.Module):
             else:
                 r = y - synthesis(u_mom, weight, s, pad, size)
                 u_new = (u_mom + analysis(r, weight * eta, s, pad, bias)).relu_()
+            if l == self.n_layers - 1:  # the last momentum term is never read
+                return u_new
             # u_new + β·(u_new − u_prev) in one pass
             u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             if l < len(self.norms):
-                u_mom = self.norms[l](u_mom)
+                u_mom = batch_norm(u_mom, self.norms[l])
             u_prev = u_new
-        return u_prev
 
     def project_(self) -> None:
         for bank in self.banks:
