@@ -22,7 +22,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["output_size", "channels_last", "analysis", "synthesis", "batch_norm"]
+__all__ = ["output_size", "channels_last", "analysis", "synthesis", "fista_step", "batch_norm", "adaptive_avg_pool"]
+
+# oneDNN's convolution with a fused addition and activation, as Inductor uses it
+# (absent from builds without mkldnn; _conv_add falls back to separate ops).
+_FUSED_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 # The transposed convolution on CPU computes blocks of r × r output pixels with
 # the least r giving C·r² >= this many output channels: an AVX-512 vector holds
@@ -64,6 +68,31 @@ def synthesis(
     the convolution never reads are zero.
     """
     return _Synthesis.apply(channels_last(u), weight, stride, padding, tuple(size))
+
+
+def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, eta: float, bias: torch.Tensor,
+               stride: int, padding: int) -> torch.Tensor:
+    """One unfolded proximal-gradient step: relu(u + η·analysis(y − synthesis(u)) + bias).
+
+    ``y`` ``(N, C, H, W)``, ``u`` ``(N, F, h, w)`` or None for u = 0, ``weight``
+    ``(F, C, k, k)``, ``bias`` ``(F,)`` → ``(N, F, h, w)``, channels-last. The
+    same as composing :func:`synthesis` and :func:`analysis`, but in one autograd
+    function: the addition and the ReLU run inside the convolution on CPU, the
+    backward pass adds the two gradients of ``u`` inside a convolution too, and
+    it saves only the residual, ``u`` and the output. Not twice differentiable.
+    """
+    return _FistaStep.apply(channels_last(y), None if u is None else channels_last(u), weight, bias,
+                            float(eta), stride, padding)
+
+
+def _conv_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, other: torch.Tensor,
+              stride: int, padding: int, relu: bool) -> torch.Tensor:
+    """``conv2d(x, weight, bias) + other``, then ReLU if ``relu``; one oneDNN call for float32 on CPU."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and _FUSED_CONV is not None:
+        return _FUSED_CONV.binary(x, other, weight, bias, [padding, padding], [stride, stride], [1, 1], 1,
+                                  "add", None, "relu" if relu else None, [], None)
+    out = F.conv2d(x, weight, bias, stride=stride, padding=padding).add_(other)
+    return out.relu_() if relu else out
 
 
 def _weight_grad(x, weight, grad_out, stride, padding, with_bias):
@@ -177,15 +206,63 @@ class _Synthesis(torch.autograd.Function):
         return grad_u, grad_w, None, None, None
 
 
-def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d) -> torch.Tensor:
-    """``norm(x)`` for ``x`` ``(N, C, H, W)``, updating ``norm``'s running statistics alike.
+class _FistaStep(torch.autograd.Function):
+    """z = u + conv(r, η·W) + b with r = y − synthesis(u, W), out = relu(z); see :func:`fista_step`.
 
-    In training mode on CPU the per-channel sums over the N·H·W positions are
-    matrix products of each image and summed over the batch (:class:`_BatchNorm`).
+    Backward, with g_z = g·[out > 0] and ñ = −η·synthesis(g_z, W) = −∂L/∂r:
+    ∂L/∂u = g_z + analysis(ñ, W), ∂L/∂y = −ñ, ∂L/∂b = Σ g_z and
+    ∂L/∂W = η·wgrad(r, g_z) + wgrad(ñ, u), wgrad(x, g) being the weight gradient of conv2d(x, ·).
+    """
+
+    @staticmethod
+    def forward(ctx, y, u, weight, bias, eta, stride, padding):
+        size = (y.shape[-2], y.shape[-1])
+        if u is None:
+            r = y
+            out = F.conv2d(r, weight * eta, bias, stride=stride, padding=padding).relu_()
+        else:
+            r = channels_last(y - _transposed_conv(u, weight, stride, padding, size))
+            out = _conv_add(r, weight * eta, bias, u, stride, padding, relu=True)
+        ctx.save_for_backward(r, u, weight, out)
+        ctx.eta, ctx.stride, ctx.padding = eta, stride, padding
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        r, u, weight, out = ctx.saved_tensors
+        eta, s, pad = ctx.eta, ctx.stride, ctx.padding
+        grad_z = torch.ops.aten.threshold_backward(channels_last(grad), out, 0)
+        grad_w, grad_b = _weight_grad(r, weight, grad_z, s, pad, True)
+        grad_w = grad_w * eta
+        grad_y = grad_u = None
+        if u is not None:
+            neg_grad_r = _transposed_conv(grad_z, weight * -eta, s, pad, (r.shape[-2], r.shape[-1]))
+            grad_u = _conv_add(neg_grad_r, weight, None, grad_z, s, pad, relu=False)
+            grad_w = grad_w + _weight_grad(neg_grad_r, weight, u, s, pad, False)[0]
+            if ctx.needs_input_grad[0]:
+                grad_y = -neg_grad_r
+        elif ctx.needs_input_grad[0]:
+            grad_y = _transposed_conv(grad_z, weight * eta, s, pad, (r.shape[-2], r.shape[-1]))
+        return grad_y, grad_u, grad_w, grad_b, None, None, None
+
+
+def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor | None = None,
+               weight: float = 0.0) -> torch.Tensor:
+    """``norm(x)``, or ``norm(torch.lerp(x, toward, weight))``, updating ``norm``'s running statistics alike.
+
+    ``x`` and ``toward`` are ``(N, C, H, W)``; ``weight`` < 1 (FISTA's momentum
+    u + β·(u − u_prev) is ``weight`` = −β). In training mode on CPU the
+    per-channel sums over the N·H·W positions are matrix products of each image,
+    summed over the batch, and the backward pass returns both gradients of the
+    interpolation from the same two passes (:class:`_BatchNorm`).
     """
     if not (norm.training and x.device.type == "cpu"):
-        return norm(x)
-    out, mean, var = _BatchNorm.apply(channels_last(x), norm.weight, norm.bias, norm.eps)
+        return norm(x if toward is None else torch.lerp(x, toward, weight))
+    if toward is not None:
+        toward = channels_last(toward)
+    t = 0.0 if toward is None else float(weight)
+    out, mean, var = _BatchNorm.apply(channels_last(x), toward, t, norm.weight, norm.bias, norm.eps)
     if norm.track_running_stats:
         with torch.no_grad():
             norm.num_batches_tracked.add_(1)
@@ -199,49 +276,80 @@ def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d) -> torch.Tensor:
 def _channel_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ a and Σ a·b per channel of channels-last ``(N, C, H, W)`` tensors, each ``(C,)``.
 
-    Each image's sums are matrix products (the C × C product Aᵀ·B, of which the
-    diagonal is kept, costs C² multiply-adds per position: cheap at C = K·p ≈ 20
-    and faster than a separate product pass); the N partial sums are then added.
+    Matrix products read the tensors in place: Σ a as sums of each row of each
+    image (W terms in float32, then a cascaded sum of the N·H partial sums: float32
+    over whole images lost a digit), Σ a·b as the diagonal of each image's
+    C × C product Aᵀ·B (C² multiply-adds per position, cheap at C = K·p ≈ 20 and
+    faster than a product pass), added over the batch.
     """
     N, C, H, W = a.shape  # batch, channels, height, width
-    a3 = a.permute(0, 2, 3, 1).reshape(N, H * W, C)  # a view: channels-last
+    rows = a.permute(0, 2, 3, 1).reshape(N * H, W, C)  # views: channels-last
+    total = torch.matmul(a.new_ones(1, W), rows).sum(0)[0]  # (C,)
+    a3 = a.permute(0, 2, 3, 1).reshape(N, H * W, C)
     b3 = b.permute(0, 2, 3, 1).reshape(N, H * W, C)
-    ones = a.new_ones(1, H * W)
-    total = torch.matmul(ones, a3).sum(0)[0]  # (C,)
     products = torch.matmul(a3.transpose(1, 2), b3).sum(0).diagonal()  # (C,)
     return total, products
 
 
 class _BatchNorm(torch.autograd.Function):
-    """Training-mode batch norm of a channels-last tensor; returns (output, batch mean, biased variance)."""
+    """Training-mode batch norm of m = lerp(x, toward, t) (or of x), channels-last.
+
+    Returns (output, batch mean, biased variance). Backward: ∂L/∂m = s·g + b·m + c
+    per channel, so ∂L/∂x = (1 − t)·∂L/∂m is two passes with the factor folded
+    into s, b and c, and ∂L/∂toward = t/(1 − t)·∂L/∂x one more.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
-        count = x.numel() // x.shape[1]  # N·H·W
-        total, squares = _channel_sums(x, x)
+    def forward(ctx, x, toward, t, weight, bias, eps):
+        m = x if toward is None else torch.lerp(x, toward, t)
+        count = m.numel() // m.shape[1]  # N·H·W
+        total, squares = _channel_sums(m, m)
         mean = total / count
         var = (squares / count - mean * mean).clamp_min(0)
-        out = F.batch_norm(x, mean, var, weight, bias, training=False, eps=eps)
-        ctx.save_for_backward(x, weight, mean, var)
-        ctx.eps, ctx.has_bias = eps, bias is not None
+        out = F.batch_norm(m, mean, var, weight, bias, training=False, eps=eps)
+        ctx.save_for_backward(m, weight, mean, var)
+        ctx.t, ctx.eps, ctx.has_bias, ctx.has_toward = t, eps, bias is not None, toward is not None
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad, _grad_mean, _grad_var):
-        x, weight, mean, var = ctx.saved_tensors
+        m, weight, mean, var = ctx.saved_tensors
         grad = channels_last(grad)
-        C = x.shape[1]
-        count = x.numel() // C
+        C = m.shape[1]
+        count = m.numel() // C
         invstd = torch.rsqrt(var + ctx.eps)
-        grad_sum, grad_x_sum = _channel_sums(grad, x)
-        grad_xhat_sum = (grad_x_sum - mean * grad_sum) * invstd  # Σ g·x̂
+        grad_sum, grad_m_sum = _channel_sums(grad, m)
+        grad_mhat_sum = (grad_m_sum - mean * grad_sum) * invstd  # Σ g·m̂
         scale = invstd if weight is None else weight * invstd
-        # grad_x = scale·(g − Σg/M − x̂·Σ(g·x̂)/M) = scale·g + b·x + c
-        b = -scale * invstd * grad_xhat_sum / count
+        # ∂L/∂m = scale·(g − Σg/M − m̂·Σ(g·m̂)/M) = scale·g + b·m + c; times (1 − t) for x
+        b = -scale * invstd * grad_mhat_sum / count
         c = -scale * grad_sum / count - b * mean
-        grad_x = torch.addcmul(c.view(1, C, 1, 1), x, b.view(1, C, 1, 1))
-        grad_x.addcmul_(grad, scale.view(1, C, 1, 1))
-        grad_w = grad_xhat_sum if weight is not None and ctx.needs_input_grad[1] else None
-        grad_b = grad_sum if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b, None
+        keep = 1.0 - ctx.t
+        grad_x = torch.addcmul((c * keep).view(1, C, 1, 1), m, (b * keep).view(1, C, 1, 1))
+        grad_x.addcmul_(grad, (scale * keep).view(1, C, 1, 1))
+        grad_toward = grad_x * (ctx.t / keep) if ctx.has_toward and ctx.needs_input_grad[1] else None
+        grad_w = grad_mhat_sum if weight is not None and ctx.needs_input_grad[3] else None
+        grad_b = grad_sum if ctx.has_bias and ctx.needs_input_grad[4] else None
+        return grad_x, grad_toward, None, grad_w, grad_b, None
+
+
+def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, size)`` as one matrix product per image: ``(N, C, H, W)`` → ``(N, C, size, size)``.
+
+    Output (i, j) averages rows ⌊i·H/size⌋ … ⌈(i+1)·H/size⌉ − 1 and likewise columns.
+    On a channels-last ``x`` this reads the activations in place, and its
+    gradient is channels-last too (PyTorch's pooling backward copies them twice).
+    """
+    N, C, H, W = x.shape  # batch, channels, height, width
+
+    def windows(n: int) -> torch.Tensor:  # (size, n): row i averages its window
+        i = torch.arange(size, device=x.device)[:, None]
+        j = torch.arange(n, device=x.device)[None, :]
+        inside = ((j >= (i * n) // size) & (j < -((-(i + 1) * n) // size))).to(x.dtype)
+        return inside / inside.sum(1, keepdim=True)
+
+    weights = (windows(H)[:, None, :, None] * windows(W)[None, :, None, :]).reshape(size * size, H * W)
+    x3 = channels_last(x).permute(0, 2, 3, 1).reshape(N, H * W, C)  # a view
+    out = torch.matmul(weights, x3)  # (N, size·size, C)
+    return out.view(N, size, size, C).permute(0, 3, 1, 2)

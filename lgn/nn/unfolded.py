@@ -10,7 +10,7 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank
-from lgn.nn.functional import analysis, batch_norm, channels_last, output_size, synthesis
+from lgn.nn.functional import adaptive_avg_pool, batch_norm, channels_last, fista_step, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -74,24 +74,19 @@ class UnfoldedEncoder(nn.Module):
         return [bank() for bank in self.banks]
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        size = (y.shape[-2], y.shape[-1])
         s, pad, eta = self.stride, self.padding, self.eta
         y = channels_last(y)  # and so is every activation: see lgn.nn.functional
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
-            # u_mom + η·conv(r, W) − η·λ, with η folded into the filters and −η·λ the conv bias
-            bias = self.thresholds[l].reshape(-1) * -eta  # (F,)
-            if u_mom is None:  # u_mom = 0: the residual is y itself
-                u_new = analysis(y, weight * eta, s, pad, bias).relu_()
-            else:
-                r = y - synthesis(u_mom, weight, s, pad, size)
-                u_new = (u_mom + analysis(r, weight * eta, s, pad, bias)).relu_()
+            # relu(u_mom + η·conv(y − convT(u_mom)) − η·λ); u_mom = None is u_mom = 0
+            u_new = fista_step(y, u_mom, weight, eta, self.thresholds[l].reshape(-1) * -eta, s, pad)
             if l == self.n_layers - 1:  # the last momentum term is never read
                 return u_new
-            # u_new + β·(u_new − u_prev) in one pass
-            u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
+            # the momentum u_new + β·(u_new − u_prev) is lerp(u_new, u_prev, −β)
             if l < len(self.norms):
-                u_mom = batch_norm(u_mom, self.norms[l])
+                u_mom = batch_norm(u_new, self.norms[l], u_prev, -beta)
+            else:
+                u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             u_prev = u_new
 
     def project_(self) -> None:
@@ -121,7 +116,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(n_filters * pool * pool, num_classes)
 
     def forward(self, code: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        z = F.adaptive_avg_pool2d(code, self.pool)  # (N, F, pool, pool)
+        z = adaptive_avg_pool(code, self.pool)  # (N, F, pool, pool)
         return self.fc(z.flatten(1))
 
 

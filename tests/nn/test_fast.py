@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from benchmarks.baseline import BaselineLGN
 from lgn import load_reference_state_dict
 from lgn.models.reference import reference_key_map
-from lgn.nn.functional import analysis, synthesis
+from lgn.nn.functional import adaptive_avg_pool, analysis, batch_norm, fista_step, synthesis
 
 ATOL = 1e-10  # float64
 
@@ -112,6 +112,86 @@ def test_second_derivatives_flow_through_both_convolutions():
     assert torch.autograd.gradgradcheck(lambda u, w: synthesis(u, w, 1, 1, (6, 6)), (u, weight))
     x = torch.randn(2, 1, 6, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x, w: analysis(x, w, 1, 1), (x, weight))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float32_fused_path_matches_float64_baseline(channels):
+    """float32 on CPU takes oneDNN's fused convolutions, which float64 never reaches."""
+    base, ours = _pair("classify", channels, 1, 14)
+    ours = ours.float()
+    x = torch.randn(16, channels, 14, 14, dtype=torch.float64)
+    target = torch.randint(0, 7, (16,))
+    out_base, out_ours = base(x), ours(x.float())
+    torch.testing.assert_close(out_ours.double(), out_base, rtol=0, atol=1e-5)
+    (_loss(out_base, target) + base.regularization()).backward()
+    (_loss(out_ours, target) + ours.encoder.regularization()).backward()
+    theirs, mine = dict(base.named_parameters()), dict(ours.named_parameters())
+    for their_key, my_key in reference_key_map(ours.config, aux_inverse=True).items():
+        if their_key in theirs:
+            torch.testing.assert_close(mine[my_key].grad.double(), theirs[their_key].grad, rtol=1e-4, atol=1e-5,
+                                       msg=f"gradient of {their_key}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("first", [True, False])
+def test_fista_step_is_the_composition(dtype, first):
+    torch.manual_seed(2)
+    eta, s, pad, size = 0.3, 1, 1, (9, 9)
+    weight = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 2, *size, dtype=torch.float64, requires_grad=True)
+    u = None if first else torch.randn(4, 6, 9, 9, dtype=torch.float64).relu().requires_grad_()
+    r = y if first else y - synthesis(u, weight, s, pad, size)
+    expected = analysis(r, weight * eta, s, pad, bias) + (0 if first else u)
+    expected = expected.relu()
+    leaves = [t for t in (y, u, weight, bias) if t is not None]
+    g = torch.randn_like(expected)
+    want = torch.autograd.grad(expected, leaves, g)
+    cast = [t.detach().to(dtype).requires_grad_() for t in leaves]
+    ys, us = cast[0], None if first else cast[1]
+    got_out = fista_step(ys, us, cast[-2], eta, cast[-1], s, pad)
+    got = torch.autograd.grad(got_out, cast, g.to(dtype))
+    tol = ATOL if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got_out.double(), expected, rtol=0, atol=tol)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=tol * 10)
+
+
+@pytest.mark.parametrize("toward,momentum", [(False, 0.1), (True, 0.1), (True, None)])
+def test_batch_norm_matches_module(toward, momentum):
+    torch.manual_seed(3)
+    x = torch.randn(5, 4, 6, 7, dtype=torch.float64).relu() + 0.5
+    prev = torch.randn_like(x).relu() if toward else None
+    ours = torch.nn.BatchNorm2d(4, momentum=momentum).double()
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+        ours.bias.normal_()
+    ref = torch.nn.BatchNorm2d(4, momentum=momentum).double()
+    ref.load_state_dict(ours.state_dict())
+    leaves = [t.clone().requires_grad_() for t in ([x, prev] if toward else [x])]
+    ref_leaves = [t.clone().requires_grad_() for t in leaves]
+    for step in range(2):  # twice: the running statistics' second update too
+        out = batch_norm(leaves[0], ours, leaves[1] if toward else None, -0.4)
+        m = torch.lerp(ref_leaves[0], ref_leaves[1], -0.4) if toward else ref_leaves[0]
+        expected = ref(m)
+    torch.testing.assert_close(out, expected, rtol=0, atol=ATOL)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, leaves + [ours.weight, ours.bias], g)
+    want = torch.autograd.grad(expected, ref_leaves + [ref.weight, ref.bias], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=ATOL)
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("height,width,size", [(25, 25, 4), (29, 29, 4), (7, 5, 3), (3, 9, 4), (4, 4, 4)])
+def test_adaptive_avg_pool_matches_torch(height, width, size):
+    x = torch.randn(3, 5, height, width, dtype=torch.float64, requires_grad=True)
+    got, want = adaptive_avg_pool(x, size), F.adaptive_avg_pool2d(x, size)
+    torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
+    g = torch.randn_like(want)
+    torch.testing.assert_close(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0],
+                               rtol=0, atol=ATOL)
 
 
 @pytest.mark.cuda
