@@ -76,6 +76,15 @@ class BaselineLGN(nn.Module):
             return self.fc(z.flatten(1))
         return F.conv_transpose2d(u_prev, self.D, stride=s, padding=s, output_padding=(op_h, op_w))
 
+    def project_(self):
+        """Unit Frobenius norm for every kernel of B and D and every matrix of A, after each step."""
+        with torch.no_grad():
+            for b, a in zip(self.B, self.A):
+                b.copy_(self._unit(b))
+                a.copy_(self._unit(a))
+            if self.task != "classify":
+                self.D.copy_(self._unit(self.D))
+
     def regularization(self):
         eye = torch.eye(self.k * self.k, dtype=self.A[0].dtype, device=self.A[0].device)
         return sum((a @ b - eye).flatten(-2).norm(dim=-1).sum() for a, b in zip(self.A, self.A_inv))

@@ -1,0 +1,56 @@
+"""``lgn bench``: training and exported-inference speed against the straightforward baseline.
+
+The measurements live in ``benchmarks/bench.py`` of a source checkout (they need
+the baseline in ``benchmarks/``, which is not part of the installed package).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="time training and exported inference against the baseline",
+                       description="Check that our model and the straightforward baseline agree, then time "
+                                   "training steps (alternating the two on the same weights and batches), "
+                                   "peak step memory, exported inference against a plain conv net, and "
+                                   "GFLOP/s against a GEMM, on MNIST- and CIFAR-shaped batches of 128.")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+    p.add_argument("--json", metavar="FILE", help="also write the full results as JSON to FILE")
+    p.add_argument("--rounds", type=int, default=10, help="timed rounds per measurement (default: 10)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    p.set_defaults(func=run)
+
+
+def _bench_module():
+    """``benchmarks.bench``, from the current directory or the checkout that holds this package."""
+    try:
+        return importlib.import_module("benchmarks.bench")
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "benchmarks" / "bench.py").is_file():
+            raise FileNotFoundError("lgn bench needs a source checkout: benchmarks/bench.py not found "
+                                    f"in the current directory or in {root}") from None
+        sys.path.insert(0, str(root))
+        return importlib.import_module("benchmarks.bench")
+
+
+def run(args) -> int:
+    import torch
+
+    if args.rounds < 1:
+        raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    bench = _bench_module()
+    report = bench.run_bench(args.device, rounds=args.rounds)
+    print(bench.format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
