@@ -25,7 +25,7 @@ import torch.nn.functional as F
 __all__ = ["output_size", "channels_last", "analysis", "synthesis", "fista_step", "batch_norm", "adaptive_avg_pool"]
 
 # oneDNN's convolution with a fused addition and activation, as Inductor uses it
-# (absent from builds without mkldnn; _conv_add falls back to separate ops).
+# (absent from builds without mkldnn; _conv falls back to separate ops).
 _FUSED_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 # The transposed convolution on CPU computes blocks of r × r output pixels with
@@ -85,13 +85,17 @@ def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, et
                             float(eta), stride, padding)
 
 
-def _conv_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, other: torch.Tensor,
-              stride: int, padding: int, relu: bool) -> torch.Tensor:
-    """``conv2d(x, weight, bias) + other``, then ReLU if ``relu``; one oneDNN call for float32 on CPU."""
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
+          add: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+    """``conv2d(x, weight, bias)``, plus ``add``, then ReLU if ``relu``: one oneDNN call for float32 on CPU."""
     if x.device.type == "cpu" and x.dtype == torch.float32 and _FUSED_CONV is not None:
-        return _FUSED_CONV.binary(x, other, weight, bias, [padding, padding], [stride, stride], [1, 1], 1,
-                                  "add", None, "relu" if relu else None, [], None)
-    out = F.conv2d(x, weight, bias, stride=stride, padding=padding).add_(other)
+        args = ([padding, padding], [stride, stride], [1, 1], 1)
+        if add is None:
+            return _FUSED_CONV(x, weight, bias, *args, "relu" if relu else "none", [], "")
+        return _FUSED_CONV.binary(x, add, weight, bias, *args, "add", None, "relu" if relu else None, [], None)
+    out = F.conv2d(x, weight, bias, stride=stride, padding=padding)
+    if add is not None:
+        out = out.add_(add)
     return out.relu_() if relu else out
 
 
@@ -219,10 +223,10 @@ class _FistaStep(torch.autograd.Function):
         size = (y.shape[-2], y.shape[-1])
         if u is None:
             r = y
-            out = F.conv2d(r, weight * eta, bias, stride=stride, padding=padding).relu_()
+            out = _conv(r, weight * eta, bias, stride, padding, relu=True)
         else:
             r = channels_last(y - _transposed_conv(u, weight, stride, padding, size))
-            out = _conv_add(r, weight * eta, bias, u, stride, padding, relu=True)
+            out = _conv(r, weight * eta, bias, stride, padding, add=u, relu=True)
         ctx.save_for_backward(r, u, weight, out)
         ctx.eta, ctx.stride, ctx.padding = eta, stride, padding
         return out
@@ -238,7 +242,7 @@ class _FistaStep(torch.autograd.Function):
         grad_y = grad_u = None
         if u is not None:
             neg_grad_r = _transposed_conv(grad_z, weight * -eta, s, pad, (r.shape[-2], r.shape[-1]))
-            grad_u = _conv_add(neg_grad_r, weight, None, grad_z, s, pad, relu=False)
+            grad_u = _conv(neg_grad_r, weight, None, s, pad, add=grad_z)
             grad_w = grad_w + _weight_grad(neg_grad_r, weight, u, s, pad, False)[0]
             if ctx.needs_input_grad[0]:
                 grad_y = -neg_grad_r
