@@ -17,6 +17,7 @@ takes its per-channel sums by matrix products instead.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -119,17 +120,25 @@ def _phase_filters(weight: torch.Tensor, stride: int, padding: int, phases: int)
     and ``j_min`` (the code is read from row j_min on).
     """
     F_, C, k, _ = weight.shape  # filters, channels, kernel, kernel
-    j_min = -((k - 1 - padding) // stride)
-    j_max = (phases - 1 + padding) // stride
-    T = j_max - j_min + 1
-    d = torch.arange(phases, device=weight.device)[:, None]
-    t = torch.arange(T, device=weight.device)[None, :]
-    tap = d + padding - stride * (t + j_min)  # (phases, T): kernel row of phase d, tap t
-    tap = torch.where((tap >= 0) & (tap < k), tap, k)  # k indexes the zero row appended below
-    padded = F.pad(weight, (0, 1, 0, 1))  # (F, C, k + 1, k + 1)
-    filters = padded[:, :, tap[:, :, None, None], tap[None, None, :, :]]  # (F, C, r, T, r, T)
-    filters = filters.permute(1, 2, 4, 0, 3, 5).reshape(C * phases * phases, F_, T, T)
+    select, j_min = _phase_selection(k, stride, padding, phases, weight.dtype, weight.device)
+    T = select.shape[-1]
+    filters = (weight.reshape(F_ * C, k * k) @ select.reshape(k * k, -1)).view(F_, C, phases, phases, T, T)
+    filters = filters.permute(1, 2, 3, 0, 4, 5).reshape(C * phases * phases, F_, T, T)
     return filters, j_min
+
+
+@functools.lru_cache(maxsize=32)
+def _phase_selection(k: int, stride: int, padding: int, phases: int, dtype: torch.dtype,
+                     device: torch.device) -> tuple[torch.Tensor, int]:
+    """The 0/1 map from kernel taps (a, b) to phase filter taps: ``(k, k, phases, phases, T, T)``, and j_min."""
+    j_min = -((k - 1 - padding) // stride)
+    T = (phases - 1 + padding) // stride - j_min + 1
+    d = torch.arange(phases)[:, None]
+    t = torch.arange(T)[None, :]
+    tap = d + padding - stride * (t + j_min)  # (phases, T): kernel row of phase d, tap t
+    rows = torch.nn.functional.one_hot(tap.clamp(0, k - 1), k) * ((tap >= 0) & (tap < k))[..., None]  # (r, T, k)
+    select = torch.einsum("dta,esb->abdets", rows, rows)  # (k, k, r, r, T, T)
+    return select.to(dtype=dtype, device=device), j_min
 
 
 def _transposed_conv(u: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
