@@ -22,7 +22,6 @@ import copy
 import ctypes
 import os
 import platform
-import resource
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor

@@ -1,18 +1,20 @@
-"""The two convolutions of the unfolded network: analysis (conv) and synthesis (its adjoint).
+"""The operations of the unfolded network, fast on CPU and exact.
 
-Both are autograd functions whose backward passes are each other: the gradient of
-analysis with respect to its input is a synthesis, and the gradient of synthesis
-with respect to its input is an analysis. Every layer of the unfolded network
-therefore needs one convolution from C to F channels (fast in every library) and
-one from F to C (the transposed convolution, slow on CPU when C is 1 or 3). On CPU
-the F-to-C direction is computed as a strided convolution with more output
-channels (:func:`_transposed_conv`) instead of ``conv_transpose2d``.
+:func:`analysis` (conv) and :func:`synthesis` (its adjoint) are autograd
+functions whose backward passes are each other. Every layer of the unfolded
+network needs one convolution from C to F channels (fast in every library) and
+one from F to C (the transposed convolution, slow on CPU when C is 1 or 3: its
+kernels vectorise over the few output channels). On CPU the F-to-C direction is
+a strided convolution with more output channels (:func:`_transposed_conv`).
+:func:`fista_step` is one whole layer as one autograd function, with the
+addition and ReLU fused into oneDNN's convolution.
 
 Activations are channels-last: oneDNN then reads and writes them as they are,
 where a channels-first F-channel tensor is reordered to a blocked layout and
 back around every convolution. PyTorch's batch norm of a channels-last tensor
 on CPU sums in float32 (three digits lost) and is slow, so :func:`batch_norm`
-takes its per-channel sums by matrix products instead.
+takes its per-channel sums by matrix products (and absorbs FISTA's momentum),
+and :func:`adaptive_avg_pool` pools by one.
 """
 
 from __future__ import annotations
@@ -89,10 +91,11 @@ def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, et
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
           add: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
     """``conv2d(x, weight, bias)``, plus ``add``, then ReLU if ``relu``: one oneDNN call for float32 on CPU."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and _FUSED_CONV is not None:
+    if (add is not None or relu) and x.device.type == "cpu" and x.dtype == torch.float32 \
+            and _FUSED_CONV is not None:
         args = ([padding, padding], [stride, stride], [1, 1], 1)
         if add is None:
-            return _FUSED_CONV(x, weight, bias, *args, "relu" if relu else "none", [], "")
+            return _FUSED_CONV(x, weight, bias, *args, "relu", [], "")
         return _FUSED_CONV.binary(x, add, weight, bias, *args, "add", None, "relu" if relu else None, [], None)
     out = F.conv2d(x, weight, bias, stride=stride, padding=padding)
     if add is not None:

@@ -134,13 +134,16 @@ def test_float32_fused_path_matches_float64_baseline(channels):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("first", [True, False])
-def test_fista_step_is_the_composition(dtype, first):
+@pytest.mark.parametrize("s,pad,size", [(1, 1, (9, 9)), (2, 2, (11, 10))])
+def test_fista_step_is_the_composition(dtype, first, s, pad, size):
+    """float32 on CPU runs oneDNN's fused convolutions; float64 the separate ops."""
     torch.manual_seed(2)
-    eta, s, pad, size = 0.3, 1, 1, (9, 9)
+    eta = 0.3
     weight = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(6, dtype=torch.float64, requires_grad=True)
     y = torch.randn(4, 2, *size, dtype=torch.float64, requires_grad=True)
-    u = None if first else torch.randn(4, 6, 9, 9, dtype=torch.float64).relu().requires_grad_()
+    h, w = ((n + 2 * pad - 3) // s + 1 for n in size)
+    u = None if first else torch.randn(4, 6, h, w, dtype=torch.float64).relu().requires_grad_()
     r = y if first else y - synthesis(u, weight, s, pad, size)
     expected = analysis(r, weight * eta, s, pad, bias) + (0 if first else u)
     expected = expected.relu()
