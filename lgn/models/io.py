@@ -8,15 +8,25 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN
 
-__all__ = ["save_model", "load_model", "WEIGHTS_FILE", "CONFIG_FILE"]
+__all__ = ["save_model", "load_model", "atomic_write", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def save_model(model: LGN, directory: str | os.PathLike) -> Path:
@@ -24,10 +34,8 @@ def save_model(model: LGN, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = directory / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "lgn", "version": "1"})
-    os.replace(tmp, directory / WEIGHTS_FILE)
-    (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": "lgn", "version": "1"}))
+    atomic_write(directory / CONFIG_FILE, (json.dumps(model.config.to_dict(), indent=2) + "\n").encode())
     return directory
 
 

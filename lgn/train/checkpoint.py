@@ -27,8 +27,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_TENSORS", "CHECKPOINT_META",
-           "atomic_write"]
+from lgn.models.io import atomic_write
+
+__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_TENSORS", "CHECKPOINT_META"]
 
 CHECKPOINT_TENSORS = "checkpoint.safetensors"
 CHECKPOINT_META = "checkpoint.json"
@@ -42,16 +43,6 @@ class Checkpoint:
     epoch: int    # epochs completed
     step: int     # optimiser steps completed
     config: dict  # the resolved config the run was started with
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
