@@ -18,6 +18,7 @@ MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import os
@@ -74,12 +75,28 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
     model.project_()
 
 
+@contextlib.contextmanager
+def _strict_fp32():
+    """TF32 off for cuDNN and cuBLAS within the block, restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def check_agreement(base, ours, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Max abs differences of the outputs and of every parameter's gradient (on copies of the models)."""
+    """Max abs differences of the outputs and of every parameter's gradient (on copies of the models).
+
+    On CUDA the check runs in strict fp32: TF32 convolutions (cuDNN's default)
+    round inputs to 10 mantissa bits, which alone moves gradients by ~1e-2.
+    """
     base, ours = copy.deepcopy(base), copy.deepcopy(ours)
-    out_base, out_ours = base(x), ours(x)
-    (F.cross_entropy(out_base, y) + _regularization(base)).backward()
-    (F.cross_entropy(out_ours, y) + _regularization(ours)).backward()
+    with _strict_fp32():
+        out_base, out_ours = base(x), ours(x)
+        (F.cross_entropy(out_base, y) + _regularization(base)).backward()
+        (F.cross_entropy(out_ours, y) + _regularization(ours)).backward()
     theirs, mine = dict(base.named_parameters()), dict(ours.named_parameters())
     grad_diff = 0.0
     for their_key, my_key in reference_key_map(ours.config, aux_inverse=True).items():
@@ -221,7 +238,8 @@ def bench_shape(shape: str, device: torch.device, rounds: int) -> dict:
     plain = PlainConvNet(exported, size)
     x = batches[0][0]
     with torch.inference_mode():
-        diff = (exported(x) - plain(x)).abs().max().item()
+        with _strict_fp32():
+            diff = (exported(x) - plain(x)).abs().max().item()
         if diff > TOLERANCE:
             raise RuntimeError(f"{shape}: exported model and plain conv net disagree by {diff:.2e}")
         times = alternate({"exported": lambda i: exported(x), "plain": lambda i: plain(x)}, rounds, device)
