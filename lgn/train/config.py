@@ -38,6 +38,8 @@ class TrainConfig:
     eval_batch_size: int = 1000       # examples per forward pass when evaluating
     progress: bool = True             # tqdm progress bar (shown only on a terminal)
     tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
+    checkpoint_every: int | None = None  # also checkpoint every N optimiser steps; None: at epoch ends only
+    on_nan: str = "stop"              # a non-finite loss or gradient: 'stop' the run, or 'skip' the batch
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -53,6 +55,10 @@ class TrainConfig:
             raise ValueError(f"train.lr_milestones must be fractions in (0, 1], got {self.lr_milestones}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"train.grad_clip must be positive or none, got {self.grad_clip}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(f"train.checkpoint_every must be at least 1 or none, got {self.checkpoint_every}")
+        if self.on_nan not in ("stop", "skip"):
+            raise ValueError(f"train.on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
         if self.seed < 0:
             raise ValueError(f"train.seed must be non-negative, got {self.seed}")
         if self.device != "cpu" and self.device != "cuda" and not (
