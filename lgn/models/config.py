@@ -9,9 +9,10 @@ from lgn.groups import REGULARIZERS
 from lgn.groups.operators import OPERATOR_NAMES
 from lgn.nn.banks import ACTIONS
 
-__all__ = ["ModelConfig", "TASKS", "GENERATORS"]
+__all__ = ["ModelConfig", "TASKS", "GENERATORS", "ARCHITECTURES"]
 
 TASKS = ("classify", "reconstruct")
+ARCHITECTURES = ("lgn", "cnn")  # the unfolded LGN, or the plain CNN baseline of lgn.models.cnn
 GENERATORS = ("free", "cyclic", "independent") + tuple(f"fixed:{name}" for name in OPERATOR_NAMES)
 
 
@@ -33,6 +34,7 @@ class ModelConfig:
     regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none' (free generators)
     reg_weight: float | None = None   # μ; None means 1e-4 (classify) or 1e-2 (reconstruct)
     pool_size: int = 4              # the classification head pools the code to pool_size²
+    architecture: str = "lgn"       # 'lgn', or 'cnn': a plain K·p-channel CNN baseline (generator etc. unused)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -56,6 +58,8 @@ class ModelConfig:
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not self.eta > 0:
             raise ValueError(f"eta must be a positive number, got {self.eta!r}")
         self.eta = float(self.eta)
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.action not in ACTIONS:

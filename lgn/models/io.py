@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from lgn.models.config import ModelConfig
-from lgn.models.lgn import LGN
+from lgn.models.lgn import LGN, build_model
 
 __all__ = ["save_model", "load_model", "atomic_write", "WEIGHTS_FILE", "CONFIG_FILE"]
 
@@ -54,7 +54,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         state = load_file(str(weights_path), device=str(map_location))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights_path} is not a readable safetensors file: {e}") from None
-    model = LGN(config)
+    model = build_model(config)  # an LGN, or the CNN baseline
     dtype = next(iter(state.values())).dtype if state else torch.float32
     if dtype.is_floating_point:
         model = model.to(dtype)

@@ -76,10 +76,17 @@ class LGN(nn.Module):
         return out.to(self.encoder.thresholds[0]).train(self.training)
 
 
-def build_model(config: ModelConfig | None = None, **overrides) -> LGN:
-    """``build_model(ModelConfig(...))`` or ``build_model(task='reconstruct', ...)``."""
+def build_model(config: ModelConfig | None = None, **overrides) -> nn.Module:
+    """``build_model(ModelConfig(...))`` or ``build_model(task='reconstruct', ...)``.
+
+    An :class:`LGN`, or the CNN baseline of :mod:`lgn.models.cnn` for ``architecture='cnn'``.
+    """
     if config is None:
         config = ModelConfig(**overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
+    if config.architecture == "cnn":
+        from lgn.models.cnn import CNN
+
+        return CNN(config)
     return LGN(config)
