@@ -6,11 +6,16 @@ are collected as a nested dict (defaults < TOML file < ``--set`` < command-line
 flags), each value checked against its field's type as it arrives, and then
 resolved against the dataset: the model's input channels, image size and
 class count come from the data.
+
+Every bad setting raises ``ValueError`` naming the setting (and the file it came
+from); a value of the wrong type raises :class:`SettingTypeError`, which is both
+a ``TypeError`` and a ``ValueError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -19,8 +24,12 @@ from pathlib import Path
 
 from lgn.models import ModelConfig
 
-__all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "load_toml", "parse_override",
-           "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
+__all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
+           "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
+
+
+class SettingTypeError(TypeError, ValueError):
+    """A setting of the wrong type; a ``ValueError`` too, like every other bad setting."""
 
 
 @dataclass
@@ -59,8 +68,8 @@ class TrainConfig:
             raise ValueError(f"train.checkpoint_every must be at least 1 or none, got {self.checkpoint_every}")
         if self.on_nan not in ("stop", "skip"):
             raise ValueError(f"train.on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
-        if self.seed < 0:
-            raise ValueError(f"train.seed must be non-negative, got {self.seed}")
+        if not 0 <= self.seed < 2 ** 64:
+            raise ValueError(f"train.seed must be in 0..2**64-1 (torch's seed range), got {self.seed}")
         if self.device != "cpu" and self.device != "cuda" and not (
                 self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError(f"train.device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
@@ -94,6 +103,13 @@ class DataConfig:
                 raise ValueError(f"data.{name} must be at least 1 or none, got {value}")
         if not self.zca_epsilon > 0:
             raise ValueError(f"data.zca_epsilon must be positive, got {self.zca_epsilon}")
+        for key in self.options:
+            if key in _NOT_OPTIONS:
+                raise ValueError(f"data.options.{key} is not a dataset option; set {_NOT_OPTIONS[key]} instead")
+
+
+# keyword arguments the trainer passes to every loader itself, so they cannot be options
+_NOT_OPTIONS = {"seed": "train.seed", "data_dir": "data.data_dir", "name": "data.name"}
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
@@ -130,7 +146,12 @@ def _describe(hint) -> str:
 
 
 def check_value(hint, value, where: str):
-    """``value`` if it fits the type ``hint`` (ints are accepted as floats), else ``TypeError``."""
+    """``value`` if it fits the type ``hint`` (ints are accepted as floats), else :class:`SettingTypeError`.
+
+    Floats must be finite: no setting means anything at infinity or NaN.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingTypeError(f"{where} must be a finite number, got {value!r}")
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
@@ -149,23 +170,27 @@ def check_value(hint, value, where: str):
             pass
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an int beyond float's range
+                raise SettingTypeError(f"{where} must be a finite number, got {value!r}") from None
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif isinstance(value, hint):
         return value
-    raise TypeError(f"{where} must be {_describe(hint)}, got {value!r}")
+    raise SettingTypeError(f"{where} must be {_describe(hint)}, got {value!r}")
 
 
 def _parse_text(text: str):
-    """A command-line string as TOML syntax (``3``, ``0.5``, ``true``, ``[1, 2]``), else the string itself."""
+    """A command-line string as one TOML value (``3``, ``0.5``, ``true``, ``[1, 2]``), else the string itself."""
     if text.strip().lower() in ("none", "null"):
         return None
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        parsed = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    return parsed["v"] if list(parsed) == ["v"] else text  # 'v = 3\nlr = 5' is not one value
 
 
 def _accepts_str(hint) -> bool:
@@ -181,32 +206,60 @@ def _field(section: str, key: str):
     return hints[key]
 
 
+def check_range(section: str, key: str, value) -> None:
+    """Raise ``ValueError`` if ``section.key = value`` is out of range on its own.
+
+    Checks that compare settings (``stride`` ≤ ``kernel_size``, the kernel
+    fitting the image) wait for the whole config, in :func:`resolve`.
+    """
+    probe = {key: value}
+    if section == "model":  # the fields those checks compare take values that ``key`` alone cannot conflict with
+        probe = {"kernel_size": 1 if key == "image_size" else 2 ** 31, "image_size": 2 ** 62, **probe}
+    try:
+        SECTIONS[section](**probe)
+    except ValueError as e:
+        message = str(e)
+        raise ValueError(message if message.startswith(f"{section}.") else f"{section}.{message}") from None
+
+
 def set_value(settings: dict, section: str, key: str, value) -> None:
-    """Set ``settings[section][key] = value`` in place, checking the key and the value's type."""
-    settings.setdefault(section, {})[key] = check_value(_field(section, key), value, f"{section}.{key}")
+    """Set ``settings[section][key] = value`` in place, checking the key, the value's type and its range."""
+    value = check_value(_field(section, key), value, f"{section}.{key}")
+    check_range(section, key, value)
+    settings.setdefault(section, {})[key] = value
 
 
 def load_toml(path: str | Path) -> dict:
     """Read a TOML config file into a nested dict of checked settings (unknown keys refused)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"config file {path} is not a file")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid TOML: {e}") from None
     return check_settings(raw, str(path))
 
 
 def check_settings(raw: dict, source: str) -> dict:
-    """``raw`` (``{section: {key: value}}`` from a file) with every key and value checked."""
+    """``raw`` (``{section: {key: value}}`` from the file ``source``) with every key and value checked.
+
+    Errors name ``source``.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: expected tables of settings, got {type(raw).__name__}")
     settings: dict = {}
     for section, table in raw.items():
         if not isinstance(table, dict):
             raise ValueError(f"{source}: top-level key {section!r} must be a [section]; "
                              f"sections: {', '.join(SECTIONS)}")
         for key, value in table.items():
-            set_value(settings, section, key, value)
+            try:
+                set_value(settings, section, key, value)
+            except ValueError as e:
+                raise type(e)(f"{source}: {e}") from None
     return settings
 
 
@@ -218,16 +271,20 @@ def parse_override(text: str) -> tuple[str, str, object]:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
     section, key = parts[0], parts[1]
     if section == "data" and key == "options" and len(parts) == 3:
-        return section, f"options.{parts[2]}", _parse_text(value)
+        parsed = _parse_text(value)
+        check_range(section, "options", {parts[2]: parsed})
+        return section, f"options.{parts[2]}", parsed
     if len(parts) != 2:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
     hint = _field(section, key)
     try:
-        return section, key, check_value(hint, _parse_text(value), f"{section}.{key}")
-    except TypeError:
-        if _accepts_str(hint):  # a string that happens to read as TOML, e.g. a folder named 2024
-            return section, key, value
-        raise
+        checked = check_value(hint, _parse_text(value), f"{section}.{key}")
+    except SettingTypeError:
+        if not _accepts_str(hint):
+            raise
+        checked = value  # a string that happens to read as TOML, e.g. a folder named 2024
+    check_range(section, key, checked)
+    return section, key, checked
 
 
 def apply_overrides(settings: dict, overrides: list[str]) -> dict:
