@@ -8,7 +8,8 @@ import dataclasses
 # (flag destination, config section, config key): a flag given on the command line wins over --set and --config
 FLAGS = (("dataset", "data", "name"), ("data_dir", "data", "data_dir"), ("task", "model", "task"),
          ("epochs", "train", "epochs"), ("seed", "train", "seed"), ("device", "train", "device"),
-         ("tensorboard", "train", "tensorboard"), ("progress", "train", "progress"))
+         ("tensorboard", "train", "tensorboard"), ("progress", "train", "progress"),
+         ("checkpoint_every", "train", "checkpoint_every"), ("on_nan", "train", "on_nan"))
 
 
 def _config_keys() -> str:
@@ -35,7 +36,9 @@ def register(sub) -> None:
         description="Train a Linear Group Network with the paper's recipe (Adam lr 0.01, the rate halved at "
                     "1/2, 3/4 and 7/8 of the epochs, gradient clipping 2.0, batch 128, 100 epochs, "
                     "re-projection after every step). DIR receives config.json, metrics.jsonl, "
-                    "model.safetensors + model.json, preprocess.safetensors and a checkpoint.",
+                    "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
+                    "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
+                    "--checkpoint-every N).",
         epilog=_config_keys(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", metavar="NAME",
                    help="mnist5k, fashion-mnist, mnist, digits, cifar10, patches, npz:PATH or planted:NAME")
@@ -51,8 +54,14 @@ def register(sub) -> None:
     p.add_argument("--device", metavar="cpu|cuda", help="where to train (default cpu)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
-                      help="continue the run in DIR from its checkpoint (start afresh if it has none)")
+                      help="continue the run in DIR exactly from its newest intact checkpoint, even mid-epoch "
+                           "(start afresh if it has none; an error if every checkpoint is damaged)")
     mode.add_argument("--force", action="store_true", help="overwrite the run files of a non-empty DIR")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also checkpoint every N optimiser steps (default: at epoch ends only)")
+    p.add_argument("--on-nan", choices=("stop", "skip"),
+                   help="a non-finite loss or gradient: stop the run (default; the last good checkpoint stays) "
+                        "or skip the batch (10 skipped in a row still stop; a non-finite parameter always stops)")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,

@@ -4,12 +4,26 @@ Per epoch: Adam at the learning rate of the step schedule, for each batch the
 task loss plus the model's regulariser, gradient-norm clipping, an optimiser
 step and re-projection; then evaluation on the test split, and the model,
 metrics and checkpoint written to the run folder.
+
+Checkpoints are written at every epoch end and, with ``train.checkpoint_every``,
+every N steps; one holds the position within the epoch and the epoch's running
+sums, so a run resumed from anywhere ends bit-identical to an uninterrupted one
+(on CPU) and writes the same metrics.
+
+Numerical faults: each step tests the loss, the gradients and the parameters and
+float buffers left by the previous step with one device-side reduction and one
+read. A non-finite loss or gradient stops the run (``train.on_nan = 'stop'``)
+before the optimiser step, or skips the batch (``'skip'``: no step, batch-norm
+running statistics restored; :data:`MAX_SKIPPED_IN_A_ROW` skips in a row still
+stop). A non-finite parameter after a step cannot be undone by skipping and
+always stops. No checkpoint is written with non-finite values.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +34,24 @@ import torch
 
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
-from lgn.train.checkpoint import load_checkpoint, save_checkpoint
+from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, save_checkpoint
 from lgn.train.config import RunConfig, check_settings, resolve
+from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
-                           read_config, read_metrics, write_metrics)
+                           read_config, read_metrics, write_config, write_metrics)
 
-__all__ = ["train", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME"]
+__all__ = ["train", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME", "NonFiniteError",
+           "MAX_SKIPPED_IN_A_ROW"]
 
-# settings a resumed run may change: they do not alter the numbers it computes
-MUTABLE_ON_RESUME = ("train.device", "train.progress", "train.tensorboard", "train.eval_batch_size")
+# settings a resumed run may change: they do not alter the numbers it computes (on_nan only after a fault)
+MUTABLE_ON_RESUME = ("train.device", "train.progress", "train.tensorboard", "train.eval_batch_size",
+                     "train.checkpoint_every", "train.on_nan")
+MAX_SKIPPED_IN_A_ROW = 10  # with on_nan = 'skip', this many non-finite batches in a row stop the run anyway
+
+
+class NonFiniteError(ValueError):
+    """A non-finite loss, gradient or parameter stopped the run; the run folder keeps the last good checkpoint."""
 
 
 @dataclass
@@ -99,67 +121,213 @@ def _summary(record: dict, epochs: int) -> str:
             f"test_loss {record['test_loss']:.4f}  {score}  ({record['train_seconds']:.1f} s)")
 
 
-def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, order: torch.Tensor, *,
-                 config: RunConfig, bar, prep, peak: float) -> tuple[float, int]:
-    """One pass over ``x`` ``(N, C, H, W)`` in ``order``; returns (summed task loss, correct predictions).
+@dataclass
+class _Position:
+    """Where a run stands; with the model, optimiser and RNG, what a checkpoint restores."""
 
-    Each batch: task loss plus regulariser, backward, gradient-norm clipping,
-    an Adam step and re-projection. ``bar`` shows the running loss and
-    accuracy, or the latest batch's PSNR on the raw scale.
+    epoch: int = 0        # epochs completed
+    batch: int = 0        # batches of epoch `epoch` (0-based) done, skipped ones included
+    step: int = 0         # batches done in all epochs
+    seen: int = 0         # examples in this epoch's running sums (skipped batches excluded)
+    skipped: int = 0      # batches skipped in this epoch
+    in_a_row: int = 0     # batches skipped in a row up to here
+    seconds: float = 0.0  # training time of this epoch so far
+    metrics: list[dict] = field(default_factory=list)  # the completed epochs' records
+
+    def state(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("epoch", "batch", "step")}
+
+
+class _FiniteCheck:
+    """Tests the loss, the gradients and what the previous step left in the parameters, one read per step.
+
+    Per tensor its largest magnitude (one ``_foreach_norm(·, inf)``, exact:
+    no overflow of a sum of squares), all stacked and tested by one
+    ``isfinite().all()``; only after a failure is the culprit looked up.
+    """
+
+    def __init__(self, model: torch.nn.Module, params: list[tuple[str, torch.Tensor]]):
+        self.params = params
+        self.watched = params + [(n, b) for n, b in model.named_buffers() if b.is_floating_point()]
+        self.pending: torch.Tensor | None = None  # per watched tensor, max |x| after the last step
+        self.pending_step = 0
+
+    def after_step(self, step: int) -> None:
+        with torch.no_grad():
+            self.pending = torch.stack(torch._foreach_norm([t for _, t in self.watched], math.inf))
+        self.pending_step = step
+
+    def _bad_parameter(self, norms: torch.Tensor) -> str | None:
+        bad = (~norms.isfinite()).nonzero().flatten().tolist()
+        return self.watched[bad[0]][0] if bad else None
+
+    def check(self, loss: torch.Tensor, total: torch.Tensor, grads: list[tuple[str, torch.Tensor]]):
+        """None if all is finite, else ``(kind, name)``: kind 'parameter', 'loss', 'regulariser' or 'gradient'."""
+        parts = [loss.detach().reshape(1), total.detach().reshape(1)]
+        if grads:
+            parts.append(torch.stack(torch._foreach_norm([g for _, g in grads], math.inf)))
+        if self.pending is not None:
+            parts.append(self.pending)
+        values = torch.cat(parts)
+        if bool(values.isfinite().all()):
+            self.pending = None
+            return None
+        name = self._bad_parameter(self.pending) if self.pending is not None else None
+        if name is not None:
+            return "parameter", name
+        if not math.isfinite(float(loss.detach())):
+            return "loss", "the task loss"
+        if not math.isfinite(float(total.detach())):
+            return "regulariser", "the regulariser"
+        norms = torch.stack(torch._foreach_norm([g for _, g in grads], math.inf))
+        return "gradient", grads[int((~norms.isfinite()).nonzero()[0])][0]
+
+    def flush(self) -> str | None:
+        """The parameter the last step made non-finite, if any (read before a checkpoint)."""
+        pending, self.pending = self.pending, None
+        if pending is None or bool(pending.isfinite().all()):
+            return None
+        return self._bad_parameter(pending)
+
+
+def _fault_message(kind: str, name: str, step: int, epoch: int, batch: int, saved_step: int | None,
+                   extra: str = "") -> str:
+    where = (f"non-finite values in {name} after step {step}" if kind == "parameter"
+             else f"non-finite {'gradient of ' + name if kind == 'gradient' else kind} at step {step}")
+    kept = ("the run folder has no checkpoint yet" if saved_step is None
+            else f"the run folder keeps the checkpoint of step {saved_step}")
+    hint = "try a smaller train.lr" + ("" if kind == "parameter" or extra else " or --on-nan skip")
+    return f"{where} (epoch {epoch}, batch {batch}){extra}; {kept}; {hint}"
+
+
+def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor],
+                 pos: _Position, sums: torch.Tensor, *, config: RunConfig, world: World, check: _FiniteCheck,
+                 checkpoint: Callable[[], None], saved_step: Callable[[], int | None], bar, prep,
+                 peak: float) -> None:
+    """Batches ``pos.batch`` onward of one pass over ``x`` ``(N, C, H, W)``, updating ``pos`` and ``sums``.
+
+    ``sums`` ``(2,)`` holds the summed task loss and correct predictions of
+    the epoch so far. Each batch: task loss plus regulariser, backward, one
+    finiteness test, gradient-norm clipping, an Adam step and re-projection;
+    ``checkpoint()`` every ``train.checkpoint_every`` steps within the epoch.
+    ``bar`` shows the running loss and accuracy, or the latest batch's PSNR
+    on the raw scale.
     """
     t, task = config.train, config.model.task
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    buffers = [b for b in model.buffers()]
     model.train()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    seen = 0
-    for b, idx in enumerate(order.split(t.batch_size)):
-        xb = x[idx]
-        yb = None if y is None else y[idx]
-        output = model(xb)
+    start = time.perf_counter()
+    for b in range(pos.batch, len(batches)):
+        idx = batches[b]
+        local = world.shard(idx)
+        xb = x[local]
+        yb = None if y is None else y[local]
+        saved_buffers = [v.clone() for v in buffers] if t.on_nan == "skip" else None
+        with batch_norm_over(world):
+            output = model(xb)
         loss = task_loss(output, xb, yb, task)
+        if world.distributed:  # this rank's share of the global batch's mean
+            loss = loss * (len(local) / len(idx))
         optimizer.zero_grad(set_to_none=True)
-        (loss + model.regularization()).backward()
-        if t.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-        optimizer.step()
-        model.project_()
-        seen += len(idx)
-        loss_sum += loss.detach() * len(idx)
-        if yb is not None:
-            correct += (output.detach().argmax(1) == yb).sum()
-        if not bar.disable and (b % 5 == 4 or seen == len(order)):
-            shown = {"loss": f"{float(loss_sum) / seen:.4f}"}
+        regularizer = model.regularization()
+        total = loss + (regularizer if world.rank == 0 else 0.0 * regularizer)  # counted once
+        total.backward()
+        grads = [(n, p.grad) for n, p in named if p.grad is not None]
+        correct = (output.detach().argmax(1) == yb).sum() if yb is not None else None
+        if world.distributed:
+            reduced = [g for _, g in grads] + [loss.detach().reshape(1), total.detach().reshape(1)]
+            counts = [correct.to(loss.dtype).reshape(1)] if correct is not None else []
+            world.all_reduce_(reduced + counts)
+            loss, total = reduced[-2][0], reduced[-1][0]
+            if correct is not None:
+                correct = counts[0][0].long()
+        fault = check.check(loss, total, grads)
+        pos.batch += 1
+        pos.step += 1
+        if fault is not None:
+            kind, name = fault
+            if kind == "parameter" or t.on_nan == "stop":
+                raise NonFiniteError(_fault_message(kind, name, check.pending_step if kind == "parameter"
+                                                    else pos.step, pos.epoch + 1, pos.batch, saved_step()))
+            torch._foreach_copy_(buffers, saved_buffers)
+            pos.skipped += 1
+            pos.in_a_row += 1
+            if pos.in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise NonFiniteError(_fault_message(kind, name, pos.step, pos.epoch + 1, pos.batch, saved_step(),
+                                                    f", the {pos.in_a_row}th batch skipped in a row"))
+        else:
+            if t.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+            optimizer.step()
+            model.project_()
+            check.after_step(pos.step)
+            pos.in_a_row = 0
+            pos.seen += len(idx)
+            sums[0] += loss.detach() * len(idx)
+            if correct is not None:
+                sums[1] += correct
+        if t.checkpoint_every is not None and pos.step % t.checkpoint_every == 0 and pos.batch < len(batches):
+            now = time.perf_counter()
+            pos.seconds += now - start
+            start = now
+            checkpoint()
+        if not bar.disable and (b % 5 == 4 or pos.batch == len(batches)):
+            shown = {"loss": f"{float(sums[0]) / max(pos.seen, 1):.4f}"}
             if yb is not None:
-                shown["acc"] = f"{int(correct) / seen:.3f}"
+                shown["acc"] = f"{float(sums[1]) / max(pos.seen, 1):.3f}"
             else:
                 shown["psnr"] = f"{float(psnr(prep.invert(output.detach()), prep.invert(xb), peak).mean()):.2f}"
             bar.set_postfix(shown, refresh=False)
         bar.update()
-    return float(loss_sum), int(correct)
+    pos.seconds += time.perf_counter() - start
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False,
           log: Callable[[str], None] | None = print,
-          on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[dict], None] | None = None,
+          warn: Callable[[str], None] | None = _warn) -> TrainResult:
     """Train as ``settings`` say (a nested dict, see :mod:`lgn.train.config`) into the run folder ``out``.
 
-    ``resume`` continues the checkpoint in ``out`` (or starts afresh if it has
-    none), reusing ``out``'s saved config as the base of ``settings``;
-    ``force`` overwrites the run files of a non-empty ``out``. ``log`` receives
-    one line per epoch; ``on_epoch_end`` each epoch's metrics record once it
-    and the checkpoint are saved.
+    ``resume`` continues the newest intact checkpoint in ``out`` (or starts
+    afresh if it has none), reusing ``out``'s saved config as the base of
+    ``settings``; ``force`` overwrites the run files of a non-empty ``out``.
+    ``log`` receives one line per epoch; ``on_epoch_end`` each epoch's metrics
+    record once it and the checkpoint are saved; ``warn`` a line when a
+    damaged checkpoint is passed over (default: stderr).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the ranks train data-parallel
+    (:mod:`lgn.train.distributed`); only rank 0 writes, logs and returns the
+    metrics.
     """
-    out = check_run_dir(out, resume=resume, force=force)
-    saved = read_config(out) if resume else None
-    if saved is not None:  # the run's own config is the base of what the caller sets
-        settings = _merge(check_settings(saved, str(out / CONFIG_FILE)), settings)
+    world, device_name = from_environment(settings.get("train", {}).get("device", "cpu"))
+    try:
+        return _train(settings, Path(out), resume=resume, force=force, log=log if world.writes else None,
+                      on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
+                      device_name=device_name)
+    finally:
+        world.close()
+
+
+def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoch_end, warn, world: World,
+           device_name: str) -> TrainResult:
+    if world.writes:
+        out = check_run_dir(out, resume=resume, force=force)
+        saved = read_config(out) if resume else None
+        if saved is not None:  # the run's own config is the base of what the caller sets
+            settings = _merge(check_settings(saved, str(out / CONFIG_FILE)), settings)
+    settings = world.broadcast(settings)
     data_settings = settings.get("data", {})
     if not data_settings.get("name"):
         raise ValueError("no dataset: give --dataset NAME (or data.name in the config)")
     train_cfg = RunConfig.from_dict({"train": settings.get("train", {})}).train
-    device = resolve_device(train_cfg.device)
-    summary_writer = _summary_writer_class() if train_cfg.tensorboard else None  # fail before any work
+    device = resolve_device(device_name if world.distributed else train_cfg.device)
+    summary_writer = _summary_writer_class() if train_cfg.tensorboard and world.writes else None
     writer = None
     try:
         data_cfg = RunConfig.from_dict({"data": data_settings}).data
@@ -171,63 +339,102 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         torch.manual_seed(t.seed)
         model = build_model(config.model).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, eps=t.adam_eps)
-        checkpoint = load_checkpoint(out, model, optimizer) if resume and out.is_dir() else None
+        pos = _Position()
+        sums = torch.zeros(2, dtype=torch.float32, device=device)  # running task loss, correct predictions
+        slot, saved_step = CHECKPOINT_SLOTS[0], None
+        checkpoint = load_checkpoint(out, model, optimizer) if world.writes and resume and out.is_dir() else None
         if checkpoint is not None:
+            for line in checkpoint.warnings:
+                if warn:
+                    warn(line)
             changed = _changes(checkpoint.config, config.to_dict())
             if changed:
                 raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
-            metrics = [r for r in read_metrics(out) if r.get("epoch", 0) <= checkpoint.epoch]
-            start_epoch, step = checkpoint.epoch, checkpoint.step
+            state = checkpoint.state
+            pos = _Position(epoch=checkpoint.epoch, batch=checkpoint.batch, step=checkpoint.step,
+                            **{k: v for k, v in state.items() if k in _Position.__dataclass_fields__})
+            if "metrics" not in state:  # a version-1 checkpoint: epoch ends only
+                pos.metrics = [r for r in read_metrics(out) if r.get("epoch", 0) <= checkpoint.epoch]
+            if "sums" in checkpoint.tensors:
+                sums.copy_(checkpoint.tensors["sums"])
+            slot = CHECKPOINT_SLOTS[1] if checkpoint.slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+            saved_step = checkpoint.step
             if log:
-                log(f"resuming {out} after epoch {start_epoch} of {t.epochs}")
-        else:
-            if out.is_dir():
-                clear_run_files(out)
-            metrics, start_epoch, step = [], 0, 0
+                within = f", batch {pos.batch}" if pos.batch else ""
+                log(f"resuming {out} after epoch {pos.epoch}{within} of {t.epochs}")
+        elif world.writes and out.is_dir():
+            clear_run_files(out)
+        if world.distributed:  # every rank starts from rank 0's model, optimiser and position
+            state = world.broadcast((model.state_dict(), optimizer.state_dict(), pos, sums) if world.writes
+                                    else None)
+            model.load_state_dict(state[0])
+            optimizer.load_state_dict(state[1])
+            pos, sums = state[2], state[3].to(device)
 
         prep = fit_preprocessing(dataset.x_train, zca=data_cfg.zca, zca_epsilon=data_cfg.zca_epsilon)
         x_train, x_test = prep(dataset.x_train).to(device), prep(dataset.x_test).to(device)
         y_train, y_test = (None, None) if task == "reconstruct" else (dataset.y_train.to(device),
                                                                        dataset.y_test.to(device))
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        save_preprocessing(prep, out)
-        write_metrics(out, metrics)
+        if world.writes:
+            out.mkdir(parents=True, exist_ok=True)
+            write_config(out, config.to_dict())
+            save_preprocessing(prep, out)
+            write_metrics(out, pos.metrics)
         device_prep = prep.to(device)
         if summary_writer is not None:
             writer = summary_writer(log_dir=str(out / TENSORBOARD_DIR))
 
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        check = _FiniteCheck(model, named)
+
+        def save() -> None:
+            nonlocal slot, saved_step
+            bad = check.flush()
+            if bad is not None:
+                raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, pos.epoch + 1,
+                                                    pos.batch, saved_step))
+            if world.writes:
+                save_checkpoint(out, model, optimizer, epoch=pos.epoch, batch=pos.batch, step=pos.step,
+                                config=config.to_dict(), state=pos.state(), tensors={"sums": sums}, slot=slot)
+                slot = CHECKPOINT_SLOTS[1] if slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+            saved_step = pos.step
+
         n_batches = math.ceil(len(x_train) / t.batch_size)
-        for epoch in range(start_epoch, t.epochs):
+        for epoch in range(pos.epoch, t.epochs):
             lr = t.lr_at(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress)
-            start = time.perf_counter()
-            loss_sum, correct = _train_epoch(model, optimizer, x_train, y_train,
-                                             epoch_order(len(x_train), t.seed, epoch).to(device),
-                                             config=config, bar=bar, prep=device_prep, peak=dataset.value_range)
-            train_seconds = time.perf_counter() - start  # complete: the returned floats waited for the device
+            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and world.writes)
+            bar.update(pos.batch)
+            batches = list(epoch_order(len(x_train), t.seed, epoch).to(device).split(t.batch_size))
+            _train_epoch(model, optimizer, x_train, y_train, batches, pos, sums, config=config, world=world,
+                         check=check, checkpoint=save, saved_step=lambda: saved_step, bar=bar,
+                         prep=device_prep, peak=dataset.value_range)
             bar.close()
-            step += n_batches
-
-            train_loss = loss_sum / len(x_train)
-            if not math.isfinite(train_loss):
-                raise ValueError(f"training diverged in epoch {epoch + 1}: the loss is {train_loss}; "
-                                 f"the run folder keeps epoch {epoch}. Try a smaller train.lr")
-            start = time.perf_counter()
-            test = evaluate(model, x_test, y_test, task=task, batch_size=t.eval_batch_size,
-                            preprocessing=device_prep, peak=dataset.value_range)
-            record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss}
+            bad = check.flush()
+            if bad is not None:
+                raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, epoch + 1, pos.batch,
+                                                    saved_step))
+            loss_sum, correct = (float(v) for v in sums.tolist())  # complete: waits for the device
+            seen = max(pos.seen, 1)
+            record = {"epoch": epoch + 1, "step": pos.step, "lr": lr, "train_loss": loss_sum / seen}
             if task == "classify":
-                record["train_acc"] = correct / len(x_train)
-            record.update({f"test_{k}": v for k, v in test.items()})
-            record.update(train_seconds=train_seconds, eval_seconds=time.perf_counter() - start)
-
-            save_model(model, out)
-            append_metrics(out, record)
-            save_checkpoint(out, model, optimizer, epoch=epoch + 1, step=step, config=config.to_dict())
-            metrics.append(record)
+                record["train_acc"] = int(correct) / seen
+            if t.on_nan == "skip":
+                record["skipped_batches"] = pos.skipped
+            if world.writes:
+                start = time.perf_counter()
+                test = evaluate(model, x_test, y_test, task=task, batch_size=t.eval_batch_size,
+                                preprocessing=device_prep, peak=dataset.value_range)
+                record.update({f"test_{k}": v for k, v in test.items()})
+                record.update(train_seconds=pos.seconds, eval_seconds=time.perf_counter() - start)
+            pos.metrics.append(record)
+            pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
+            sums.zero_()
+            if world.writes:
+                save_model(model, out)
+                append_metrics(out, record)
+            save()
             if writer is not None:
                 for key, value in record.items():
                     if key != "epoch":
@@ -235,9 +442,9 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
                 writer.flush()
             if log:
                 log(_summary(record, t.epochs))
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and world.writes:
                 on_epoch_end(record)
     finally:
         if writer is not None:
             writer.close()
-    return TrainResult(out, config, metrics)
+    return TrainResult(out, config, pos.metrics if world.writes else [])

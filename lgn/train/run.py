@@ -3,8 +3,9 @@
 A run folder holds ``config.json`` (the resolved config), ``metrics.jsonl``
 (one JSON object per epoch), ``model.safetensors`` + ``model.json`` (the latest
 model, readable with :func:`lgn.models.load_model`), ``preprocess.safetensors``
-(the input scaling fitted on the training data), the checkpoint and, with
-TensorBoard, ``tensorboard/``.
+(the input scaling fitted on the training data), two checkpoint slots
+(:mod:`lgn.train.checkpoint`) and, with TensorBoard, ``tensorboard/``. The
+files a resumed run reads are written atomically.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from pathlib import Path
 
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
-from lgn.models.io import WEIGHTS_FILE
-from lgn.train.checkpoint import CHECKPOINT_META, CHECKPOINT_TENSORS
+from lgn.models.io import WEIGHTS_FILE, atomic_write
+from lgn.train.checkpoint import CHECKPOINT_FILES
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "TENSORBOARD_DIR", "RUN_FILES", "check_run_dir", "clear_run_files",
-           "read_metrics", "write_metrics", "append_metrics", "read_config"]
+           "read_metrics", "write_metrics", "append_metrics", "read_config", "write_config"]
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE,
-             CHECKPOINT_TENSORS, CHECKPOINT_META)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE, *CHECKPOINT_FILES)
 
 
 def check_run_dir(out: str | os.PathLike, *, resume: bool, force: bool) -> Path:
@@ -63,6 +63,10 @@ def read_config(out: str | os.PathLike) -> dict | None:
     return config
 
 
+def write_config(out: Path, config: dict) -> None:
+    atomic_write(out / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+
+
 def read_metrics(out: str | os.PathLike) -> list[dict]:
     path = Path(out) / METRICS_FILE
     if not path.is_file():
@@ -74,7 +78,7 @@ def read_metrics(out: str | os.PathLike) -> list[dict]:
 
 
 def write_metrics(out: Path, records: list[dict]) -> None:
-    (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    atomic_write(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
 
 
 def append_metrics(out: Path, record: dict) -> None:

@@ -199,3 +199,81 @@ def _assert_one_line_error(capsys, rc, message):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("lgn train: error: ") and re.search(message, lines[0]), lines[0]
+
+
+def _newest_step(out) -> int:
+    steps = [-1]
+    for path in out.glob("checkpoint-*.json"):
+        try:
+            steps.append(json.loads(path.read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return max(steps)
+
+
+def test_sigkill_at_random_moments_then_resume_ends_bit_identical(tmp_path):
+    """A real process killed (SIGKILL) at seeded random moments, resumed each time; 4 epochs of 12 batches."""
+    import random
+    import signal
+    import time
+
+    npz = write_tiny_npz(tmp_path / "tiny.npz", n_train=192)
+    common = ["--dataset", f"npz:{npz}", "--epochs", "4", "--checkpoint-every", "1", "--no-progress", *TINY_SET]
+    assert main(["train", "--out", str(tmp_path / "full"), *common]) == 0
+    command = [sys.executable, "-m", "lgn", "train", "--out", str(tmp_path / "cut"), *common]
+    rng, kills, resumes = random.Random(7), 0, 0
+    while True:
+        proc = subprocess.Popen(command + (["--resume"] if kills else []), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        if kills < 3:
+            before, deadline = _newest_step(tmp_path / "cut"), time.monotonic() + 120
+            while proc.poll() is None and _newest_step(tmp_path / "cut") <= before and time.monotonic() < deadline:
+                time.sleep(0.005)  # until this process has trained a step
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=60)
+                kills += 1
+                continue
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        resumes += stdout.startswith("resuming")
+        break
+    assert kills == 3 and resumes == 1
+    full, cut = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
+    records = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rs]  # noqa: E731
+    assert strip(records) == strip(expected)
+
+
+def test_checkpoint_flags_and_a_damaged_checkpoint_warning(tmp_path, npz, capsys):
+    out = tmp_path / "run"
+    assert _train(npz, out, "--epochs", "2", "--checkpoint-every", "2", "--on-nan", "skip") == 0
+    config = json.loads((out / "config.json").read_text())["train"]
+    assert config["checkpoint_every"] == 2 and config["on_nan"] == "skip"
+    newest = max(out.glob("checkpoint-*.json"), key=lambda p: json.loads(p.read_text())["step"])
+    newest.write_text(newest.read_text().replace('"epoch": 2', '"epoch": 1'))
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    warning, = captured.err.strip().splitlines()
+    assert warning.startswith(f"warning: checkpoint {newest.stem} in {out} is damaged")
+    assert "after epoch 1, batch 1 of 2" in captured.out  # the previous checkpoint: step 4, 3 batches an epoch
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_unusable_checkpoints_exit_2_with_one_line(tmp_path, npz, capsys):
+    import shutil
+
+    assert _train(npz, tmp_path / "a", "--epochs", "1") == 0
+    assert _train(npz, tmp_path / "b", "--epochs", "1", "--set", "model.n_groups=3") == 0
+    for name in ("checkpoint-0.json", "checkpoint-0.safetensors"):
+        shutil.copy(tmp_path / "b" / name, tmp_path / "a" / name)
+    capsys.readouterr()
+    rc = main(["train", "--out", str(tmp_path / "a"), "--resume", "--epochs", "2"])
+    _assert_one_line_error(capsys, rc, "the checkpoint in .* is of another architecture")
+    (tmp_path / "b" / "checkpoint-0.safetensors").write_bytes(b"")
+    rc = main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "2"])
+    _assert_one_line_error(capsys, rc, "no intact checkpoint in .*, so it cannot resume")

@@ -25,8 +25,9 @@ def test_run_folder_contents(tmp_path, npz):
     result = train(tiny_settings(npz, epochs=2), tmp_path / "run", log=None)
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.jsonl", "model.safetensors", "model.json",
-                                                "preprocess.safetensors", "checkpoint.safetensors",
-                                                "checkpoint.json"}
+                                                "preprocess.safetensors", "checkpoint-0.safetensors",
+                                                "checkpoint-0.json", "checkpoint-1.safetensors",
+                                                "checkpoint-1.json"}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records == result.metrics
     for r in records:
@@ -170,3 +171,171 @@ def test_cuda_refused_without_a_device(tmp_path, npz):
     with pytest.raises(ValueError, match="CUDA is not available"):
         train(tiny_settings(npz, epochs=1, device="cuda"), tmp_path / "run", log=None)
     assert not (tmp_path / "run").exists()
+
+
+def _cut_after_saves(monkeypatch, n):
+    """Make the n-th checkpoint save of the next run its last: the run stops right after writing it."""
+    import lgn.train.loop
+
+    save, calls = lgn.train.loop.save_checkpoint, []
+
+    def save_then_stop(*args, **kwargs):
+        save(*args, **kwargs)
+        calls.append(kwargs["step"])
+        if len(calls) == n:
+            raise Interrupt
+
+    monkeypatch.setattr(lgn.train.loop, "save_checkpoint", save_then_stop)
+    return lambda: monkeypatch.setattr(lgn.train.loop, "save_checkpoint", save)
+
+
+def _without_times(records):
+    return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in records]
+
+
+@pytest.mark.parametrize("cuts", [[1], [3, 1, 1]])
+def test_resume_mid_epoch_gives_the_same_weights_and_metrics(tmp_path, npz, monkeypatch, cuts):
+    settings = tiny_settings(npz, epochs=3, checkpoint_every=2)  # 3 batches an epoch: saves at 2, 3, 4, 6, 8, 9
+    full = train(settings, tmp_path / "full", log=None)
+    first = True
+    for n in cuts:
+        restore = _cut_after_saves(monkeypatch, n)
+        with pytest.raises(Interrupt):
+            train(settings, tmp_path / "cut", resume=not first, log=None)
+        first = False
+        restore()
+    lines = []
+    resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append)
+    assert lines[0].startswith("resuming")
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
+    assert _without_times(resumed.metrics) == _without_times(full.metrics)
+    on_disk = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert _without_times(on_disk) == _without_times(full.metrics)
+
+
+def test_resume_from_a_mid_epoch_checkpoint_says_where(tmp_path, npz, monkeypatch):
+    settings = tiny_settings(npz, epochs=2, checkpoint_every=1)
+    _cut_after_saves(monkeypatch, 2)
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "run", log=None)
+    lines = []
+    train(settings, tmp_path / "run", resume=True, log=lines.append)
+    assert lines[0] == f"resuming {tmp_path / 'run'} after epoch 0, batch 2 of 2"
+
+
+def test_damaged_latest_checkpoint_resumes_from_the_previous_with_a_warning(tmp_path, npz, monkeypatch):
+    settings = tiny_settings(npz, epochs=2, checkpoint_every=1)
+    full = train(settings, tmp_path / "full", log=None)
+    _cut_after_saves(monkeypatch, 4)  # steps 1, 2, 3 (epoch end), 4: slot 1 holds step 4
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "cut", log=None)
+    path = tmp_path / "cut" / "checkpoint-1.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    warnings, lines = [], []
+    resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append, warn=warnings.append)
+    assert len(warnings) == 1 and "checkpoint-1" in warnings[0] and "(step 3)" in warnings[0]
+    assert lines[0].endswith("after epoch 1 of 2")
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
+    assert _without_times(resumed.metrics) == _without_times(full.metrics)
+
+
+def test_no_intact_checkpoint_refuses_to_resume(tmp_path, npz, monkeypatch):
+    settings = tiny_settings(npz, epochs=2)
+    _cut_after_saves(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "run", log=None)
+    (tmp_path / "run" / "checkpoint-0.json").write_text("{")
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match="no intact checkpoint in .*checkpoint-0: unreadable"):
+        train(settings, tmp_path / "run", resume=True, log=None)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics  # nothing reset
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, npz):
+    import shutil
+
+    train(tiny_settings(npz, epochs=1), tmp_path / "a", log=None)
+    other = tiny_settings(npz, epochs=1)
+    other["model"]["n_groups"] = 3
+    train(other, tmp_path / "b", log=None)
+    for name in ("checkpoint-0.json", "checkpoint-0.safetensors"):
+        shutil.copy(tmp_path / "b" / name, tmp_path / "a" / name)
+    with pytest.raises(ValueError, match="another architecture"):
+        train({}, tmp_path / "a", resume=True, log=None)
+
+
+def _poison_loss(monkeypatch, steps):
+    """The task loss is NaN at the given 1-based steps (counted over the whole run)."""
+    import lgn.train.loop
+
+    real, count = lgn.train.loop.task_loss, [0]
+
+    def loss(*args):
+        count[0] += 1
+        value = real(*args)
+        return value * float("nan") if count[0] in steps else value
+
+    monkeypatch.setattr(lgn.train.loop, "task_loss", loss)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, npz, monkeypatch):
+    _poison_loss(monkeypatch, {5})
+    settings = tiny_settings(npz, epochs=3, checkpoint_every=2)
+    with pytest.raises(ValueError, match=r"^non-finite loss at step 5") as e:
+        train(settings, tmp_path / "run", log=None)
+    message = str(e.value)
+    assert "at step 5 (epoch 2, batch 2)" in message and "keeps the checkpoint of step 4" in message
+    assert "--on-nan skip" in message
+    monkeypatch.undo()
+    lines = []
+    train(settings, tmp_path / "run", resume=True, log=lines.append)  # the checkpoint of step 4 is good
+    assert lines[0].endswith("after epoch 1, batch 1 of 3")
+    train(settings, tmp_path / "full", log=None)
+    assert _same_weights(tmp_path / "run", tmp_path / "full")
+
+
+def test_non_finite_parameter_is_named_and_never_checkpointed(tmp_path, npz, monkeypatch):
+    import lgn.train.loop
+
+    real_build, steps = lgn.train.loop.build_model, [0]
+
+    def build(config):
+        model = real_build(config)
+        project = model.project_
+
+        def project_then_break():
+            project()
+            steps[0] += 1
+            if steps[0] == 4:
+                with torch.no_grad():
+                    model.encoder.banks[1].generator.weight[0, 0, 0, 0] = float("inf")
+
+        model.project_ = project_then_break
+        return model
+
+    monkeypatch.setattr(lgn.train.loop, "build_model", build)
+    with pytest.raises(ValueError) as e:
+        train(tiny_settings(npz, epochs=3, checkpoint_every=1), tmp_path / "run", log=None)
+    assert str(e.value).startswith("non-finite values in encoder.banks.1.generator.weight after step 4 "
+                                   "(epoch 2, batch 1); the run folder keeps the checkpoint of step 3")
+    for slot in ("checkpoint-0", "checkpoint-1"):
+        state = load_file(tmp_path / "run" / f"{slot}.safetensors")
+        assert all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point()), slot
+
+
+def test_skip_counts_batches_and_restores_batch_norm(tmp_path, npz, monkeypatch):
+    _poison_loss(monkeypatch, {2, 5})
+    result = train(tiny_settings(npz, epochs=2, on_nan="skip"), tmp_path / "run", log=None)
+    assert [r["skipped_batches"] for r in result.metrics] == [1, 1]
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["test_loss"]) for r in result.metrics)
+    state = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert int(state["encoder.norms.0.num_batches_tracked"]) == 4  # 6 batches, 2 skipped
+
+
+def test_skip_still_stops_after_too_many_in_a_row(tmp_path, npz, monkeypatch):
+    from lgn.train.loop import MAX_SKIPPED_IN_A_ROW
+
+    _poison_loss(monkeypatch, set(range(2, 100)))
+    with pytest.raises(ValueError, match=f"the {MAX_SKIPPED_IN_A_ROW}th batch skipped in a row"):
+        train(tiny_settings(npz, epochs=5, on_nan="skip"), tmp_path / "run", log=None)

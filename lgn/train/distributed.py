@@ -1,0 +1,111 @@
+"""Data-parallel training on several processes with ``torch.distributed`` (gloo on CPU, NCCL on CUDA).
+
+Launched by ``torchrun`` (or ``lgn train --nproc N``), each process reads its
+rank from the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR``/``MASTER_PORT``). Every global batch is split across the
+ranks in a fixed way; each rank's loss is its share of the global mean, the
+regulariser is counted on rank 0 only, and the gradients (with the loss and the
+correct-prediction count) are summed by one all-reduce, so every rank takes
+the same step as one process would. Batch normalisation takes its statistics
+over the global batch (:func:`lgn.nn.functional.synchronized_batch_norm`).
+Only rank 0 writes files; it evaluates, and it sends its model, optimiser and
+position to the others at the start (so a resumed run needs the run folder on
+rank 0's machine only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "SINGLE", "from_environment", "TIMEOUT_SECONDS"]
+
+# how long a collective may wait for a rank before the job fails (LGN_DIST_TIMEOUT overrides)
+TIMEOUT_SECONDS = 600
+
+
+class World:
+    """The ranks of a data-parallel run: one process (``SINGLE``) or a ``torch.distributed`` group."""
+
+    def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0):
+        self.rank, self.size, self.local_rank = rank, size, local_rank
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def writes(self) -> bool:
+        """Whether this rank writes files and logs (rank 0)."""
+        return self.rank == 0
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's part of the global batch ``idx`` ``(B,)``: contiguous, sizes differing by at most one."""
+        return idx.tensor_split(self.size)[self.rank] if self.distributed else idx
+
+    def all_reduce_(self, tensors: list[torch.Tensor]) -> None:
+        """Sum each tensor over the ranks, in place, by one collective over a flat buffer."""
+        if not self.distributed or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        dist.all_reduce(flat)
+        torch._foreach_copy_(tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]),
+                                                                         tensors)])
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (pickled between our own processes only)."""
+        if not self.distributed:
+            return obj
+        box = [obj if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+SINGLE = World()
+
+
+def from_environment(device: str) -> tuple[World, str]:
+    """The world torchrun describes in the environment, initialised, and this rank's device.
+
+    Without ``WORLD_SIZE`` > 1 it is :data:`SINGLE` and ``device`` unchanged.
+    With CUDA, rank r uses ``cuda:LOCAL_RANK`` and NCCL; on CPU, gloo.
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return SINGLE, device
+    if not dist.is_available():
+        raise ValueError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    timeout = timedelta(seconds=float(os.environ.get("LGN_DIST_TIMEOUT", TIMEOUT_SECONDS)))
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=timeout)
+    if dist.get_world_size() != size or dist.get_rank() != rank:
+        raise ValueError(f"the process group ({dist.get_rank()} of {dist.get_world_size()}) does not match "
+                         f"RANK={rank}, WORLD_SIZE={size}")
+    return World(rank, size, local_rank), device
+
+
+@contextlib.contextmanager
+def batch_norm_over(world: World):
+    """Batch statistics over the global batch while training in ``world`` (a no-op for one process)."""
+    if not world.distributed:
+        yield
+        return
+    from lgn.nn.functional import synchronized_batch_norm
+
+    with synchronized_batch_norm(dist.group.WORLD):
+        yield
