@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "from_arrays"]
+__all__ = ["Dataset", "from_arrays", "DataTypeError"]
+
+
+class DataTypeError(TypeError, ValueError):
+    """An array of the wrong dtype; a ``ValueError`` too, like every other bad input data."""
 
 
 @dataclass
@@ -49,14 +54,13 @@ class Dataset:
                        cut(self.x_test, test), cut(self.y_test, test), self.num_classes, self.value_range)
 
 
-def _images(name: str, split: str, x) -> torch.Tensor:
+def _images(where: str, x) -> torch.Tensor:
     """``x`` as float32 ``(N, C, H, W)``; (N, H, W) gains a channel axis."""
     x = np.asarray(x)
-    where = f"{name}: x_{split}"
     if x.dtype == object:
-        raise TypeError(f"{where} is an object array; expected numbers")
+        raise DataTypeError(f"{where} is an object array; expected numbers")
     if x.dtype.kind not in "uif":
-        raise TypeError(f"{where} must hold integers or floats, got dtype {x.dtype}")
+        raise DataTypeError(f"{where} must hold integers or floats, got dtype {x.dtype}")
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:
@@ -69,12 +73,11 @@ def _images(name: str, split: str, x) -> torch.Tensor:
     return x
 
 
-def _labels(name: str, split: str, y, n: int) -> torch.Tensor:
+def _labels(where: str, split: str, y, n: int) -> torch.Tensor:
     """``y`` as int64 ``(N,)``, checked to be non-negative integers, one per image."""
     y = np.asarray(y)
-    where = f"{name}: y_{split}"
     if y.dtype == object:
-        raise TypeError(f"{where} is an object array; expected integer labels")
+        raise DataTypeError(f"{where} is an object array; expected integer labels")
     if y.ndim != 1:
         raise ValueError(f"{where} must have shape (N,), got {y.shape}")
     if len(y) != n:
@@ -85,7 +88,9 @@ def _labels(name: str, split: str, y, n: int) -> torch.Tensor:
         if not (y == np.round(y)).all():
             raise ValueError(f"{where} must hold integer class labels, got non-integer values")
     elif y.dtype.kind not in "ui":
-        raise TypeError(f"{where} must hold integer class labels, got dtype {y.dtype}")
+        raise DataTypeError(f"{where} must hold integer class labels, got dtype {y.dtype}")
+    if y.dtype.kind in "uf" and np.abs(y).max() >= 2 ** 63:  # would wrap around in int64
+        raise ValueError(f"{where}: labels out of range: found {np.abs(y).max()}, beyond int64")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise ValueError(f"{where}: labels out of range: found {y.min()}, labels must be >= 0")
@@ -93,32 +98,42 @@ def _labels(name: str, split: str, y, n: int) -> torch.Tensor:
 
 
 def from_arrays(name: str, x_train, y_train, x_test, y_test, *, num_classes: int | None = None,
-                value_range: float | None = None) -> Dataset:
+                value_range: float | None = None, files: dict[str, str | os.PathLike] | None = None) -> Dataset:
     """Check arrays and build a :class:`Dataset`.
 
     ``x`` is ``(N, H, W)`` or ``(N, C, H, W)`` of integers or floats, finite;
     ``y`` is ``(N,)`` of non-negative integer labels, or None in both splits.
-    ``num_classes`` defaults to 1 + the largest training label; a test label at
-    or above it is out of range. ``value_range`` defaults to the training
-    images' peak-to-peak range (1 if constant).
+    ``num_classes`` defaults to 1 + the largest training label, which must be
+    below the number of training examples (a larger one is not a class
+    index); a test label at or above it is out of range. ``value_range``
+    defaults to the training images' peak-to-peak range (1 if constant).
+    ``files`` names the file each array (``'x_train'``, ...) came from, for errors.
+    Wrong dtypes raise :class:`DataTypeError`, anything else ``ValueError``.
     """
-    xs = {split: _images(name, split, x) for split, x in (("train", x_train), ("test", x_test))}
+    def where(key: str) -> str:
+        return f"{name}: {key}" + (f" ({files[key]})" if files and key in files else "")
+
+    xs = {split: _images(where(f"x_{split}"), x) for split, x in (("train", x_train), ("test", x_test))}
     if xs["train"].shape[1:] != xs["test"].shape[1:]:
-        raise ValueError(f"{name}: train images are (C, H, W) = {tuple(xs['train'].shape[1:])} but test "
-                         f"images are {tuple(xs['test'].shape[1:])}; they must match")
+        raise ValueError(f"{where('x_train')} images are (C, H, W) = {tuple(xs['train'].shape[1:])} but "
+                         f"{where('x_test')} images are {tuple(xs['test'].shape[1:])}; they must match")
     if (y_train is None) != (y_test is None):
         missing = "y_train" if y_train is None else "y_test"
         raise ValueError(f"{name}: {missing} is missing; give labels for both splits or for neither")
     ys = {"train": None, "test": None}
     if y_train is not None:
-        ys = {split: _labels(name, split, y, len(xs[split]))
+        ys = {split: _labels(where(f"y_{split}"), split, y, len(xs[split]))
               for split, y in (("train", y_train), ("test", y_test))}
         largest = int(max(ys["train"].max(), ys["test"].max()))
         if num_classes is None:
             num_classes = int(ys["train"].max()) + 1
+            if num_classes > len(ys["train"]):
+                raise ValueError(f"{where('y_train')}: labels out of range: found label {num_classes - 1} among "
+                                 f"{len(ys['train'])} examples; labels must be class indices 0..C-1")
         if largest >= num_classes:
-            raise ValueError(f"{name}: labels out of range: found label {largest}, expected 0..{num_classes - 1}"
-                             f" (the classes seen in y_train)")
+            split = "test" if int(ys["test"].max()) == largest else "train"
+            raise ValueError(f"{where(f'y_{split}')}: labels out of range: found label {largest}, "
+                             f"expected 0..{num_classes - 1} (the classes seen in y_train)")
     else:
         num_classes = 0
     if value_range is None:

@@ -7,6 +7,7 @@ big-endian uint32 sizes and the data, big-endian, in row-major order.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -51,7 +52,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if ndim == 0 or len(data) < header:
         raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions, {len(data)} bytes)")
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no wrap-around at 2**64
     if len(data) != expected:
         raise ValueError(f"{path}: IDX shape {shape} needs {expected} bytes, the file has {len(data)}"
                          f" ({'truncated' if len(data) < expected else 'trailing data'})")
@@ -72,17 +73,18 @@ def load_mnist_folder(directory: str | os.PathLike, name: str, *, missing_hint: 
     ``missing_hint`` is appended to the error raised when a file is absent.
     """
     directory = Path(directory)
-    arrays = {}
+    arrays, paths = {}, {}
     for key, stem in MNIST_FILES.items():
         path = _find(directory, stem)
         if path is None:
             raise FileNotFoundError(f"{name}: no {stem}[.gz] in {directory}{missing_hint}")
-        arrays[key] = read_idx(path)
+        arrays[key], paths[key] = read_idx(path), path
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
         if x.ndim != 3:
-            raise ValueError(f"{name}: {MNIST_FILES[f'x_{split}']} must hold (N, H, W) images, got shape {x.shape}")
+            raise ValueError(f"{name}: {paths[f'x_{split}']} must hold (N, H, W) images, got shape {x.shape}")
     x_train, x_test, value_range = arrays["x_train"], arrays["x_test"], None
     if x_train.dtype == np.uint8:  # pixel bytes: scale to [0, 1]
         x_train, x_test, value_range = x_train / np.float32(255), x_test / np.float32(255), 1.0
-    return from_arrays(name, x_train, arrays["y_train"], x_test, arrays["y_test"], value_range=value_range)
+    return from_arrays(name, x_train, arrays["y_train"], x_test, arrays["y_test"], value_range=value_range,
+                       files=paths)
