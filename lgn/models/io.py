@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
@@ -17,6 +17,7 @@ __all__ = ["save_model", "load_model", "atomic_write", "WEIGHTS_FILE", "CONFIG_F
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+FORMAT, VERSION = "lgn", "1"  # the weights file's metadata
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -34,27 +35,52 @@ def save_model(model: LGN, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": "lgn", "version": "1"}))
+    atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT, "version": VERSION}))
     atomic_write(directory / CONFIG_FILE, (json.dumps(model.config.to_dict(), indent=2) + "\n").encode())
     return directory
 
 
 def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LGN:
-    """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode)."""
+    """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode).
+
+    Raises ``FileNotFoundError`` if a file is missing and ``ValueError``, naming
+    the file, for one that is damaged, of another format or version, holds
+    non-finite weights, or disagrees with the other.
+    """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")
     try:
-        config = ModelConfig.from_dict(json.loads(config_path.read_text()))
-    except json.JSONDecodeError as e:
+        raw = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config_path} must hold a JSON object of model settings, got {type(raw).__name__}")
     try:
-        state = load_file(str(weights_path), device=str(map_location))
+        config = ModelConfig.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{config_path}: {e}") from None
+    try:
+        with safe_open(str(weights_path), framework="pt", device=str(map_location)) as f:
+            metadata = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights_path} is not a readable safetensors file: {e}") from None
-    model = build_model(config)  # an LGN, or the CNN baseline
+    if metadata.get("format", FORMAT) != FORMAT:
+        raise ValueError(f"{weights_path} holds weights of format {metadata['format']!r}: not an lgn model")
+    if metadata.get("version", VERSION) != VERSION:
+        raise ValueError(f"{weights_path} is lgn weights version {metadata['version']}, this lgn reads version "
+                         f"{VERSION}: use the lgn that wrote it, or a newer one")
+    non_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise ValueError(f"{weights_path} holds NaN or Inf in {', '.join(non_finite[:3])}"
+                         f"{', ...' if len(non_finite) > 3 else ''}: the run that saved it diverged")
+    try:
+        model = build_model(config)  # an LGN, or the CNN baseline
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{config_path}: {e}") from None
     dtype = next(iter(state.values())).dtype if state else torch.float32
     if dtype.is_floating_point:
         model = model.to(dtype)
