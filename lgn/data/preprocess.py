@@ -106,4 +106,15 @@ def load_preprocessing(directory: str | os.PathLike) -> Preprocessing:
         raise ValueError(f"{path} is not a readable safetensors file: {e}") from None
     if not {"mean", "std"} <= set(tensors):
         raise ValueError(f"{path} lacks mean/std")
+    unknown = sorted(set(tensors) - set(Preprocessing.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{path} holds unknown tensors {', '.join(unknown)}: not lgn preprocessing")
+    mean, std = tensors["mean"], tensors["std"]
+    if mean.dim() != 1 or std.shape != mean.shape or not bool(torch.isfinite(mean).all()) \
+            or not bool((std > 0).all()) or not bool(torch.isfinite(std).all()):
+        raise ValueError(f"{path}: mean and std must be finite (C,) vectors, std positive; got shapes "
+                         f"{tuple(mean.shape)} and {tuple(std.shape)}")
+    zca = [k for k in ("zca_mean", "zca", "zca_inverse") if k in tensors]
+    if zca and len(zca) != 3:
+        raise ValueError(f"{path} has {', '.join(zca)} but ZCA needs zca_mean, zca and zca_inverse")
     return Preprocessing(**tensors)

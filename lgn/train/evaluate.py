@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -62,15 +64,18 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
     'loss', 'acc' | 'psnr'}``.
     """
     from lgn.data import get_dataset, load_preprocessing
+    from lgn.data.preprocess import PREPROCESS_FILE
     from lgn.models import load_model
+    from lgn.train.config import check_settings
     from lgn.train.loop import resolve_device
-    from lgn.train.run import read_config
+    from lgn.train.run import CONFIG_FILE, read_config
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     config = read_config(run_dir)
     if config is None:
         raise FileNotFoundError(f"no config.json in {run_dir}: not an lgn run folder")
+    config = check_settings(config, os.path.join(run_dir, CONFIG_FILE))  # a damaged file is refused by name
     data = config.get("data", {})
     same = dataset is None or dataset == data.get("name")
     name = data.get("name") if same else dataset
@@ -92,6 +97,9 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
     else:
         y = None
     prep = load_preprocessing(run_dir).to(device)
+    if len(prep.mean) != model.config.in_channels:
+        raise ValueError(f"{os.path.join(run_dir, PREPROCESS_FILE)} is for {len(prep.mean)} channels but the "
+                         f"run's model takes {model.config.in_channels}")
     x = prep(x.to(device))
     model.check_input(x[:1])
     metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep,
