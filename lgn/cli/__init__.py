@@ -16,12 +16,16 @@ import os
 import pkgutil
 import sys
 
-__all__ = ["main", "UsageError"]
-
+__all__ = ["main", "UsageError", "one_line"]
 
 
 class UsageError(Exception):
     """An error the user can fix; printed as one line, exit code 2."""
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (lines joined by '; '), or its type where it has none."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+    except (UsageError, ValueError, TypeError, OSError) as e:  # OSError: missing, unreadable or unwritable files
         if os.environ.get("LGN_DEBUG"):
             raise
-        print(f"lgn {args.command}: error: {e}", file=sys.stderr)
+        print(f"lgn {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lgn {args.command}: interrupted", file=sys.stderr)
