@@ -199,7 +199,7 @@ def _accepts_str(hint) -> bool:
 
 def _field(section: str, key: str):
     if section not in SECTIONS:
-        raise ValueError(f"unknown config section {section!r}; known: {', '.join(SECTIONS)}")
+        raise ValueError(f"unknown config section {section!r} (in {section}.{key}); known: {', '.join(SECTIONS)}")
     hints = _hints(section)
     if key not in hints:
         raise ValueError(f"unknown config key {section}.{key}; known in [{section}]: {', '.join(hints)}")
