@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,35 @@ from lgn.data.dataset import Dataset, from_arrays
 __all__ = ["load_npz", "NPZ_ARRAYS"]
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _check_headers(path: Path, name: str) -> None:
+    """Refuse object arrays, and arrays whose ``.npy`` header promises more data than the file holds.
+
+    numpy allocates the array a header describes before reading its data, so a
+    damaged header claiming 10¹⁵ elements would otherwise exhaust memory.
+    """
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            array = info.filename[:-len(".npy")]
+            with z.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                except ValueError as e:
+                    raise ValueError(f"{name}: array {array} is not a readable .npy array ({e})") from None
+                held = info.file_size - f.tell()
+            if dtype.hasobject:
+                raise ValueError(f"{name}: {array} holds object arrays, which would need pickle; "
+                                 f"save plain numeric arrays")
+            needed = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if needed > held:
+                raise ValueError(f"{name}: array {array} of shape {shape} needs {needed} bytes, the file holds "
+                                 f"{held} (truncated or damaged)")
 
 
 def load_npz(path: str | os.PathLike) -> Dataset:
@@ -29,6 +60,7 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{name}: not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
     try:
+        _check_headers(path, name)
         with np.load(path, allow_pickle=False) as f:
             names = set(f.files)
             unknown = sorted(names - set(NPZ_ARRAYS))
@@ -45,6 +77,7 @@ def load_npz(path: str | os.PathLike) -> Dataset:
         if str(e).startswith(name):
             raise
         raise ValueError(f"{name}: unreadable array ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile cannot read
         raise ValueError(f"{name}: not a readable .npz file ({e})") from None
     return from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])

@@ -257,6 +257,30 @@ def _npz_raw_member(root: Path, base: Base) -> Call:
     return _npz(root, write)
 
 
+def _npz_huge_header(root: Path, base: Base) -> Call:
+    """An x_train whose .npy header claims 10¹⁵ float64 values, with 64 bytes of data."""
+    import io
+    import zipfile
+
+    def write(path):
+        np.savez(path, **{k: v for k, v in _valid_arrays().items() if k != "x_train"})
+        member = io.BytesIO()
+        np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (10**15,)})
+        with zipfile.ZipFile(path, "a") as z:
+            z.writestr("x_train.npy", member.getvalue() + b"\0" * 64)
+    return _npz(root, write)
+
+
+def _npz_compressed_corrupt(root: Path, base: Base) -> Call:
+    def write(path):
+        np.savez_compressed(path, **_valid_arrays())
+        raw = bytearray(path.read_bytes())
+        for i in range(100, len(raw) // 2, 13):
+            raw[i] ^= 0x33
+        path.write_bytes(bytes(raw))
+    return _npz(root, write)
+
+
 def _flip_middle(data: bytes) -> bytes:
     raw = bytearray(data)
     raw[len(raw) // 3] ^= 0xFF
@@ -287,6 +311,8 @@ NPZ_CASES = {
     "npz-truncated": (npz_bytes(lambda b: b[:len(b) // 2]), "npz"),
     "npz-bad-crc": (npz_bytes(_flip_middle), "npz"),
     "npz-member-not-npy": (_npz_raw_member, "x_test"),
+    "npz-header-claims-huge-shape": (_npz_huge_header, "needs 8000000000000000 bytes"),
+    "npz-compressed-corrupt": (_npz_compressed_corrupt, "npz"),
     "npz-missing-file": (npz_bytes(None), "no such file"),
 }
 
