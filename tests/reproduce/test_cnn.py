@@ -1,5 +1,7 @@
 """The plain CNN baseline: shapes for both tasks, a training step, save/load and the train loop."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,9 +11,9 @@ from lgn.models.cnn import CNN
 from lgn.train import train
 
 
-@pytest.mark.parametrize("channels,size", [(1, 28), (3, 16), (1, 6)])
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 16), (1, 6), (1, 7)])
 def test_shapes_of_both_tasks(channels, size):
-    x = torch.randn(2, channels, size, size)
+    x = torch.randn(2, channels, size, size + 3)
     classifier = build_model(architecture="cnn", in_channels=channels, image_size=size, num_classes=7)
     assert isinstance(classifier, CNN)
     assert classifier(x).shape == (2, 7)
@@ -25,7 +27,12 @@ def test_width_and_parameter_count_follow_the_config():
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [m.out_channels for m in convs] == [20, 20, 20, 20] and convs[0].kernel_size == (6, 6)
     # 1·20·36 + 3·20·20·36 conv weights, 4 batch norms of 2·20, a 320 → 10 linear layer
-    assert sum(p.numel() for p in model.parameters()) == 720 + 3 * 14400 + 4 * 40 + 3210
+    assert sum(p.numel() for p in model.parameters()) == 720 + 3 * 14400 + 4 * 40 + 3210 == 47290
+    assert model.encode(torch.randn(1, 1, 28, 28)).shape == (1, 20, 7, 7)  # pooled twice: 28 → 14 → 7
+    autoencoder = build_model(dataclasses.replace(c, task="reconstruct"))
+    # conv 1→20, stride-2 conv 20→20, transposed conv 20→20, conv 20→1, with biases
+    assert sum(p.numel() for p in autoencoder.parameters()) == 740 + 14420 + 14420 + 721 == 30301
+    assert autoencoder.encode(torch.randn(1, 1, 28, 28)).shape == (1, 20, 14, 14)
     assert float(model.regularization()) == 0.0 and model.generators() is None
 
 
@@ -54,9 +61,9 @@ def test_save_load_round_trip(tmp_path, task):
     torch.testing.assert_close(loaded(x), model(x))
 
 
-def test_refuses_other_strides_and_bad_input():
-    with pytest.raises(ValueError, match="stride 1"):
-        build_model(architecture="cnn", stride=2)
+def test_refuses_bad_input():
+    with pytest.raises(ValueError, match="n_layers ≥ 2"):
+        build_model(architecture="cnn", task="reconstruct", n_layers=1)
     with pytest.raises(ValueError, match="3 channels instead of 1"):
         build_model(architecture="cnn")(torch.randn(1, 3, 28, 28))
     with pytest.raises(ValueError, match="architecture"):

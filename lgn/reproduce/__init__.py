@@ -1,0 +1,159 @@
+"""``lgn reproduce``: the paper's data × task grid with baselines, seeds, analysis, distances and RESULTS.md.
+
+:func:`reproduce` trains every run of the grid (:mod:`~lgn.reproduce.grid`) into
+``OUT/runs/<dataset>-<task>-<model>-s<seed>/`` through :func:`lgn.train.train`
+(:mod:`~lgn.reproduce.runner`: finished runs are read back, partial ones resumed),
+analyses every LGN run, computes the tables, targets, distances and time budget
+(:mod:`~lgn.reproduce.results`), runs the planted-symmetry comparison
+(:mod:`~lgn.reproduce.planted`) and writes ``OUT/results.json`` and
+``OUT/RESULTS.md`` with its figures (:mod:`~lgn.reproduce.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from lgn.reproduce.grid import FULL, LGN_MODELS, MODELS, QUICK, DataPlan, Recipe, RunSpec, build_grid, data_plans
+from lgn.reproduce.planted import FULL_DISCOVERY, QUICK_DISCOVERY
+
+__all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "FULL", "DataPlan",
+           "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY", "FULL_DISCOVERY",
+           "GRID_FILE", "RESULTS_JSON", "RESULTS_MD"]
+
+GRID_FILE = "grid.json"
+RESULTS_JSON = "results.json"
+RESULTS_MD = "RESULTS.md"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str) -> dict:
+    """Platform, CPU model, cores, Python and torch versions, torch threads, the device (and GPU name)."""
+    import torch
+
+    info = {"platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _git() -> tuple[str | None, bool]:
+    """The commit of the lgn source tree and whether it has uncommitted changes (None when not in git)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def _grid_description(specs: list[RunSpec], recipe: Recipe, seeds: int, discovery: dict | None) -> dict:
+    return {"recipe": recipe.to_dict(), "seeds": seeds, "discovery": discovery,
+            "runs": {s.name: s.settings for s in specs}}
+
+
+def check_grid(out: Path, grid: dict, force: bool) -> None:
+    """Refuse an ``out`` made with other grid settings, unless ``force``; then record ``grid`` in it."""
+    path = out / GRID_FILE
+    if path.is_file() and not force:
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            saved = None
+        if saved != grid:
+            what = [k for k in grid if not isinstance(saved, dict) or saved.get(k) != grid[k]]
+            raise ValueError(f"{out} holds a reproduction with other grid settings ({', '.join(what) or 'unreadable'}"
+                             f" differ); repeat its command, choose another --out, or pass --force to retrain "
+                             f"what changed")
+    out.mkdir(parents=True, exist_ok=True)
+    from lgn.analysis.summary import write_json
+
+    write_json(grid, path)
+
+
+def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe = QUICK, seeds: int = 3,
+              device: str = "cpu", force: bool = False, discovery: dict | None = QUICK_DISCOVERY,
+              command: str = "lgn reproduce", full_command: str = "lgn reproduce",
+              log: Callable[[str], None] | None = print, limit: int | None = None,
+              models: tuple[str, ...] = tuple(MODELS)) -> dict | None:
+    """Run (or finish) the grid into ``out`` and write ``results.json`` and ``RESULTS.md``; returns the results.
+
+    ``discovery`` is the planted-symmetry setting (None: skip it); ``models`` a subset
+    of :data:`MODELS` (the default: all). ``limit`` stops
+    after training that many runs (returns None, writes no results): a partial
+    invocation, as if killed, for tests.
+    """
+    from lgn.reproduce.planted import run_discovery
+    from lgn.reproduce.report import write_figures, write_markdown
+    from lgn.reproduce.results import cell_tables, claim, distances, targets, time_budget
+    from lgn.reproduce.runner import run_all
+    from lgn.train.loop import resolve_device
+
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
+    start = time.perf_counter()
+    resolve_device(device)  # refuse a missing CUDA before any work
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    specs = build_grid(plans, recipe, seeds, models)
+    check_grid(out, _grid_description(specs, recipe, seeds, discovery), force)
+    if log:
+        log(f"lgn reproduce: {len(specs)} runs ({recipe.name} recipe) into {out}/runs")
+    records, reused = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit)
+    if len(records) < len(specs):
+        if log:
+            log(f"stopped after {len(records)} of {len(specs)} runs; run the same command again to continue")
+        return None
+    planted = run_discovery(out, discovery, log) if discovery is not None else None
+    dist = distances(records, out / "runs")
+    commit, dirty = _git()
+    results = {
+        "command": command,
+        "full_command": full_command,
+        "machine": machine_info(device),
+        "started": started,
+        "wall_seconds": None,
+        "reused_runs": sum(reused),
+        "reused_wall_seconds": sum(r["wall_seconds"] for r, again in zip(records, reused) if again),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "recipe": recipe.to_dict(),
+        "seeds": seeds,
+        "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records],
+        "tables": cell_tables(records),
+        "targets": None,
+        "distances": dist,
+        "claim": claim(dist),
+        "discovery": planted,
+        "time_budget": time_budget(records, plans, seeds),
+    }
+    results["targets"] = targets(results["tables"])
+    results["figures"] = write_figures(out, records, dist)
+    results["wall_seconds"] = time.perf_counter() - start
+    from lgn.analysis.summary import write_json
+
+    write_json(results, out / RESULTS_JSON)
+    write_markdown(results, out / RESULTS_MD)
+    if log:
+        log(f"wrote {out / RESULTS_MD} and {out / RESULTS_JSON} in {results['wall_seconds'] / 60:.1f} min")
+    return results

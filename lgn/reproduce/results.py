@@ -1,0 +1,278 @@
+"""The numbers of ``results.json`` computed from the run records: tables, targets, distances, the claim, budgets.
+
+Everything here is a function of the records (``reproduce.json`` of every run) and of
+the runs' ``groups.npz``; nothing trains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lgn.reproduce.grid import FULL, LGN_MODELS, MODELS, PATCH_SIZE, DataPlan, Recipe, build_grid
+
+__all__ = ["stats", "cell_tables", "targets", "distances", "claim", "time_budget", "fmt_hours", "fmt_num",
+           "MNIST_TARGET", "MATCH_TOLERANCE", "PIXELS"]
+
+MNIST_TARGET = 0.97     # LGN test accuracy on mnist5k
+MATCH_TOLERANCE = 0.005  # test accuracies this close count as a match (Fashion-MNIST target)
+# values per image (channels × pixels): scales a measured cost to an unmeasured dataset
+PIXELS = {"mnist5k": 784, "mnist": 784, "fashion-mnist": 784, "cifar10": 3 * 32 * 32, "patches": PATCH_SIZE ** 2}
+
+
+def stats(values) -> dict:
+    """``{mean, std, n, values}``; std is the sample standard deviation (n − 1), None for one value."""
+    v = [float(x) for x in values]
+    return {"mean": float(np.mean(v)) if v else None,
+            "std": float(np.std(v, ddof=1)) if len(v) > 1 else None, "n": len(v), "values": v}
+
+
+def _cells(records: list[dict]) -> list[tuple[str, str]]:
+    """The (dataset, task) pairs of ``records`` in the order they first appear."""
+    return list(dict.fromkeys((r["dataset"], r["task"]) for r in records))
+
+
+def cell_tables(records: list[dict]) -> list[dict]:
+    """Per dataset and task, per model: the metric over seeds, parameter counts, mean training seconds."""
+    tables = []
+    for dataset, task in _cells(records):
+        rows = []
+        for model in MODELS:
+            sel = [r for r in records if (r["dataset"], r["task"], r["model"]) == (dataset, task, model)]
+            if not sel:
+                continue
+            rows.append({"model": model, "metric": stats([r["metric"] for r in sel]),
+                         "seeds": [r["seed"] for r in sel], "params": sel[0]["params"],
+                         "params_export": sel[0]["params_export"],
+                         "train_seconds": float(np.mean([r["train_seconds"] for r in sel])),
+                         "epochs": sel[0]["epochs"], "n_train": sel[0]["n_train"]})
+        tables.append({"dataset": dataset, "task": task, "metric_name": "test_acc" if task == "classify"
+                       else "test_psnr", "models": rows})
+    return tables
+
+
+def _row(tables: list[dict], dataset: str, task: str, model: str) -> dict | None:
+    for t in tables:
+        if (t["dataset"], t["task"]) == (dataset, task):
+            return next((r for r in t["models"] if r["model"] == model), None)
+    return None
+
+
+def _pm(s: dict, digits: int = 4) -> str:
+    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] is not None else "") + \
+        f" (n={s['n']})"
+
+
+def targets(tables: list[dict]) -> list[dict]:
+    """The issue's two targets, each with its measured numbers and PASS or MISS (or N/A when not run)."""
+    out = []
+    mnist = next((d for d in ("mnist5k", "mnist") if _row(tables, d, "classify", "lgn-free")), None)
+    if mnist is None:
+        out.append({"target": f"mnist5k: LGN test accuracy ≥ {MNIST_TARGET}", "verdict": "N/A",
+                    "measured": "not in this grid"})
+    else:
+        s = _row(tables, mnist, "classify", "lgn-free")["metric"]
+        ok = s["mean"] >= MNIST_TARGET
+        out.append({"target": f"{mnist}: LGN (lgn-free) test accuracy ≥ {MNIST_TARGET}",
+                    "verdict": "PASS" if ok else "MISS",
+                    "measured": f"mean {_pm(s)}, lowest seed {min(s['values']):.4f}"})
+    free = _row(tables, "fashion-mnist", "classify", "lgn-free")
+    base = _row(tables, "fashion-mnist", "classify", "unconstrained")
+    text = ("Fashion-MNIST: LGN (lgn-free) beats the unconstrained baseline of equal filter count in test accuracy, "
+            f"or matches it (within {MATCH_TOLERANCE}) with fewer trainable parameters")
+    if free is None or base is None:
+        out.append({"target": text, "verdict": "N/A", "measured": "not in this grid"})
+    else:
+        diff = free["metric"]["mean"] - base["metric"]["mean"]
+        beats = diff > 0
+        matches = abs(diff) <= MATCH_TOLERANCE and free["params"] < base["params"]
+        how = "beats it" if beats else "matches it with fewer parameters" if matches else \
+            ("matches it but with more parameters" if abs(diff) <= MATCH_TOLERANCE else "falls short")
+        out.append({"target": text, "verdict": "PASS" if beats or matches else "MISS",
+                    "measured": f"lgn-free {_pm(free['metric'])}, {free['params']:,} params vs unconstrained "
+                                f"{_pm(base['metric'])}, {base['params']:,} params: difference {diff:+.4f}, "
+                                f"LGN {how}"})
+    return out
+
+
+def _groups_path(runs_dir: Path, record: dict) -> Path:
+    return runs_dir / record["run_dir"] / record["analysis"]["groups"]
+
+
+def distances(records: list[dict], runs_dir: Path, models: tuple[str, ...] = LGN_MODELS) -> dict:
+    """Per LGN model: the distance between every two runs and, per pair of cells, its mean ± std over seed pairs.
+
+    Only runs of different seeds are compared, within a cell (the seed-to-seed noise
+    floor) and between cells alike: runs of one seed start from the same generators
+    in every cell, which would pull distances between cells below the floor. With a
+    single seed, cells are compared seed to seed instead (``pairing``: 'same seed').
+    """
+    from lgn.analysis.distance import distance_matrix, run_features
+    from lgn.analysis.summary import load_groups
+
+    out = {}
+    for model in models:
+        sel = [r for r in records if r["model"] == model and r.get("analysis")]
+        if len(sel) < 2:
+            continue
+        features = []
+        for r in sel:
+            g = load_groups(_groups_path(runs_dir, r))
+            features.append(run_features(g.A, g.kernel_size))
+        d = distance_matrix(features)
+        cells = _cells(sel)
+        index = {c: [i for i, r in enumerate(sel) if (r["dataset"], r["task"]) == c] for c in cells}
+        n = len(cells)
+        mean = [[None] * n for _ in range(n)]
+        std = [[None] * n for _ in range(n)]
+        pairs = [[0] * n for _ in range(n)]
+        seeds = [r["seed"] for r in sel]
+        pairing = "different seeds" if len(set(seeds)) > 1 else "same seed"
+        for a, b in itertools.product(range(n), repeat=2):
+            ia, ib = index[cells[a]], index[cells[b]]
+            values = ([d[i, j] for i, j in itertools.combinations(ia, 2)] if a == b
+                      else [d[i, j] for i in ia for j in ib if (seeds[i] != seeds[j]) == (pairing != "same seed")])
+            s = stats(values)
+            mean[a][b], std[a][b], pairs[a][b] = s["mean"], s["std"], s["n"]
+        out[model] = {"cells": [f"{ds} {task}" for ds, task in cells], "cell_keys": [list(c) for c in cells],
+                      "mean": mean, "std": std, "n_pairs": pairs, "pairing": pairing,
+                      "runs": [r["name"] for r in sel], "run_matrix": d.tolist()}
+    return out
+
+
+def _pairs_stats(pairs: list[dict]) -> dict:
+    s = stats([p["mean"] for p in pairs])
+    return {"mean": s["mean"], "std": s["std"], "n": s["n"], "pairs": pairs}
+
+
+def claim(dist: dict) -> dict:
+    """Per LGN model: are same-task-different-data distances smaller than same-data-different-task ones?
+
+    Compared over the datasets that have both tasks (patches have reconstruction only,
+    so their pairs are listed but not counted). ``head_to_head`` compares, for each
+    dataset d, each task t and each other dataset d', d((d,t),(d',t)) with
+    d((d,classify),(d,reconstruct)).
+    """
+    out = {}
+    for model, m in dist.items():
+        keys = [tuple(k) for k in m["cell_keys"]]
+        pos = {k: i for i, k in enumerate(keys)}
+        both = [ds for ds in dict.fromkeys(k[0] for k in keys)
+                if (ds, "classify") in pos and (ds, "reconstruct") in pos]
+
+        def pair(a, b):
+            i, j = pos[a], pos[b]
+            return {"a": f"{a[0]} {a[1]}", "b": f"{b[0]} {b[1]}", "mean": m["mean"][i][j], "std": m["std"][i][j],
+                    "n": m["n_pairs"][i][j]}
+
+        same_task = [pair(a, b) for a, b in itertools.combinations(keys, 2)
+                     if a[1] == b[1] and a[0] != b[0] and a[0] in both and b[0] in both]
+        same_task_all = [pair(a, b) for a, b in itertools.combinations(keys, 2) if a[1] == b[1] and a[0] != b[0]]
+        same_data = [pair((ds, "classify"), (ds, "reconstruct")) for ds in both]
+        within = [pair(k, k) for k in keys if m["n_pairs"][pos[k]][pos[k]] > 0]
+        comparisons = []
+        for ds in both:
+            across_tasks = m["mean"][pos[(ds, "classify")]][pos[(ds, "reconstruct")]]
+            for task in ("classify", "reconstruct"):
+                for other in both:
+                    if other != ds:
+                        across_data = m["mean"][pos[(ds, task)]][pos[(other, task)]]
+                        comparisons.append({"cell": f"{ds} {task}", "other_data": f"{other} {task}",
+                                            "other_task": f"{ds} {'reconstruct' if task == 'classify' else 'classify'}",
+                                            "same_task_distance": across_data, "same_data_distance": across_tasks,
+                                            "favours_claim": across_data < across_tasks})
+        entry = {"same_task_different_data": _pairs_stats(same_task),
+                 "same_task_different_data_all": _pairs_stats(same_task_all),
+                 "same_data_different_task": _pairs_stats(same_data),
+                 "noise_floor": _pairs_stats(within),
+                 "head_to_head": {"favouring": sum(c["favours_claim"] for c in comparisons),
+                                  "total": len(comparisons), "comparisons": comparisons}}
+        if not same_task or not same_data:
+            entry["holds"] = None
+            entry["verdict"] = (f"{model}: cannot be checked: it needs two datasets that are each used for both "
+                                f"tasks (have: {', '.join(both) or 'none'})")
+        else:
+            st, sd, nf = entry["same_task_different_data"], entry["same_data_different_task"], entry["noise_floor"]
+            holds = st["mean"] < sd["mean"]
+            entry["holds"] = holds
+            floor = f"{nf['mean']:.3f}" + (f" ± {nf['std']:.3f}" if nf["std"] is not None else "") \
+                if nf["n"] else "not measured (one seed per cell)"
+            entry["verdict"] = (
+                f"{model}: same-task-different-data distance {st['mean']:.3f}"
+                + (f" ± {st['std']:.3f}" if st["std"] is not None else "") + f" ({st['n']} cell pairs) is "
+                + ("smaller" if holds else "not smaller") + f" than same-data-different-task distance "
+                f"{sd['mean']:.3f}" + (f" ± {sd['std']:.3f}" if sd["std"] is not None else "")
+                + f" ({sd['n']} cell pairs); {entry['head_to_head']['favouring']} of "
+                f"{entry['head_to_head']['total']} head-to-head comparisons favour the claim; seed-to-seed noise "
+                f"floor {floor}. The claim is " + ("borne out" if holds else "NOT borne out") + " by these runs.")
+        out[model] = entry
+    return out
+
+
+def _rates(records: list[dict]) -> dict:
+    """(dataset, task, model) → (train seconds per example-epoch, eval seconds per test-example-epoch)."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["task"], r["model"]), []).append(r)
+    return {k: (float(np.mean([r["train_seconds"] / (r["epochs"] * r["n_train"]) for r in v])),
+                float(np.mean([r["eval_seconds"] / (r["epochs"] * r["n_test"]) for r in v])))
+            for k, v in groups.items()}
+
+
+def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: Recipe = FULL) -> dict:
+    """The estimated cost of the full grid from the measured per-example epoch times of ``records``.
+
+    A (dataset, task, model) that was not measured (CIFAR-10 when no folder was
+    given) is extrapolated from a measured dataset of the same task and model by
+    values per image, and marked so. CIFAR-10 is always estimated, as an extra if
+    it is not in the grid.
+    """
+    rates = _rates(records)
+    if not rates:
+        return {"rows": [], "total_hours": None}
+    in_grid = {p.dataset for p in plans}
+    plans = list(plans)
+    if "cifar10" not in in_grid:
+        plans.append(DataPlan("cifar10", {"name": "cifar10"}, ("classify", "reconstruct"), 50000, 10000))
+    rows = []
+    for (dataset, task, model), specs in _group(build_grid(plans, recipe, seeds)).items():
+        spec = specs[0]
+        epochs = spec.settings["train"]["epochs"]
+        how = "measured"
+        rate = rates.get((dataset, task, model))
+        if rate is None:
+            refs = [(k, v) for k, v in rates.items() if k[1:] == (task, model) and k[0] in PIXELS]
+            if not refs:
+                continue
+            (ref, _, _), (rt, re) = refs[0]
+            scale = PIXELS.get(dataset, PIXELS[ref]) / PIXELS[ref]
+            rate, how = (rt * scale, re * scale), f"extrapolated from {ref} by values per image (×{scale:.2f})"
+        seconds = (rate[0] * spec.n_train + rate[1] * spec.n_test) * epochs
+        rows.append({"dataset": dataset, "task": task, "model": model, "runs": len(specs), "epochs": epochs,
+                     "n_train": spec.n_train, "seconds_per_epoch": rate[0] * spec.n_train,
+                     "hours": seconds * len(specs) / 3600, "how": how, "in_grid": dataset in in_grid})
+    total = sum(r["hours"] for r in rows if r["in_grid"])
+    extra = sum(r["hours"] for r in rows if not r["in_grid"])
+    return {"recipe": recipe.to_dict(), "seeds": seeds, "rows": rows, "total_hours": total,
+            "cifar10_extra_hours": extra if extra else None,
+            "note": "an estimate: measured seconds per training and test example per epoch of these runs, "
+                    "times the full grid's examples and epochs, on the same device; epochs get no faster or "
+                    "slower with more data in this estimate"}
+
+
+def _group(specs) -> dict:
+    out: dict = {}
+    for s in specs:
+        out.setdefault((s.dataset, s.task, s.model), []).append(s)
+    return out
+
+
+def fmt_hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def fmt_num(x, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"

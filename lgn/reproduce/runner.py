@@ -1,0 +1,117 @@
+"""Running the grid: one ``train()`` run folder per :class:`RunSpec`, skipped once finished, resumed when partial.
+
+A finished run holds ``reproduce.json``: the record that goes into ``results.json``
+(metric, parameter counts, seconds, the analysis summary of an LGN run) together with
+the settings it was trained with. A run folder without it is continued with
+``train(..., resume=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from lgn.reproduce.grid import LGN_MODELS, RunSpec
+
+__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line"]
+
+RECORD_FILE = "reproduce.json"
+ANALYSIS_DIR = "analysis"  # analysis.json and groups.npz of an LGN run, inside its run folder
+
+
+def read_record(run_dir: Path) -> dict | None:
+    """The ``reproduce.json`` of a finished run, or None."""
+    path = run_dir / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # a torn write: the run is finished again from its checkpoint
+    return record if isinstance(record, dict) else None
+
+
+def _write_record(run_dir: Path, record: dict) -> None:
+    from lgn.analysis.summary import write_json
+
+    write_json(record, run_dir / RECORD_FILE)  # a torn file reads as unfinished: the run is finished again
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _train(spec: RunSpec, run_dir: Path, device: str, force: bool):
+    from lgn.train import train
+
+    settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": True}}
+    try:
+        return train(settings, run_dir, resume=True, log=None)
+    except ValueError as e:
+        if force and str(e).startswith("cannot resume"):  # a partial run of other settings: start it afresh
+            return train(settings, run_dir, force=True, log=None)
+        raise
+
+
+def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool = False) -> tuple[dict, bool]:
+    """Train (or finish, or reuse) one run; returns its record and whether it was reused as it was."""
+    record = read_record(run_dir)
+    if record is not None and record.get("settings") == spec.settings:
+        return record, True
+    from lgn.models import load_model
+
+    start = time.perf_counter()
+    result = _train(spec, run_dir, device, force)
+    metrics = result.metrics
+    last = metrics[-1]
+    metric_name = "test_acc" if spec.task == "classify" else "test_psnr"
+    model = load_model(run_dir)
+    record = {
+        "name": spec.name, "dataset": spec.dataset, "task": spec.task, "model": spec.model, "seed": spec.seed,
+        "metric_name": metric_name, "metric": last[metric_name],
+        "params": _count(model),                # trainable parameters, auxiliary inverses included
+        "params_export": _count(model.export()),  # parameters of the exported plain network
+        "train_seconds": sum(r["train_seconds"] for r in metrics),
+        "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in metrics),
+        "epochs": last["epoch"], "n_train": spec.n_train, "n_test": spec.n_test,
+        "test_loss": last["test_loss"], "device": str(result.config.train.device),
+        "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
+    }
+    if spec.model in LGN_MODELS:
+        from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, groups_from_model, write_analysis
+
+        analysis = write_analysis(groups_from_model(model, source=str(run_dir)), run_dir / ANALYSIS_DIR,
+                                  figures=False, save_arrays=True)
+        record["analysis"] = {"summary": analysis["summary"], "file": f"{ANALYSIS_DIR}/{ANALYSIS_FILE}",
+                              "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}"}
+    record["wall_seconds"] = time.perf_counter() - start
+    _write_record(run_dir, record)
+    return record, False
+
+
+def format_line(i: int, n: int, record: dict, reused: bool) -> str:
+    """``[12/54] fashion-mnist classify lgn-free s1: test_acc 0.861, 12,345 params, 41 s``."""
+    score = (f"test_acc {record['metric']:.3f}" if record["metric_name"] == "test_acc"
+             else f"test_psnr {record['metric']:.2f} dB")
+    when = "done earlier" if reused else f"{record['wall_seconds']:.0f} s"
+    return (f"[{i}/{n}] {record['dataset']} {record['task']} {record['model']} s{record['seed']}: "
+            f"{score}, {record['params']:,} params, {when}")
+
+
+def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force: bool = False,
+            log: Callable[[str], None] | None = print, limit: int | None = None) -> tuple[list[dict], list[bool]]:
+    """Every spec in order (at most ``limit`` trained in this call); returns the records and which were reused."""
+    records, reused_flags, trained = [], [], 0
+    for i, spec in enumerate(specs, 1):
+        run_dir = runs_dir / spec.name
+        if limit is not None and trained >= limit and read_record(run_dir) is None:
+            break
+        record, reused = run_spec(spec, run_dir, device=device, force=force)
+        trained += not reused
+        records.append(record)
+        reused_flags.append(reused)
+        if log:
+            log(format_line(i, len(specs), record, reused))
+    return records, reused_flags

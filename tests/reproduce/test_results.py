@@ -1,0 +1,69 @@
+"""The numbers behind RESULTS.md from hand-made records: targets, the claim check, the time budget."""
+
+import pytest
+
+from lgn.reproduce import FULL, data_plans
+from lgn.reproduce.results import cell_tables, claim, targets, time_budget
+
+
+def _record(dataset, task, model, seed, metric, params=1000, train_seconds=10.0):
+    return {"dataset": dataset, "task": task, "model": model, "seed": seed, "metric": metric, "params": params,
+            "params_export": 100, "train_seconds": train_seconds, "eval_seconds": 1.0, "epochs": 2,
+            "n_train": 1000, "n_test": 500}
+
+
+def test_targets_pass_and_miss():
+    records = [_record("mnist5k", "classify", "lgn-free", s, acc) for s, acc in enumerate((0.975, 0.972, 0.971))]
+    records += [_record("fashion-mnist", "classify", "lgn-free", s, 0.85, params=5000) for s in range(3)]
+    records += [_record("fashion-mnist", "classify", "unconstrained", 0, 0.86, params=600)]
+    out = targets(cell_tables(records))
+    assert [t["verdict"] for t in out] == ["PASS", "MISS"]
+    assert "0.9727" in out[0]["measured"] and "-0.0100" in out[1]["measured"]
+    records[-1] = _record("fashion-mnist", "classify", "unconstrained", 0, 0.84, params=600)
+    assert targets(cell_tables(records))[1]["verdict"] == "PASS"
+    records[0]["metric"] = records[1]["metric"] = 0.95
+    assert targets(cell_tables(records))[0]["verdict"] == "MISS"
+
+
+def _distances(same_task, same_data, floor):
+    cells = [["a", "classify"], ["a", "reconstruct"], ["b", "classify"], ["b", "reconstruct"], ["p", "reconstruct"]]
+    n = len(cells)
+    mean = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                mean[i][j] = floor
+            elif cells[i][1] == cells[j][1]:
+                mean[i][j] = same_task
+            elif cells[i][0] == cells[j][0]:
+                mean[i][j] = same_data
+            else:
+                mean[i][j] = 0.9
+    return {"m": {"cells": [" ".join(c) for c in cells], "cell_keys": cells, "mean": mean,
+                  "std": [[0.01] * n for _ in range(n)], "n_pairs": [[3] * n for _ in range(n)]}}
+
+
+@pytest.mark.parametrize("same_task,same_data,holds", [(0.2, 0.5, True), (0.5, 0.2, False)])
+def test_claim_verdict_follows_the_numbers(same_task, same_data, holds):
+    c = claim(_distances(same_task, same_data, 0.1))["m"]
+    assert c["holds"] is holds
+    assert c["same_task_different_data"]["n"] == 2  # a-b classify, a-b reconstruct; patches only in "_all"
+    assert c["same_task_different_data_all"]["n"] == 4
+    assert c["same_data_different_task"]["n"] == 2
+    assert c["head_to_head"]["favouring"] == (4 if holds else 0)
+    assert ("NOT borne out" in c["verdict"]) is not holds
+
+
+def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
+    plans = data_plans()  # mnist5k, fashion-mnist, patches
+    records = [_record(p.dataset, t, m, 0, 0.5) for p in plans for t in p.tasks
+               for m in ("lgn-free", "lgn-cyclic", "unconstrained", "rot90", "cnn")]
+    b = time_budget(records, plans, seeds=3, recipe=FULL)
+    row = next(r for r in b["rows"] if (r["dataset"], r["task"], r["model"]) == ("fashion-mnist", "classify", "cnn"))
+    # 10 s for 2 epochs of 1,000 images and 1 s of evaluation per 2 epochs of 500: 100 epochs of 60,000 + 10,000
+    assert row["hours"] == pytest.approx(3 * (0.005 * 60000 + 0.001 * 10000) * 100 / 3600)
+    assert row["how"] == "measured" and row["runs"] == 3
+    cifar = [r for r in b["rows"] if r["dataset"] == "cifar10"]
+    assert len(cifar) == 10 and all("extrapolated" in r["how"] and not r["in_grid"] for r in cifar)
+    assert b["total_hours"] == pytest.approx(sum(r["hours"] for r in b["rows"] if r["in_grid"]))
+    assert b["cifar10_extra_hours"] > 0
