@@ -13,6 +13,7 @@ import codecs
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,22 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refusing persistent ids: not part of the CIFAR format")
 
 
+def _check_memo(data: bytes) -> None:
+    """Refuse memo indices a pickler never writes, before unpickling.
+
+    A pickler numbers memo entries 0, 1, 2, ...; the C unpickler sizes its memo
+    table by the largest index it meets, so a damaged ``LONG_BINPUT 4e9`` would
+    allocate tens of gigabytes. :func:`pickletools.genops` reads the opcodes
+    without running any.
+    """
+    puts = 0
+    for opcode, arg, pos in pickletools.genops(data):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            if opcode.name != "MEMOIZE" and not 0 <= arg <= puts:
+                raise pickle.UnpicklingError(f"memo index {arg} at byte {pos}, after {puts} memo entries")
+            puts += 1
+
+
 def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One batch file as ``(images (N, 3, 32, 32) uint8, labels (N,) int64)``.
 
@@ -76,10 +93,13 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     pickle that names a global outside the format.
     """
     path = Path(path)
+    data = path.read_bytes()
     try:
-        batch = RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, MemoryError, UnicodeDecodeError) as e:
+        _check_memo(data)
+        batch = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001
+        # a damaged stream fails inside the unpickler in many ways (UnpicklingError, EOFError, OverflowError,
+        # struct.error, a REDUCE of an allowed callable with wrong arguments, ...); each means the same
         raise ValueError(f"{path}: not a CIFAR python batch: {e}") from None
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: not a CIFAR python batch: expected a dict, got {type(batch).__name__}")

@@ -182,6 +182,8 @@ CIFAR_CASES = {
        for kind in ("os-system", "builtins-eval", "builtins-exec", "reduce-subprocess", "reduce-inside-batch",
                     "os-mkdir")},
     "cifar-persistent-id": (cifar(_persistent_id), "refusing persistent ids"),
+    # memo slot 4·10⁹: the C unpickler would size its memo table to match (tens of GB)
+    "cifar-huge-memo-index": (cifar(lambda root: b"\x80\x02]r\x00\x00\x00\xf0."), "memo index"),
     "cifar-not-a-pickle": (cifar(lambda root: os.urandom(64) + b"\x00"), "not a CIFAR python batch"),
     "cifar-truncated": (cifar(lambda root: cifar_batch_with()(root)[:500], "test_batch"),
                         "not a CIFAR python batch"),
