@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import subprocess
+import sys
 
 # (flag destination, config section, config key): a flag given on the command line wins over --set and --config
 FLAGS = (("dataset", "data", "name"), ("data_dir", "data", "data_dir"), ("task", "model", "task"),
@@ -62,6 +65,9 @@ def register(sub) -> None:
     p.add_argument("--on-nan", choices=("stop", "skip"),
                    help="a non-finite loss or gradient: stop the run (default; the last good checkpoint stays) "
                         "or skip the batch (10 skipped in a row still stop; a non-finite parameter always stops)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel on N processes of this machine, through torchrun (gloo on CPU, "
+                        "NCCL on CUDA); for several machines run torchrun yourself, see the README")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
@@ -82,10 +88,33 @@ def settings_from_args(args) -> dict:
     return settings
 
 
+def _relaunch_argv(args) -> list[str]:
+    """The ``lgn train`` arguments of ``args`` without ``--nproc``, for each process torchrun starts."""
+    argv = ["--out", args.out, *(a for text in args.set for a in ("--set", text))]
+    for dest in ("dataset", "task", "epochs", "config", "seed", "data_dir", "device", "checkpoint_every", "on_nan"):
+        value = getattr(args, dest)
+        if value is not None:
+            argv += [f"--{dest.replace('_', '-')}", str(value)]
+    flags = {"resume": args.resume, "force": args.force, "tensorboard": args.tensorboard,
+             "no-progress": args.progress is False}
+    return argv + [f"--{name}" for name, on in flags.items() if on]
+
+
 def run(args) -> int:
     from lgn.train import train
 
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+        if "WORLD_SIZE" in os.environ:
+            raise ValueError("--nproc is for launching; under torchrun give the process count to torchrun")
+        if args.nproc > 1:
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                       f"--nproc_per_node={args.nproc}", "-m", "lgn", "train", *_relaunch_argv(args)]
+            return subprocess.run(command).returncode
     result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     last = result.metrics[-1] if result.metrics else {}
     score = next((f"{k} {last[k]:.4f}" for k in ("test_acc", "test_psnr") if k in last), "")
     print(f"done: {result.out} (config.json, metrics.jsonl, model.safetensors)"

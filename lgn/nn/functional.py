@@ -15,17 +15,23 @@ back around every convolution. PyTorch's batch norm of a channels-last tensor
 on CPU sums in float32 (three digits lost) and is slow, so :func:`batch_norm`
 takes its per-channel sums by matrix products (and absorbs FISTA's momentum),
 and :func:`adaptive_avg_pool` pools by one.
+
+Under :func:`synchronized_batch_norm` (data-parallel training), training-mode
+batch norm takes its statistics over the batches of every rank of a
+``torch.distributed`` group, exactly as one process holding the whole batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["output_size", "channels_last", "analysis", "synthesis", "fista_step", "batch_norm", "adaptive_avg_pool"]
+__all__ = ["output_size", "channels_last", "analysis", "synthesis", "fista_step", "batch_norm", "adaptive_avg_pool",
+           "synchronized_batch_norm"]
 
 # oneDNN's convolution with a fused addition and activation, as Inductor uses it
 # (absent from builds without mkldnn; _conv falls back to separate ops).
@@ -263,6 +269,32 @@ class _FistaStep(torch.autograd.Function):
         return grad_y, grad_u, grad_w, grad_b, None, None, None
 
 
+_SYNC_GROUP = None  # the torch.distributed group whose ranks' batches batch norm normalises together
+
+
+@contextlib.contextmanager
+def synchronized_batch_norm(group):
+    """Within this block, training-mode :func:`batch_norm` uses the statistics of the batches of all ranks of
+    ``group`` (a ``torch.distributed`` process group): per-channel sums are all-reduced forward and backward,
+    and the running statistics are updated alike on every rank. Parameter gradients stay per rank, to be
+    summed with the others'."""
+    global _SYNC_GROUP
+    previous, _SYNC_GROUP = _SYNC_GROUP, group
+    try:
+        yield
+    finally:
+        _SYNC_GROUP = previous
+
+
+def _all_reduce(*tensors: torch.Tensor, group) -> list[torch.Tensor]:
+    """The sums over ``group`` of 1-D ``tensors``, by one collective."""
+    import torch.distributed as dist
+
+    flat = torch.cat(tensors)
+    dist.all_reduce(flat, group=group)
+    return list(flat.split([t.numel() for t in tensors]))
+
+
 def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor | None = None,
                weight: float = 0.0) -> torch.Tensor:
     """``norm(x)``, or ``norm(torch.lerp(x, toward, weight))``, updating ``norm``'s running statistics alike.
@@ -273,17 +305,18 @@ def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor
     summed over the batch, and the backward pass returns both gradients of the
     interpolation from the same two passes (:class:`_BatchNorm`).
     """
-    if not (norm.training and x.device.type == "cpu"):
+    group = _SYNC_GROUP if norm.training else None
+    if not (norm.training and (x.device.type == "cpu" or group is not None)):
         return norm(x if toward is None else torch.lerp(x, toward, weight))
     if toward is not None:
         toward = channels_last(toward)
     t = 0.0 if toward is None else float(weight)
-    out, mean, var = _BatchNorm.apply(channels_last(x), toward, t, norm.weight, norm.bias, norm.eps)
+    out, mean, var, count = _BatchNorm.apply(channels_last(x), toward, t, norm.weight, norm.bias, norm.eps, group)
     if norm.track_running_stats:
         with torch.no_grad():
             norm.num_batches_tracked.add_(1)
             factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
-            count = x.numel() // x.shape[1]
+            count = int(count)
             norm.running_mean.lerp_(mean, factor)
             norm.running_var.lerp_(var * (count / max(count - 1, 1)), factor)
     return out
@@ -310,32 +343,41 @@ def _channel_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
 class _BatchNorm(torch.autograd.Function):
     """Training-mode batch norm of m = lerp(x, toward, t) (or of x), channels-last.
 
-    Returns (output, batch mean, biased variance). Backward: ∂L/∂m = s·g + b·m + c
+    Returns (output, batch mean, biased variance, count). Backward: ∂L/∂m = s·g + b·m + c
     per channel, so ∂L/∂x = (1 − t)·∂L/∂m is two passes with the factor folded
-    into s, b and c, and ∂L/∂toward = t/(1 − t)·∂L/∂x one more.
+    into s, b and c, and ∂L/∂toward = t/(1 − t)·∂L/∂x one more. With a
+    process ``group`` the sums and the count are over all its ranks (forward
+    and backward); the gradients of weight and bias stay this rank's part.
     """
 
     @staticmethod
-    def forward(ctx, x, toward, t, weight, bias, eps):
+    def forward(ctx, x, toward, t, weight, bias, eps, group):
         m = x if toward is None else torch.lerp(x, toward, t)
         count = m.numel() // m.shape[1]  # N·H·W
         total, squares = _channel_sums(m, m)
+        if group is not None:
+            total, squares, n = _all_reduce(total, squares, total.new_tensor([count]), group=group)
+            count = int(n.item())
         mean = total / count
         var = (squares / count - mean * mean).clamp_min(0)
         out = F.batch_norm(m, mean, var, weight, bias, training=False, eps=eps)
         ctx.save_for_backward(m, weight, mean, var)
         ctx.t, ctx.eps, ctx.has_bias, ctx.has_toward = t, eps, bias is not None, toward is not None
-        ctx.mark_non_differentiable(mean, var)
-        return out, mean, var
+        ctx.group, ctx.count = group, count
+        count = torch.tensor(count)
+        ctx.mark_non_differentiable(mean, var, count)
+        return out, mean, var, count
 
     @staticmethod
-    def backward(ctx, grad, _grad_mean, _grad_var):
+    def backward(ctx, grad, _grad_mean, _grad_var, _grad_count):
         m, weight, mean, var = ctx.saved_tensors
         grad = channels_last(grad)
         C = m.shape[1]
-        count = m.numel() // C
+        count = ctx.count
         invstd = torch.rsqrt(var + ctx.eps)
-        grad_sum, grad_m_sum = _channel_sums(grad, m)
+        local_sum, local_m_sum = _channel_sums(grad, m)
+        grad_sum, grad_m_sum = (local_sum, local_m_sum) if ctx.group is None else \
+            _all_reduce(local_sum, local_m_sum, group=ctx.group)
         grad_mhat_sum = (grad_m_sum - mean * grad_sum) * invstd  # Σ g·m̂
         scale = invstd if weight is None else weight * invstd
         # ∂L/∂m = scale·(g − Σg/M − m̂·Σ(g·m̂)/M) = scale·g + b·m + c; times (1 − t) for x
@@ -345,9 +387,11 @@ class _BatchNorm(torch.autograd.Function):
         grad_x = torch.addcmul((c * keep).view(1, C, 1, 1), m, (b * keep).view(1, C, 1, 1))
         grad_x.addcmul_(grad, (scale * keep).view(1, C, 1, 1))
         grad_toward = grad_x * (ctx.t / keep) if ctx.has_toward and ctx.needs_input_grad[1] else None
+        if ctx.group is not None:  # this rank's part of the gradients of weight and bias
+            grad_mhat_sum, grad_sum = (local_m_sum - mean * local_sum) * invstd, local_sum
         grad_w = grad_mhat_sum if weight is not None and ctx.needs_input_grad[3] else None
         grad_b = grad_sum if ctx.has_bias and ctx.needs_input_grad[4] else None
-        return grad_x, grad_toward, None, grad_w, grad_b, None
+        return grad_x, grad_toward, None, grad_w, grad_b, None, None
 
 
 def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:

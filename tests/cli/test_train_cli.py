@@ -277,3 +277,16 @@ def test_unusable_checkpoints_exit_2_with_one_line(tmp_path, npz, capsys):
     (tmp_path / "b" / "checkpoint-0.safetensors").write_bytes(b"")
     rc = main(["train", "--out", str(tmp_path / "b"), "--resume", "--epochs", "2"])
     _assert_one_line_error(capsys, rc, "no intact checkpoint in .*, so it cannot resume")
+
+
+def test_nproc_relaunch_keeps_every_other_argument():
+    from lgn.cli import build_parser
+    from lgn.cli.train import _relaunch_argv
+
+    argv = ["train", "--dataset", "digits", "--out", "runs/x", "--epochs", "3", "--set", "train.lr=0.1",
+            "--checkpoint-every", "5", "--on-nan", "skip", "--resume", "--no-progress", "--nproc", "2"]
+    args = build_parser().parse_args(argv)
+    again = build_parser().parse_args(["train", *_relaunch_argv(args)])
+    assert again.nproc is None
+    assert {k: v for k, v in vars(args).items() if k != "nproc"} == \
+        {k: v for k, v in vars(again).items() if k != "nproc"}

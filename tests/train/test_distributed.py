@@ -1,0 +1,116 @@
+"""Data-parallel training through torchrun: 2 gloo processes on CPU against 1 process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import torch.distributed as dist
+from lgn.cli import main
+from lgn.train.distributed import SINGLE, World
+from tests.train.helpers import TINY_SET, write_tiny_npz
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="torch.distributed with gloo is not available")
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz", n_train=96)  # 6 batches of 16
+
+
+def _args(npz, out, epochs, *extra):
+    return ["--dataset", f"npz:{npz}", "--out", str(out), "--epochs", str(epochs), "--no-progress", *TINY_SET,
+            *extra]
+
+
+def _torchrun(nproc, args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LGN_DIST_TIMEOUT": "60"}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc_per_node={nproc}", "-m", "lgn", "train", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _max_diff(a: Path, b: Path) -> float:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa)
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_shard_splits_a_global_batch_exactly():
+    idx = torch.arange(13)
+    parts = [World(r, 3).shard(idx) for r in range(3)]
+    assert torch.equal(torch.cat(parts), idx) and [len(p) for p in parts] == [5, 4, 4]
+    assert SINGLE.shard(idx) is idx
+
+
+def test_two_processes_end_where_one_does(tmp_path, npz):
+    # batch norm over each rank's half alone moves these weights by 6e-2
+    proc = _torchrun(2, _args(npz, tmp_path / "two", 2))
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert stdout.count("done:") == 1 and stdout.count("epoch 2/2") == 1  # rank 0 alone prints
+    assert main(["train", *_args(npz, tmp_path / "one", 2)]) == 0
+    assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-5
+    one, two = _records(tmp_path / "one"), _records(tmp_path / "two")
+    assert [r["step"] for r in two] == [r["step"] for r in one] == [6, 12]
+    for a, b in zip(one, two):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["train_acc"] == a["train_acc"] and b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-5)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _rank(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    ranks = [int(e[5:]) for e in env if e.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+def _newest_step(out: Path) -> int:
+    steps = [-1]
+    for path in out.glob("checkpoint-*.json"):
+        try:
+            steps.append(json.loads(path.read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return max(steps)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
+    out, epochs = tmp_path / "cut", 8
+    proc = _torchrun(2, _args(npz, out, epochs, "--checkpoint-every", "1"))
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and _newest_step(out) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()[1]
+    ranks = {_rank(pid): pid for pid in _children(proc.pid)}
+    os.kill(ranks[1], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)  # no hang: torchrun stops the other rank
+    assert proc.returncode != 0
+    assert not any(_rank(pid) is not None for pid in _children(proc.pid))
+    reached = _newest_step(out)
+    assert 4 <= reached < 6 * epochs
+    assert main(["train", *_args(npz, out, epochs, "--resume")]) == 0  # 1 process, epoch-end checkpoints
+    assert main(["train", *_args(npz, tmp_path / "one", epochs)]) == 0
+    assert [r["epoch"] for r in _records(out)] == list(range(1, epochs + 1))
+    assert _max_diff(out, tmp_path / "one") < 1e-5
