@@ -178,7 +178,8 @@ def test_help_documents_every_option(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for option in ("--dataset", "--task", "--out", "--epochs", "--config", "--set", "--seed", "--resume",
-                   "--force", "--device", "--data-dir", "--tensorboard", "--no-progress"):
+                   "--force", "--device", "--data-dir", "--tensorboard", "--no-progress", "--checkpoint-every",
+                   "--on-nan", "--nproc"):
         assert option in text
     assert "lr=0.01" in text and "batch_size=128" in text and "in_channels=(from data)" in text
 
