@@ -149,9 +149,14 @@ def check_value(hint, value, where: str):
     """``value`` if it fits the type ``hint`` (ints are accepted as floats), else :class:`SettingTypeError`.
 
     Floats must be finite: no setting means anything at infinity or NaN.
+    A table (``data.options``) holds strings, numbers, booleans, none, and lists
+    and tables of them: what ``config.json`` can store.
     """
     if isinstance(value, float) and not math.isfinite(value):
         raise SettingTypeError(f"{where} must be a finite number, got {value!r}")
+    if hint is dict and isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(item, f"{where}.{key}")
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
@@ -180,6 +185,21 @@ def check_value(hint, value, where: str):
     elif isinstance(value, hint):
         return value
     raise SettingTypeError(f"{where} must be {_describe(hint)}, got {value!r}")
+
+
+def _check_plain(value, where: str) -> None:
+    """Refuse anything in a table that JSON cannot store exactly (a date, NaN, ...)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingTypeError(f"{where} must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, where)
+    elif value is not None and not isinstance(value, (str, int, float)):
+        raise SettingTypeError(f"{where} must be a string, number, boolean, list or table, "
+                               f"got {type(value).__name__} {value!r}")
 
 
 def _parse_text(text: str):
@@ -272,7 +292,7 @@ def parse_override(text: str) -> tuple[str, str, object]:
     section, key = parts[0], parts[1]
     if section == "data" and key == "options" and len(parts) == 3:
         parsed = _parse_text(value)
-        check_range(section, "options", {parts[2]: parsed})
+        check_range(section, "options", check_value(dict, {parts[2]: parsed}, "data.options"))
         return section, f"options.{parts[2]}", parsed
     if len(parts) != 2:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
