@@ -371,6 +371,8 @@ CONFIG_CASES = {
     "toml-unknown-regularizer": (_toml('[model]\nregularizer = "l3"\n'), "regularizer must be one of"),
     "toml-huge-seed": (_toml("[train]\nseed = 18446744073709551616\n"), "train.seed must be"),
     "toml-option-seed": (_toml('[data]\nname = "patches"\noptions = { seed = 1 }\n'), "train.seed"),
+    "toml-option-date": (_toml('[data]\nname = "patches"\noptions = { when = 1979-05-27 }\n'),
+                         "data.options.when must be a string, number"),
     "toml-syntax-error": (_toml("[train\nepochs = 3\n"), "not valid TOML"),
     "toml-not-utf8": (_toml(b"[train]\ndevice = '\xff\xfe'\n"), "not valid TOML"),
     "toml-missing-file": (_missing_config, "does not exist"),
