@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.grid import LGN_MODELS
 from lgn.reproduce.results import MATCH_TOLERANCE, fmt_hours, fmt_num
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
@@ -114,7 +113,8 @@ def write_markdown(results: dict, path: Path) -> Path:
         + (f" ({reused} of {len(r['runs'])} runs were finished by an earlier invocation and read back; "
            f"they had taken {r['reused_wall_seconds'] / 60:.1f} min)" if reused else "")
         + f"; training alone (sum over runs) {sum(x['train_seconds'] for x in r['runs']) / 60:.1f} min",
-        f"- Code: commit `{r['git_commit'] or 'unknown'}`" + (" with uncommitted changes" if r.get("git_dirty") else ""),
+        f"- Code: commit `{r['git_commit'] or 'unknown'}`"
+        + (" with uncommitted changes" if r.get("git_dirty") else ""),
         f"- Recipe: {_recipe_text(r['recipe'], r['seeds'])}",
         "",
         "Model names: `lgn-free` is the paper's LGN (free generators, auxiliary-inverse regulariser); `lgn-cyclic` "
