@@ -513,7 +513,26 @@ CHECKPOINT_CASES = {
 }
 
 
-CASES = {**IDX_CASES, **CIFAR_CASES, **NPZ_CASES, **CONFIG_CASES, **MODEL_CASES, **CHECKPOINT_CASES}
+# ---------------------------------------------------------------- command-line arguments (no API counterpart)
+
+def _argv(*args: str):
+    def build(root: Path, base: Base) -> Call:
+        out = root / "run"
+        return Call(["train", "--dataset", f"npz:{base.npz}", "--out", str(out), *args], None, args[0], out)
+    return build
+
+
+ARGV_CASES = {
+    "argv-epochs-not-int": (_argv("--epochs", "abc"), "invalid int value"),
+    "argv-seed-not-int": (_argv("--seed", "1.5"), "invalid int value"),
+    "argv-unknown-flag": (_argv("--lr", "0.1"), "unrecognized arguments"),
+    "argv-bad-task": (_argv("--task", "segment"), "invalid choice"),
+    "argv-resume-and-force": (_argv("--resume", "--force"), "not allowed with"),
+}
+
+
+CASES = {**IDX_CASES, **CIFAR_CASES, **NPZ_CASES, **CONFIG_CASES, **MODEL_CASES, **CHECKPOINT_CASES,
+         **ARGV_CASES}
 XFAIL: dict[str, str] = {}
 
 
@@ -591,7 +610,8 @@ def test_there_are_enough_cases():
     kinds = {}
     for name in CASES:
         kinds[name.split("-")[0]] = kinds.get(name.split("-")[0], 0) + 1
-    assert len(CASES) >= 40 and {"idx", "gzip", "cifar", "npz", "toml", "set", "model", "resume"} <= set(kinds)
+    assert len(CASES) >= 40 and {"idx", "gzip", "cifar", "npz", "toml", "set", "model", "resume",
+                                                     "argv"} <= set(kinds)
 
 
 @pytest.mark.parametrize("kind", sorted(hostile_pickles(Path("m"))))
