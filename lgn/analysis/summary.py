@@ -104,22 +104,23 @@ def load_groups(path: str | os.PathLike, *, order: int | None = None, kernel_siz
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz file: {e}") from None
-    with data:
-        if "A" not in data.files:
-            raise ValueError(f"{path} has no array 'A' (found: {', '.join(data.files) or 'nothing'})")
-        a = np.asarray(data["A"], dtype=np.float64)
-        b = np.asarray(data["B"], dtype=np.float64) if "B" in data.files else None
-        if order is None and "order" in data.files:
-            order = int(data["order"])
+        with np.load(path, allow_pickle=False) as data:
+            if "A" not in data.files:
+                raise ValueError(f"no array 'A' (found: {', '.join(data.files) or 'nothing'})")
+            a = np.asarray(data["A"], dtype=np.float64)
+            b = np.asarray(data["B"], dtype=np.float64) if "B" in data.files else None
+            if order is None and "order" in data.files:
+                order = int(data["order"])
+    except Exception as e:  # numpy raises many kinds here (object arrays, bad zips, odd dtypes): all mean one thing
+        raise ValueError(f"{path} is not a readable groups .npz file: {e}") from None
     if a.ndim != 5 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"A must have shape (L, K, C, n, n), got {a.shape}")
+        raise ValueError(f"{path}: A must have shape (L, K, C, n, n), got {a.shape}")
+    if not np.isfinite(a).all() or (b is not None and not np.isfinite(b).all()):
+        raise ValueError(f"{path}: A or B holds NaN or Inf")
     m = a.shape[-1]
     if b is not None:
         if b.ndim != 5 or b.shape[-1] != b.shape[-2]:
-            raise ValueError(f"B must have shape (L, K, C, k, k), got {b.shape}")
+            raise ValueError(f"{path}: B must have shape (L, K, C, k, k), got {b.shape}")
         k, channels = b.shape[-1], b.shape[2]
         if kernel_size is not None and kernel_size != k:
             raise ValueError(f"kernel_size={kernel_size} disagrees with B's {k}×{k} filters")

@@ -100,3 +100,12 @@ def test_weak_matches_are_not_counted_as_a_family():
     out = analyze_groups(groups_from_model(torch_seeded))
     assert out["summary"]["families"] == {"none": 4}
     assert all(e["nearest_op"]["similarity"] < 0.5 for e in out["generators"])
+
+
+@pytest.mark.parametrize("arrays", [{"A": np.array([None, 1], dtype=object)}, {"A": np.full((1, 1, 1, 4, 4), np.nan)},
+                                    {"B": np.zeros((1, 1, 1, 2, 2))}])
+def test_unreadable_groups_files_are_refused_naming_the_file(tmp_path, arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="bad.npz"):
+        load_groups(path)
