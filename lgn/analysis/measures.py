@@ -153,7 +153,8 @@ def dft_conjugate(a, kernel_size: int | None = None) -> np.ndarray:
     a, k, channels = _matrix(a, kernel_size)
     f = operators.dft(k)  # (k², k²)
     blocks = a.reshape(channels, k * k, channels, k * k)
-    out = np.einsum("uv,cvdw,xw->cudx", f, blocks, f.conj())  # F·A_cd·Fᴴ per channel pair
+    out = f @ blocks.transpose(0, 2, 1, 3) @ f.conj().T  # F·A_cd·Fᴴ per channel pair, (C, C, k², k²)
+    out = out.transpose(0, 2, 1, 3)  # back to (C, k², C, k²)
     return out.reshape(a.shape)
 
 
