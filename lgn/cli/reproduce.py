@@ -31,7 +31,7 @@ settings for an existing DIR are refused unless --force."""
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="the paper's grid with baselines and seeds, into RESULTS.md",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, metavar="DIR", help="where runs/, figures/, RESULTS.md and "
+    p.add_argument("--out", required=True, metavar="DIR", help="where runs/, results/, RESULTS.md and "
                                                                "results.json go")
     p.add_argument("--quick", action="store_true", help="the reduced grid (under 20 minutes on a 2-core CPU)")
     p.add_argument("--seeds", type=int, default=3, metavar="N",

@@ -27,7 +27,7 @@ __all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "Q
            "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY", "FULL_DISCOVERY",
            "GRID_FILE", "RESULTS_JSON", "RESULTS_MD"]
 
-GRID_FILE = "grid.json"
+GRID_FILE = "runs/grid.json"  # state files live beside the run folders
 RESULTS_JSON = "results.json"
 RESULTS_MD = "RESULTS.md"
 
@@ -85,7 +85,7 @@ def check_grid(out: Path, grid: dict, force: bool) -> None:
             raise ValueError(f"{out} holds a reproduction with other grid settings ({', '.join(what) or 'unreadable'}"
                              f" differ); repeat its command, choose another --out, or pass --force to retrain "
                              f"what changed")
-    out.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     from lgn.analysis.summary import write_json
 
     write_json(grid, path)

@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["QUICK_DISCOVERY", "FULL_DISCOVERY", "run_discovery", "DISCOVERY_FILE"]
 
-DISCOVERY_FILE = "discovery.json"
+DISCOVERY_FILE = "runs/discovery.json"
 # --quick: one seed, 2,000 images, 5 epochs (under a minute on 2 cores); the full setting is bench-discovery's
 QUICK_DISCOVERY = {"datasets": ["shift-x", "rot90", "flip", "perm4"], "seeds": [0], "epochs": 5, "sigma": 0.1,
                    "n_train": 2000, "n_test": 1000, "baseline": True}
@@ -33,7 +33,7 @@ def _summary(rows: list[dict]) -> list[dict]:
 def run_discovery(out: Path, settings: dict, log: Callable[[str], None] | None = print) -> dict:
     """The discovery recipe and the paper's recipe on every planted set and seed of ``settings``.
 
-    Reads ``out/discovery.json`` back when it was made with the same settings.
+    Reads ``out/runs/discovery.json`` back when it was made with the same settings.
     """
     path = out / DISCOVERY_FILE
     if path.is_file():
@@ -58,5 +58,6 @@ def run_discovery(out: Path, settings: dict, log: Callable[[str], None] | None =
               "seconds": time.perf_counter() - start}
     from lgn.analysis.summary import write_json
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, path)
     return result

@@ -10,7 +10,7 @@ from lgn.reproduce.results import MATCH_TOLERANCE, fmt_hours, fmt_num
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
 
-FIGURES_DIR = "figures"
+FIGURES_DIR = "results"
 
 
 def _distance_figure(entry: dict, model: str, path: Path) -> Path:

@@ -70,7 +70,7 @@ def test_results_md(tiny):
     assert "**N/A**" in md  # no mnist5k or Fashion-MNIST in this grid
     assert "an estimate" in md
     figures = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
-    assert "figures/distance-lgn-free.png" in figures and len(figures) == 2 + 4 * 2
+    assert "results/distance-lgn-free.png" in figures and len(figures) == 2 + 4 * 2
     assert all((out / f).is_file() for f in figures)
     assert lines[1].startswith("[1/36] rot90 classify lgn-free s0: test_acc ") and "params" in lines[1]
 
