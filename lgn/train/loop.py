@@ -88,11 +88,15 @@ def _merge(base: dict, top: dict) -> dict:
 
 
 def _changes(old: dict, new: dict) -> list[str]:
-    """``section.key: old → new`` for every setting that differs, except the mutable ones."""
+    """``section.key: old → new`` for every setting that differs, except the mutable ones.
+
+    A key that ``old`` lacks (a run saved before the key existed) counts as its default.
+    """
+    defaults = RunConfig.from_dict({}).to_dict()
     out = []
     for section in new:
         for key, value in new[section].items():
-            before = old.get(section, {}).get(key)
+            before = old.get(section, {}).get(key, defaults.get(section, {}).get(key))
             if f"{section}.{key}" not in MUTABLE_ON_RESUME and before != value:
                 out.append(f"{section}.{key}: {before!r} → {value!r}")
     return out

@@ -339,3 +339,15 @@ def test_skip_still_stops_after_too_many_in_a_row(tmp_path, npz, monkeypatch):
     _poison_loss(monkeypatch, set(range(2, 100)))
     with pytest.raises(ValueError, match=f"the {MAX_SKIPPED_IN_A_ROW}th batch skipped in a row"):
         train(tiny_settings(npz, epochs=5, on_nan="skip"), tmp_path / "run", log=None)
+
+
+def test_a_key_added_since_the_checkpoint_counts_as_its_default():
+    from lgn.train.config import RunConfig
+    from lgn.train.loop import _changes
+
+    new = RunConfig.from_dict({}).to_dict()
+    old = {section: dict(table) for section, table in new.items()}
+    del old["model"]["architecture"]  # a run saved before the key existed
+    assert _changes(old, new) == []
+    new["model"]["architecture"] = "cnn"
+    assert _changes(old, new) == ["model.architecture: 'lgn' → 'cnn'"]
