@@ -167,8 +167,9 @@ def write_markdown(results: dict, path: Path) -> Path:
             lines += ["", f"![{model} distance matrix]({fig})"]
         c = r["claim"].get(model)
         if c:
-            lines += ["", f"**Claim check** (same-task-different-data closer than same-data-different-task): "
-                          f"{c['verdict']}", ""]
+            lines += ["", f"**Claim check** (same-task-different-data closer than same-data-different-task; borne "
+                          f"out only if every head-to-head comparison favours it and the gap exceeds the seed-to-seed "
+                          f"noise floor): {c['verdict']}", ""]
             if c["head_to_head"]["comparisons"]:
                 lines += _table(["cell", "same task, other data", "distance", "same data, other task", "distance",
                                  "favours the claim"],

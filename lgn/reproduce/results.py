@@ -196,18 +196,26 @@ def claim(dist: dict) -> dict:
                                 f"tasks (have: {', '.join(both) or 'none'})")
         else:
             st, sd, nf = entry["same_task_different_data"], entry["same_data_different_task"], entry["noise_floor"]
-            holds = st["mean"] < sd["mean"]
-            entry["holds"] = holds
+            h2h = entry["head_to_head"]
+            gap, noise = sd["mean"] - st["mean"], nf["mean"] if nf["n"] else 0.0
+            # decided only when every head-to-head comparison agrees and the gap clears the seed-to-seed noise
+            if h2h["favouring"] == h2h["total"] and gap > noise:
+                entry["holds"], outcome = True, "borne out by these runs"
+            elif h2h["favouring"] == 0 and -gap > noise:
+                entry["holds"], outcome = False, "contradicted by these runs"
+            else:
+                entry["holds"], outcome = None, ("not resolved by these runs: the comparisons disagree or the gap "
+                                                 "is within the seed-to-seed noise")
             floor = f"{nf['mean']:.3f}" + (f" ± {nf['std']:.3f}" if nf["std"] is not None else "") \
                 if nf["n"] else "not measured (one seed per cell)"
             entry["verdict"] = (
                 f"{model}: same-task-different-data distance {st['mean']:.3f}"
-                + (f" ± {st['std']:.3f}" if st["std"] is not None else "") + f" ({st['n']} cell pairs) is "
-                + ("smaller" if holds else "not smaller") + f" than same-data-different-task distance "
-                f"{sd['mean']:.3f}" + (f" ± {sd['std']:.3f}" if sd["std"] is not None else "")
-                + f" ({sd['n']} cell pairs); {entry['head_to_head']['favouring']} of "
-                f"{entry['head_to_head']['total']} head-to-head comparisons favour the claim; seed-to-seed noise "
-                f"floor {floor}. The claim is " + ("borne out" if holds else "NOT borne out") + " by these runs.")
+                + (f" ± {st['std']:.3f}" if st["std"] is not None else "") + f" ({st['n']} cell pairs) against "
+                f"same-data-different-task distance {sd['mean']:.3f}"
+                + (f" ± {sd['std']:.3f}" if sd["std"] is not None else "")
+                + f" ({sd['n']} cell pairs), a gap of {gap:+.3f}; {h2h['favouring']} of {h2h['total']} "
+                f"head-to-head comparisons favour the claim; seed-to-seed noise floor {floor}. "
+                f"The claim is {outcome}.")
         out[model] = entry
     return out
 

@@ -56,8 +56,8 @@ def test_distances_have_spread_and_claim_has_a_verdict(tiny):
         assert d["n_pairs"][0][1] == 6  # 3 × 3 seed pairs between cells, less the 3 of equal seeds
         assert all(d["std"][i][j] is not None for i in range(4) for j in range(4))
         c = results["claim"][model]
-        assert c["holds"] in (True, False) and c["head_to_head"]["total"] == 4
-        assert ("borne out" in c["verdict"]) and c["same_data_different_task"]["n"] == 2
+        assert c["holds"] in (True, False, None) and c["head_to_head"]["total"] == 4
+        assert "The claim is " in c["verdict"] and c["same_data_different_task"]["n"] == 2
 
 
 def test_results_md(tiny):

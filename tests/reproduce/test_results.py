@@ -43,15 +43,18 @@ def _distances(same_task, same_data, floor):
                   "std": [[0.01] * n for _ in range(n)], "n_pairs": [[3] * n for _ in range(n)]}}
 
 
-@pytest.mark.parametrize("same_task,same_data,holds", [(0.2, 0.5, True), (0.5, 0.2, False)])
-def test_claim_verdict_follows_the_numbers(same_task, same_data, holds):
-    c = claim(_distances(same_task, same_data, 0.1))["m"]
+@pytest.mark.parametrize("same_task,same_data,floor,holds,words", [
+    (0.2, 0.5, 0.1, True, "borne out"), (0.5, 0.2, 0.1, False, "contradicted"),
+    (0.2, 0.25, 0.1, None, "not resolved"),   # every comparison agrees, but the gap is within the noise
+    (0.25, 0.2, 0.1, None, "not resolved")])
+def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, words):
+    c = claim(_distances(same_task, same_data, floor))["m"]
     assert c["holds"] is holds
     assert c["same_task_different_data"]["n"] == 2  # a-b classify, a-b reconstruct; patches only in "_all"
     assert c["same_task_different_data_all"]["n"] == 4
     assert c["same_data_different_task"]["n"] == 2
-    assert c["head_to_head"]["favouring"] == (4 if holds else 0)
-    assert ("NOT borne out" in c["verdict"]) is not holds
+    assert c["head_to_head"]["favouring"] == (4 if same_task < same_data else 0)
+    assert f"The claim is {words}" in c["verdict"]
 
 
 def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
