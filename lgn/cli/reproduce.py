@@ -21,7 +21,7 @@ Full grid (default): the paper's recipe, 100 epochs on all the data, every model
 --seeds seeds; far beyond a CPU (RESULTS.md states the estimated hours).
 
 --quick (under 20 minutes on a 2-core CPU): classification 8 epochs on at most 4,000
-training images (2,000 test), reconstruction 4 epochs on 2,000 (500 test); LGN models
+training images (2,000 test), reconstruction 8 epochs on 4,000 (1,000 test); LGN models
 on --seeds seeds, the baselines on one; the planted-symmetry comparison on one seed.
 
 Re-running the same command skips finished runs and resumes a partial one; other grid

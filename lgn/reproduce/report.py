@@ -192,9 +192,13 @@ def write_markdown(results: dict, path: Path) -> Path:
             fams = ", ".join(f"{f} {n}" for f, n in s["families"].items())
             summary_rows.append([x["name"], fams, f"{s['mean_similarity']:.2f}",
                                  fmt_num(s["indices"]["toeplitz"], 2), fmt_num(s["indices"]["skew"], 2),
-                                 fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3)])
+                                 fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3),
+                                 fmt_num(x["analysis"].get("moved_from_init"), 3)])
     if summary_rows:
-        lines += _table(["run", "nearest families", "mean sim.", "Toeplitz", "skew", "block", "order err."],
+        lines += ["*moved* is the run distance between the learned generators and those the run started from: "
+                  "distances between runs are only meaningful where training moved the generators well beyond the "
+                  "seed-to-seed noise floor.", ""]
+        lines += _table(["run", "nearest families", "mean sim.", "Toeplitz", "skew", "block", "order err.", "moved"],
                         summary_rows)
         lines.append("")
     for key, fig in r["figures"]["generators"].items():

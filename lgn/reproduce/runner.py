@@ -82,13 +82,27 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
     if spec.model in LGN_MODELS:
         from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, groups_from_model, write_analysis
 
-        analysis = write_analysis(groups_from_model(model, source=str(run_dir)), run_dir / ANALYSIS_DIR,
-                                  figures=False, save_arrays=True)
+        groups = groups_from_model(model, source=str(run_dir))
+        analysis = write_analysis(groups, run_dir / ANALYSIS_DIR, figures=False, save_arrays=True)
         record["analysis"] = {"summary": analysis["summary"], "file": f"{ANALYSIS_DIR}/{ANALYSIS_FILE}",
-                              "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}"}
+                              "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}",
+                              "moved_from_init": _moved_from_init(model, spec.seed, groups)}
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False
+
+
+def _moved_from_init(model, seed: int, trained) -> float:
+    """The run distance between ``trained`` groups and the ones training started from (rebuilt as train() does)."""
+    import torch
+
+    from lgn.analysis.distance import group_distance
+    from lgn.analysis.summary import groups_from_model
+    from lgn.models import build_model
+
+    torch.manual_seed(seed)
+    start = groups_from_model(build_model(model.config))
+    return group_distance(start.A, trained.A, trained.kernel_size)
 
 
 def format_line(i: int, n: int, record: dict, reused: bool) -> str:

@@ -42,6 +42,7 @@ def test_results_json_schema(tiny):
         assert (run["analysis"] is not None) == (run["model"] in ("lgn-free", "lgn-cyclic"))
         assert (out / "runs" / run["run_dir"] / "config.json").is_file()
     lgn_run = next(r for r in saved["runs"] if r["model"] == "lgn-free")
+    assert lgn_run["analysis"]["moved_from_init"] > 0  # training moved the generators
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "groups.npz").is_file()
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "analysis.json").is_file()
 
@@ -130,3 +131,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--cifar-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--seeds must be at least 1" in err[0] and "is not a folder" in err[1]
+
+
+def test_moved_from_init_rebuilds_the_starting_generators():
+    import torch
+
+    from lgn.analysis.summary import groups_from_model
+    from lgn.models import build_model
+    from lgn.reproduce.runner import _moved_from_init
+
+    torch.manual_seed(5)
+    model = build_model(**RECIPE.model)
+    groups = groups_from_model(model)
+    assert _moved_from_init(model, 5, groups) == 0.0
+    assert _moved_from_init(model, 6, groups) > 0.0
+
