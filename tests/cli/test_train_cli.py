@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import lgn.train.loop
 from lgn.cli import main
 from lgn.models import load_model
-from tests.train.helpers import TINY_SET, write_tiny_npz
+from tests.train.helpers import TINY_SET, newest_step, write_tiny_npz
 
 
 @pytest.fixture(scope="module")
@@ -202,16 +202,6 @@ def _assert_one_line_error(capsys, rc, message):
     assert lines[0].startswith("lgn train: error: ") and re.search(message, lines[0]), lines[0]
 
 
-def _newest_step(out) -> int:
-    steps = [-1]
-    for path in out.glob("checkpoint-*.json"):
-        try:
-            steps.append(json.loads(path.read_text())["step"])
-        except (OSError, ValueError, KeyError):
-            pass
-    return max(steps)
-
-
 def test_sigkill_at_random_moments_then_resume_ends_bit_identical(tmp_path):
     """A real process killed (SIGKILL) at seeded random moments, resumed each time; 4 epochs of 12 batches."""
     import random
@@ -227,8 +217,8 @@ def test_sigkill_at_random_moments_then_resume_ends_bit_identical(tmp_path):
         proc = subprocess.Popen(command + (["--resume"] if kills else []), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         if kills < 3:
-            before, deadline = _newest_step(tmp_path / "cut"), time.monotonic() + 120
-            while proc.poll() is None and _newest_step(tmp_path / "cut") <= before and time.monotonic() < deadline:
+            before, deadline = newest_step(tmp_path / "cut"), time.monotonic() + 120
+            while proc.poll() is None and newest_step(tmp_path / "cut") <= before and time.monotonic() < deadline:
                 time.sleep(0.005)  # until this process has trained a step
             time.sleep(rng.uniform(0.0, 0.3))
             if proc.poll() is None:

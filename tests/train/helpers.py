@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +38,14 @@ def write_tiny_npz(path: Path, n_train: int = 48, n_test: int = 24, size: int = 
 def tiny_settings(npz: Path, epochs: int = 2, **train) -> dict:
     return {"data": {"name": f"npz:{npz}"}, "model": dict(TINY_MODEL),
             "train": {"epochs": epochs, "batch_size": 16, "progress": False, **train}}
+
+
+def newest_step(out: Path) -> int:
+    """The step of the newest readable checkpoint in the run folder ``out``, −1 if none."""
+    steps = [-1]
+    for path in Path(out).glob("checkpoint-*.json"):
+        try:
+            steps.append(json.loads(path.read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return max(steps)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 import torch.distributed as dist
 from lgn.cli import main
 from lgn.train.distributed import SINGLE, World
+from tests.train.helpers import newest_step
 from tests.train.helpers import TINY_SET, write_tiny_npz
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -85,22 +86,12 @@ def _rank(pid: int) -> int | None:
     return ranks[0] if ranks else None
 
 
-def _newest_step(out: Path) -> int:
-    steps = [-1]
-    for path in out.glob("checkpoint-*.json"):
-        try:
-            steps.append(json.loads(path.read_text())["step"])
-        except (OSError, ValueError, KeyError):
-            pass
-    return max(steps)
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
 def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
     out, epochs = tmp_path / "cut", 8
     proc = _torchrun(2, _args(npz, out, epochs, "--checkpoint-every", "1"))
     deadline = time.monotonic() + 240
-    while proc.poll() is None and _newest_step(out) < 4 and time.monotonic() < deadline:
+    while proc.poll() is None and newest_step(out) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, proc.communicate()[1]
     ranks = {_rank(pid): pid for pid in _children(proc.pid)}
@@ -108,7 +99,7 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
     _, stderr = proc.communicate(timeout=120)  # no hang: torchrun stops the other rank
     assert proc.returncode != 0
     assert not any(_rank(pid) is not None for pid in _children(proc.pid))
-    reached = _newest_step(out)
+    reached = newest_step(out)
     assert 4 <= reached < 6 * epochs
     assert main(["train", *_args(npz, out, epochs, "--resume")]) == 0  # 1 process, epoch-end checkpoints
     assert main(["train", *_args(npz, tmp_path / "one", epochs)]) == 0
