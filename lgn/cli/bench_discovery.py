@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 
@@ -32,38 +31,6 @@ def _csv(text: str, cast=str) -> list:
     return [cast(t) for t in items]
 
 
-def bench_one(name: str, seed: int, *, epochs: int, sigma: float, n_train: int, n_test: int,
-              baseline: bool, progress=None) -> list[dict]:
-    """Both recipes on one planted set: a list of ``{dataset, seed, method, alignment, accuracy, seconds}``."""
-    import torch
-
-    from lgn.data.planted import planted_dataset
-    from lgn.discovery import DiscoveryConfig, alignment, discover, paper_recipe_model, train_classifier
-    from lgn.discovery.fit import model_groups, standardise
-
-    x_train, y_train, x_test, y_test, planted, order = planted_dataset(
-        name, sigma=sigma, n_train=n_train, n_test=n_test, seed=seed)
-    config = DiscoveryConfig(epochs=epochs, seed=seed)
-    rows = []
-    start = time.time()
-    result = discover(x_train, y_train, x_test, y_test, order, config, progress=progress)
-    rows.append({"dataset": name, "seed": seed, "method": "discover",
-                 "alignment": alignment(result.generators, result.bases, planted, order),
-                 "accuracy": result.test_accuracy, "seconds": time.time() - start})
-    if baseline:
-        start = time.time()
-        torch.manual_seed(seed)
-        n_groups = result.generators.shape[1]
-        model = paper_recipe_model(1, x_train.shape[-1], order, int(y_train.max()) + 1, n_groups, config.n_layers)
-        xs = standardise(x_train, x_test)
-        acc, _ = train_classifier(model, xs[0], y_train, xs[1], y_test, config, progress=progress)
-        a, b = model_groups(model)
-        rows.append({"dataset": name, "seed": seed, "method": "paper",
-                     "alignment": alignment(a, b, planted, order), "accuracy": acc,
-                     "seconds": time.time() - start})
-    return rows
-
-
 def summarise(rows: list[dict]) -> str:
     """The table: one line per dataset and method, mean ± std (and min) of alignment and accuracy."""
     import numpy as np
@@ -87,6 +54,7 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads))
     names, seeds = _csv(args.datasets), _csv(args.seeds, int)
     from lgn.data.planted import PLANTED_NAMES
+    from lgn.discovery.benchmark import bench_one
 
     unknown = [n for n in names if n not in PLANTED_NAMES]
     if unknown:

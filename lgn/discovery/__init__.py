@@ -4,6 +4,7 @@
 - :mod:`~lgn.discovery.estimate`: the group estimate from cluster centres (no prior on the group).
 - :mod:`~lgn.discovery.fit`: the discovery LGN, the paper-recipe baseline and their training loop.
 - :mod:`~lgn.discovery.verdict`: found or not, the order, the nearest known operation.
+- :mod:`~lgn.discovery.benchmark`: both recipes on one planted set (``lgn bench-discovery``, ``lgn reproduce``).
 """
 
 from lgn.discovery.estimate import GroupEstimate, estimate_group

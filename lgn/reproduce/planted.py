@@ -43,7 +43,7 @@ def run_discovery(out: Path, settings: dict, log: Callable[[str], None] | None =
                 return saved
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass
-    from lgn.cli.bench_discovery import bench_one  # the benchmark's own per-dataset comparison
+    from lgn.discovery.benchmark import bench_one
 
     start = time.perf_counter()
     rows = []
