@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import subprocess
-import sys
 
 # (flag destination, config section, config key): a flag given on the command line wins over --set and --config
 FLAGS = (("dataset", "data", "name"), ("data_dir", "data", "data_dir"), ("task", "model", "task"),
@@ -100,8 +98,36 @@ def _relaunch_argv(args) -> list[str]:
     return argv + [f"--{name}" for name, on in flags.items() if on]
 
 
+def _launch(nproc: int, argv: list[str]) -> int:
+    """``torchrun --standalone --nproc_per_node=nproc -m lgn train argv``, in this process.
+
+    In-process so that a failed rank ends in one line and exit code 2, like
+    every other error (torchrun's own ``main`` prints a traceback and exits 1):
+    a rank that exits with 2 has printed its error already.
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args
+    from torch.distributed.run import run as torchrun
+
+    for name in ("torch.distributed.run", "torch.distributed.elastic"):  # its banner and stop notices
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        torchrun(parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "lgn", "train", *argv]))
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        if failure.exitcode == 2:
+            return 2
+        how = (f"was killed by signal {failure.signal_name()}" if failure.exitcode < 0
+               else f"exited with code {failure.exitcode}")
+        raise ValueError(f"rank {rank} {how}; the run folder keeps its last checkpoint") from None
+    return 0
+
+
 def run(args) -> int:
     from lgn.train import train
+    from lgn.train.distributed import PeerError
 
     if args.nproc is not None:
         if args.nproc < 1:
@@ -109,10 +135,11 @@ def run(args) -> int:
         if "WORLD_SIZE" in os.environ:
             raise ValueError("--nproc is for launching; under torchrun give the process count to torchrun")
         if args.nproc > 1:
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                       f"--nproc_per_node={args.nproc}", "-m", "lgn", "train", *_relaunch_argv(args)]
-            return subprocess.run(command).returncode
-    result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
+            return _launch(args.nproc, _relaunch_argv(args))
+    try:
+        result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
+    except PeerError:  # rank 0 stopped and prints the error; one line from it is enough
+        return 2
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = result.metrics[-1] if result.metrics else {}

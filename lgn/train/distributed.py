@@ -22,10 +22,19 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "SINGLE", "from_environment", "TIMEOUT_SECONDS"]
+__all__ = ["World", "SINGLE", "from_environment", "TIMEOUT_SECONDS", "PeerError"]
 
 # how long a collective may wait for a rank before the job fails (LGN_DIST_TIMEOUT overrides)
 TIMEOUT_SECONDS = 600
+
+
+class PeerError(ValueError):
+    """Rank 0 stopped with an error (which it reports); raised on the other ranks instead of waiting for it."""
+
+
+class _Failure:
+    def __init__(self, message: str):
+        self.message = message
 
 
 class World:
@@ -33,6 +42,7 @@ class World:
 
     def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0):
         self.rank, self.size, self.local_rank = rank, size, local_rank
+        self.setting_up = True  # until rank 0 has sent its start state: the others then wait in a broadcast
 
     @property
     def distributed(self) -> bool:
@@ -57,12 +67,30 @@ class World:
                                                                          tensors)])
 
     def broadcast(self, obj):
-        """Rank 0's ``obj`` on every rank (pickled between our own processes only)."""
+        """Rank 0's ``obj`` on every rank (pickled between our own processes only).
+
+        Raises :class:`PeerError` on the other ranks where rank 0 sent :meth:`fail` instead.
+        """
         if not self.distributed:
             return obj
         box = [obj if self.rank == 0 else None]
         dist.broadcast_object_list(box, src=0)
+        if isinstance(box[0], _Failure):
+            raise PeerError(f"rank 0 stopped: {box[0].message}")
         return box[0]
+
+    def fail(self, error: BaseException) -> None:
+        """On rank 0, before raising ``error`` during set-up: make the others' next :meth:`broadcast` raise it too.
+
+        Without this they would wait in that collective until rank 0's exit
+        breaks it, and fail there with a traceback of their own.
+        """
+        if not self.distributed or self.rank != 0 or not self.setting_up:
+            return
+        try:
+            dist.broadcast_object_list([_Failure(str(error) or type(error).__name__)], src=0)
+        except Exception:  # the others are gone already: rank 0's own error is what matters
+            pass
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():

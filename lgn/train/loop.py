@@ -317,6 +317,9 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         return _train(settings, Path(out), resume=resume, force=force, log=log if world.writes else None,
                       on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
                       device_name=device_name)
+    except Exception as e:
+        world.fail(e)  # an error of rank 0's set-up (a refused run folder, a damaged checkpoint) stops all ranks
+        raise
     finally:
         world.close()
 
@@ -377,6 +380,7 @@ def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoc
             model.load_state_dict(state[0])
             optimizer.load_state_dict(state[1])
             pos, sums = state[2], state[3].to(device)
+            world.setting_up = False
 
         prep = fit_preprocessing(dataset.x_train, zca=data_cfg.zca, zca_epsilon=data_cfg.zca_epsilon)
         x_train, x_test = prep(dataset.x_train).to(device), prep(dataset.x_test).to(device)

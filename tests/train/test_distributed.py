@@ -105,3 +105,20 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
     assert main(["train", *_args(npz, tmp_path / "one", epochs)]) == 0
     assert [r["epoch"] for r in _records(out)] == list(range(1, epochs + 1))
     assert _max_diff(out, tmp_path / "one") < 1e-5
+
+
+def _lgn(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LGN_DIST_TIMEOUT": "60"}
+    return subprocess.run([sys.executable, "-m", "lgn", "train", *args], env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_a_refused_run_under_nproc_is_one_line_and_exit_2(tmp_path, npz):
+    # rank 0's set-up errors used to leave rank 1 failing in its broadcast with a gloo traceback,
+    # followed by torchrun's ChildFailedError traceback and exit code 1
+    out = tmp_path / "run"
+    assert main(["train", *_args(npz, out, 1)]) == 0
+    for extra in ((), ("--resume", "--seed", "5")):  # a non-empty folder; a resume with other settings
+        done = _lgn(*_args(npz, out, 1, "--nproc", "2", *extra))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("lgn train: error: "), done.stderr
