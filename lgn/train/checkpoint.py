@@ -37,7 +37,7 @@ from safetensors.torch import load, save
 
 from lgn.models.io import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_SLOTS", "CHECKPOINT_FILES"]
+__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_SLOTS", "CHECKPOINT_FILES", "next_slot"]
 
 CHECKPOINT_SLOTS = ("checkpoint-0", "checkpoint-1")
 _LEGACY_SLOT = "checkpoint"  # the single checkpoint of format version 1, still read
@@ -73,6 +73,11 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
+def next_slot(slot: str | None) -> str:
+    """The slot to write after ``slot`` (the first one after None or the legacy single checkpoint)."""
+    return CHECKPOINT_SLOTS[1] if slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+
+
 def _meta_digest(meta: dict) -> str:
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -96,8 +101,7 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
     """
     directory = Path(directory)
     if slot is None:
-        newest = _newest_valid_slot(directory)
-        slot = CHECKPOINT_SLOTS[1] if newest == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+        slot = next_slot(_newest_valid_slot(directory))
     if slot not in CHECKPOINT_SLOTS:
         raise ValueError(f"checkpoint slot must be one of {CHECKPOINT_SLOTS}, got {slot!r}")
     named = {f"model/{k}": v for k, v in model.state_dict().items()}

@@ -34,7 +34,7 @@ import torch
 
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
-from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, save_checkpoint
+from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, next_slot, save_checkpoint
 from lgn.train.config import RunConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
@@ -367,7 +367,7 @@ def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoc
                 pos.metrics = [r for r in read_metrics(out) if r.get("epoch", 0) <= checkpoint.epoch]
             if "sums" in checkpoint.tensors:
                 sums.copy_(checkpoint.tensors["sums"])
-            slot = CHECKPOINT_SLOTS[1] if checkpoint.slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+            slot = next_slot(checkpoint.slot)
             saved_step = checkpoint.step
             if log:
                 within = f", batch {pos.batch}" if pos.batch else ""
@@ -407,7 +407,7 @@ def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoc
             if world.writes:
                 save_checkpoint(out, model, optimizer, epoch=pos.epoch, batch=pos.batch, step=pos.step,
                                 config=config.to_dict(), state=pos.state(), tensors={"sums": sums}, slot=slot)
-                slot = CHECKPOINT_SLOTS[1] if slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
+                slot = next_slot(slot)
             saved_step = pos.step
 
         n_batches = math.ceil(len(x_train) / t.batch_size)
