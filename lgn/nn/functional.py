@@ -16,6 +16,11 @@ on CPU sums in float32 (three digits lost) and is slow, so :func:`batch_norm`
 takes its per-channel sums by matrix products (and absorbs FISTA's momentum),
 and :func:`adaptive_avg_pool` pools by one.
 
+All of this is for the CPU (:func:`fused`). On other devices (CUDA) the same
+functions are plain PyTorch operations that autograd differentiates: there the
+library's convolutions are fast in both directions, and a step's time is the
+host's, launching kernels, so the fewest Python-level calls win.
+
 Under :func:`synchronized_batch_norm` (data-parallel training), training-mode
 batch norm takes its statistics over the batches of every rank of a
 ``torch.distributed`` group, exactly as one process holding the whole batch.
@@ -30,8 +35,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["output_size", "channels_last", "analysis", "synthesis", "fista_step", "batch_norm", "adaptive_avg_pool",
-           "synchronized_batch_norm"]
+__all__ = ["output_size", "fused", "channels_last", "activation_layout", "analysis", "synthesis", "fista_step",
+           "batch_norm", "adaptive_avg_pool", "synchronized_batch_norm"]
 
 # oneDNN's convolution with a fused addition and activation, as Inductor uses it
 # (absent from builds without mkldnn; _conv falls back to separate ops).
@@ -48,6 +53,11 @@ def output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
+def fused(x: torch.Tensor) -> bool:
+    """Whether the functions below take their fused CPU path for ``x`` (elsewhere, plain PyTorch operations)."""
+    return x.device.type == "cpu"
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` ``(N, C, H, W)`` stored channels-last, also for C = 1 (where ``contiguous`` keeps NCHW strides)."""
     N, C, H, W = x.shape  # batch, channels, height, width
@@ -56,12 +66,20 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_strided(x.shape, (H * W * C, 1, W * C, C), dtype=x.dtype, device=x.device).copy_(x)
 
 
+def activation_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory layout these functions read activations in: channels-last on the fused path,
+    as it is elsewhere."""
+    return channels_last(x) if fused(x) else x
+
+
 def analysis(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
              bias: torch.Tensor | None = None) -> torch.Tensor:
     """``conv2d``: ``(N, C, H, W)`` with weight ``(F, C, k, k)`` → ``(N, F, h_out, w_out)``.
 
     ``bias`` ``(F,)`` is added to every output position.
     """
+    if not fused(x):
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     return _Analysis.apply(channels_last(x), weight, bias, stride, padding)
 
 
@@ -76,6 +94,14 @@ def synthesis(
     transposed convolution is cropped to the input window and rows and columns
     the convolution never reads are zero.
     """
+    k = weight.shape[-1]
+    extra = [n - ((m - 1) * stride - 2 * padding + k) for n, m in zip(size, u.shape[-2:])]
+    if not all(0 <= e < stride for e in extra):  # a size analysis does not map to u's: rare, plain ops
+        full = F.conv_transpose2d(u, weight, stride=stride)  # uncropped, then cropped or zero-padded
+        H, W = size
+        return F.pad(full, (-padding, W + padding - full.shape[-1], -padding, H + padding - full.shape[-2]))
+    if not fused(u):
+        return F.conv_transpose2d(u, weight, stride=stride, padding=padding, output_padding=extra)
     return _Synthesis.apply(channels_last(u), weight, stride, padding, tuple(size))
 
 
@@ -89,7 +115,12 @@ def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, et
     function: the addition and the ReLU run inside the convolution on CPU, the
     backward pass adds the two gradients of ``u`` inside a convolution too, and
     it saves only the residual, ``u`` and the output. Not twice differentiable.
+    Off the fused path, the composition itself (twice differentiable there).
     """
+    if not fused(y):
+        r = y if u is None else y - synthesis(u, weight, stride, padding, (y.shape[-2], y.shape[-1]))
+        z = F.conv2d(r, weight * eta, bias, stride=stride, padding=padding)
+        return (z if u is None else z.add_(u)).relu_()
     return _FistaStep.apply(channels_last(y), None if u is None else channels_last(u), weight, bias,
                             float(eta), stride, padding)
 
@@ -97,8 +128,7 @@ def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, et
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
           add: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
     """``conv2d(x, weight, bias)``, plus ``add``, then ReLU if ``relu``: one oneDNN call for float32 on CPU."""
-    if (add is not None or relu) and x.device.type == "cpu" and x.dtype == torch.float32 \
-            and _FUSED_CONV is not None:
+    if (add is not None or relu) and x.dtype == torch.float32 and _FUSED_CONV is not None:
         args = ([padding, padding], [stride, stride], [1, 1], 1)
         if add is None:
             return _FUSED_CONV(x, weight, bias, *args, "relu", [], "")
@@ -160,15 +190,11 @@ def _transposed_conv(u: torch.Tensor, weight: torch.Tensor, stride: int, padding
     phases × phases is computed at once: a strided convolution with C·phases²
     output channels (:func:`_phase_filters`), then ``pixel_shuffle``. It does
     up to (1 + (phases − 1)/k)² times the multiply-adds and runs several times
-    faster. Elsewhere this is the library's transposed convolution.
+    faster.
     """
     N, F_, h, w = u.shape  # batch, filters, code height, code width
     C, k = weight.shape[1], weight.shape[-1]
     H, W = size
-    if u.device.type != "cpu":
-        return torch.ops.aten.convolution_backward(
-            u, u.new_empty(1).expand(N, C, H, W), weight, None, [stride, stride], [padding, padding],
-            [1, 1], False, [0, 0], 1, [True, False, False])[0]
     phases = stride * math.ceil(math.ceil(math.sqrt(_VECTOR_CHANNELS / C)) / stride)
     m = phases // stride  # stride of the phase convolution
     filters, j_min = _phase_filters(weight, stride, padding, phases)
@@ -306,7 +332,7 @@ def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor
     interpolation from the same two passes (:class:`_BatchNorm`).
     """
     group = _SYNC_GROUP if norm.training else None
-    if not (norm.training and (x.device.type == "cpu" or group is not None)):
+    if not (norm.training and (fused(x) or group is not None)):
         return norm(x if toward is None else torch.lerp(x, toward, weight))
     if toward is not None:
         toward = channels_last(toward)
@@ -400,16 +426,25 @@ def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
     Output (i, j) averages rows ⌊i·H/size⌋ … ⌈(i+1)·H/size⌉ − 1 and likewise columns.
     On a channels-last ``x`` this reads the activations in place, and its
     gradient is channels-last too (PyTorch's pooling backward copies them twice).
+    Off the fused path, ``F.adaptive_avg_pool2d`` itself.
     """
+    if not fused(x):
+        return F.adaptive_avg_pool2d(x, size)
     N, C, H, W = x.shape  # batch, channels, height, width
+    x3 = channels_last(x).permute(0, 2, 3, 1).reshape(N, H * W, C)  # a view
+    out = torch.matmul(_pooling_weights(H, W, size, x.dtype, x.device), x3)  # (N, size·size, C)
+    return out.view(N, size, size, C).permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=32)
+def _pooling_weights(H: int, W: int, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(size·size, H·W)``: row (i, j) averages the window of output (i, j) of adaptive average pooling."""
 
     def windows(n: int) -> torch.Tensor:  # (size, n): row i averages its window
-        i = torch.arange(size, device=x.device)[:, None]
-        j = torch.arange(n, device=x.device)[None, :]
-        inside = ((j >= (i * n) // size) & (j < -((-(i + 1) * n) // size))).to(x.dtype)
+        i = torch.arange(size)[:, None]
+        j = torch.arange(n)[None, :]
+        inside = ((j >= (i * n) // size) & (j < -((-(i + 1) * n) // size))).to(torch.float64)
         return inside / inside.sum(1, keepdim=True)
 
     weights = (windows(H)[:, None, :, None] * windows(W)[None, :, None, :]).reshape(size * size, H * W)
-    x3 = channels_last(x).permute(0, 2, 3, 1).reshape(N, H * W, C)  # a view
-    out = torch.matmul(weights, x3)  # (N, size·size, C)
-    return out.view(N, size, size, C).permute(0, 3, 1, 2)
+    return weights.to(dtype=dtype, device=device)

@@ -9,7 +9,7 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank
-from lgn.nn.functional import adaptive_avg_pool, batch_norm, channels_last, fista_step, output_size, synthesis
+from lgn.nn.functional import activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -74,7 +74,7 @@ class UnfoldedEncoder(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         s, pad, eta = self.stride, self.padding, self.eta
-        y = channels_last(y)  # and so is every activation: see lgn.nn.functional
+        y = activation_layout(y)  # channels-last on CPU, and so is every activation: see lgn.nn.functional
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
             # relu(u_mom + η·conv(y − convT(u_mom)) − η·λ); u_mom = None is u_mom = 0

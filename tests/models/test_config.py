@@ -54,6 +54,19 @@ def test_model_bad_input(x, error, match):
         build_model()(x)
 
 
+def test_model_input_finiteness_is_exact():
+    """One NaN or Inf among finite pixels is refused; finite pixels whose sum overflows float32 are not."""
+    model = build_model()
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(2, 1, 28, 28)
+        x[1, 0, 27, 3] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            model(x)
+    huge = torch.full((2, 1, 28, 28), 3e38)
+    assert not torch.isfinite(huge.sum())
+    assert model(huge).shape == (2, 10)
+
+
 def test_save_and_load_round_trip(tmp_path):
     model = build_model(generator="cyclic", image_size=16).eval()
     save_model(model, tmp_path)

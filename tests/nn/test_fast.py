@@ -5,6 +5,9 @@ powers and synthesises with ``conv_transpose2d``; ours builds the orbit by
 repeated products, folds η and λ into the convolution, and computes the
 transposed convolution as a phase convolution. Same weights, same batch: the
 outputs, the batch-norm statistics and the gradient of every parameter agree.
+
+The ``path`` fixture runs a test twice: on the fused CPU path, and on the plain
+PyTorch operations that every other device (CUDA) takes.
 """
 
 import pytest
@@ -14,9 +17,17 @@ import torch.nn.functional as F
 from benchmarks.baseline import BaselineLGN
 from lgn import load_reference_state_dict
 from lgn.models.reference import reference_key_map
+from lgn.nn import functional
 from lgn.nn.functional import adaptive_avg_pool, analysis, batch_norm, fista_step, synthesis
 
 ATOL = 1e-10  # float64
+
+
+@pytest.fixture(params=["fused", "plain"])
+def path(request, monkeypatch):
+    if request.param == "plain":
+        monkeypatch.setattr(functional, "fused", lambda x: False)
+    return request.param
 
 
 def _pair(task, channels, stride, size, n_layers=4):
@@ -37,7 +48,7 @@ def _loss(out, target):
 @pytest.mark.parametrize("task", ["classify", "reconstruct"])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("stride,size", [(1, 14), (1, 13), (2, 15)])
-def test_training_step_matches_baseline(task, channels, stride, size):
+def test_training_step_matches_baseline(path, task, channels, stride, size):
     base, ours = _pair(task, channels, stride, size)
     x = torch.randn(6, channels, size, size, dtype=torch.float64)
     target = torch.randint(0, 7, (6,)) if task == "classify" else None
@@ -68,7 +79,7 @@ def test_training_step_matches_baseline(task, channels, stride, size):
     (1, 6, 1, 1, (28, 28)), (3, 6, 1, 1, (32, 32)), (2, 5, 2, 2, (17, 14)),
     (1, 4, 3, 0, (13, 11)), (4, 3, 1, 4, (6, 7)), (3, 2, 2, 1, (5, 9)),
 ])
-def test_synthesis_is_the_adjoint_with_its_gradients(channels, kernel, stride, padding, size):
+def test_synthesis_is_the_adjoint_with_its_gradients(path, channels, kernel, stride, padding, size):
     """⟨analysis(x), u⟩ = ⟨x, synthesis(u)⟩, and both gradients equal ``conv2d``'s own."""
     weight = torch.randn(7, channels, kernel, kernel, dtype=torch.float64, requires_grad=True)
     x = torch.randn(3, channels, *size, dtype=torch.float64, requires_grad=True)
@@ -97,7 +108,43 @@ def test_synthesis_is_the_adjoint_with_its_gradients(channels, kernel, stride, p
         torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
 
 
-def test_analysis_bias_gradient():
+@pytest.mark.parametrize("stride,padding,size", [(1, 1, (30, 30)), (2, 2, (22, 27)), (1, 0, (25, 31)),
+                                                 (3, 1, (80, 9))])
+def test_synthesis_to_any_size(path, stride, padding, size):
+    """Sizes analysis does not map to the code's, beyond what conv_transpose2d's output padding reaches
+    or short of it: the full transposed convolution (the gradient of a padding-free conv2d) is cropped to
+    the window from row ``padding`` on, and rows it never reaches are zero."""
+    u = torch.randn(2, 4, 25, 25, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    full_size = 24 * stride + 6
+    x = torch.zeros(2, 2, full_size, full_size, dtype=torch.float64, requires_grad=True)
+    full = torch.autograd.grad((F.conv2d(x, weight, stride=stride) * u).sum(), x, create_graph=True)[0]
+    want = full.new_zeros(2, 2, full_size + max(size), full_size + max(size))
+    want[..., :full_size - padding, :full_size - padding] = full[..., padding:, padding:]
+    want = want[..., :size[0], :size[1]]
+    got = synthesis(u, weight, stride, padding, size)
+    torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
+    g = torch.randn_like(want)
+    for a, b in zip(torch.autograd.grad(got, (u, weight), g), torch.autograd.grad(want, (u, weight), g)):
+        torch.testing.assert_close(a, b, rtol=0, atol=ATOL)
+
+
+def test_plain_path_is_plain_autograd(monkeypatch):
+    """Off the CPU, no custom autograd function: every node of the graph is one of PyTorch's own."""
+    monkeypatch.setattr(functional, "fused", lambda x: False)
+    _, ours = _pair("classify", 3, 1, 14)
+    nodes, todo = set(), [ours(torch.randn(2, 3, 14, 14, dtype=torch.float64)).grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in nodes:
+            nodes.add(node)
+            todo.extend(next_node for next_node, _ in node.next_functions)
+    names = {type(node).__name__ for node in nodes}
+    assert {"ConvolutionBackward0", "ReluBackward0"} <= names
+    assert not [name for name in names if name.startswith("_")], names
+
+
+def test_analysis_bias_gradient(path):
     weight = torch.randn(4, 2, 3, 3, dtype=torch.float64)
     bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
     x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
@@ -106,7 +153,7 @@ def test_analysis_bias_gradient():
     torch.testing.assert_close(got, g.sum((0, 2, 3)), rtol=0, atol=ATOL)
 
 
-def test_second_derivatives_flow_through_both_convolutions():
+def test_second_derivatives_flow_through_both_convolutions(path):
     weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
     u = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda u, w: synthesis(u, w, 1, 1, (6, 6)), (u, weight))
@@ -115,7 +162,7 @@ def test_second_derivatives_flow_through_both_convolutions():
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_float32_fused_path_matches_float64_baseline(channels):
+def test_float32_fused_path_matches_float64_baseline(path, channels):
     """float32 on CPU takes oneDNN's fused convolutions, which float64 never reaches."""
     base, ours = _pair("classify", channels, 1, 14)
     ours = ours.float()
@@ -135,7 +182,7 @@ def test_float32_fused_path_matches_float64_baseline(channels):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize("s,pad,size", [(1, 1, (9, 9)), (2, 2, (11, 10))])
-def test_fista_step_is_the_composition(dtype, first, s, pad, size):
+def test_fista_step_is_the_composition(path, dtype, first, s, pad, size):
     """float32 on CPU runs oneDNN's fused convolutions; float64 the separate ops."""
     torch.manual_seed(2)
     eta = 0.3
@@ -161,7 +208,7 @@ def test_fista_step_is_the_composition(dtype, first, s, pad, size):
 
 
 @pytest.mark.parametrize("toward,momentum", [(False, 0.1), (True, 0.1), (True, None)])
-def test_batch_norm_matches_module(toward, momentum):
+def test_batch_norm_matches_module(path, toward, momentum):
     torch.manual_seed(3)
     x = torch.randn(5, 4, 6, 7, dtype=torch.float64).relu() + 0.5
     prev = torch.randn_like(x).relu() if toward else None
@@ -188,7 +235,7 @@ def test_batch_norm_matches_module(toward, momentum):
 
 
 @pytest.mark.parametrize("height,width,size", [(25, 25, 4), (29, 29, 4), (7, 5, 3), (3, 9, 4), (4, 4, 4)])
-def test_adaptive_avg_pool_matches_torch(height, width, size):
+def test_adaptive_avg_pool_matches_torch(path, height, width, size):
     x = torch.randn(3, 5, height, width, dtype=torch.float64, requires_grad=True)
     got, want = adaptive_avg_pool(x, size), F.adaptive_avg_pool2d(x, size)
     torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
