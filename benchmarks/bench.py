@@ -14,6 +14,9 @@ MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
    filters (benchmarks/plain.py);
 5. converts step times to GFLOP/s of the model's convolutions and compares
    them with an fp32 GEMM timed in the same run.
+
+Both models run under the memory settings ``lgn train`` uses
+(:func:`lgn.train.memory.keep_freed_memory`): the bench measures what training runs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from benchmarks.plain import PlainConvNet
 from lgn import load_reference_state_dict
 from lgn.models.reference import reference_key_map
 from lgn.nn.functional import output_size
+from lgn.train.memory import keep_freed_memory
 
 __all__ = ["SHAPES", "run_bench", "format_report"]
 
@@ -165,6 +169,7 @@ def peak_step_memory(kind: str, shape: str) -> float:
     itself holds at once.
     """
     torch.set_num_threads(int(os.environ.get("LGN_BENCH_THREADS", torch.get_num_threads())))
+    keep_freed_memory()
     device = torch.device("cpu")
     base, ours = build_pair(*SHAPES[shape], device)
     model = base if kind == "baseline" else ours
@@ -255,7 +260,8 @@ def run_bench(device: str = "cpu", rounds: int = 10, shapes=tuple(SHAPES)) -> di
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available")
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": BATCH, "rounds": rounds}
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": BATCH, "rounds": rounds,
+              "keep_freed_memory": keep_freed_memory()}
     gemm = [gemm_gflops(dev)]
     for shape in shapes:
         report[shape] = bench_shape(shape, dev, rounds)
@@ -302,5 +308,6 @@ def format_report(r: dict) -> str:
     row("export overhead (time ratio)", lambda x: f"{x['inference']['overhead']:.2f}")
     row("check max abs diff  out / grad",
         lambda x: f"{x['check_max_abs_diff']['output']:.1e} / {x['check_max_abs_diff']['gradient']:.1e}")
-    lines += ["", f"fp32 GEMM: {r['gemm_gflops']:.1f} GFLOP/s"]
+    lines += ["", f"fp32 GEMM: {r['gemm_gflops']:.1f} GFLOP/s; freed memory kept mapped between steps "
+                  f"(lgn.train.memory): {'yes' if r.get('keep_freed_memory') else 'no'}"]
     return "\n".join(lines)

@@ -18,11 +18,13 @@ import torch
 from benchmarks.bench import build_pair, train_step
 from lgn.data import fit_preprocessing, get_dataset
 from lgn.train.loop import epoch_order
+from lgn.train.memory import keep_freed_memory
 
 BATCH = 128
 
 
 def epoch_seconds(epochs: int = 3, seed: int = 0) -> dict[str, list[float]]:
+    keep_freed_memory()  # as lgn train does
     data = get_dataset("mnist5k", seed=seed)
     x = fit_preprocessing(data.x_train)(data.x_train)
     y = data.y_train
