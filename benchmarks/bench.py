@@ -13,7 +13,9 @@ MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
 4. times inference of ``LGN.export()`` against a plain conv net with the same
    filters (benchmarks/plain.py);
 5. converts step times to GFLOP/s of the model's convolutions and compares
-   them with an fp32 GEMM timed in the same run.
+   them with an fp32 GEMM timed in the same run;
+6. with ``profile``, lists the operations our training step spends its time in
+   (``torch.profiler``), to name what bounds it.
 
 Both models run under the memory settings ``lgn train`` uses
 (:func:`lgn.train.memory.keep_freed_memory`): the bench measures what training runs.
@@ -41,7 +43,7 @@ from lgn.models.reference import reference_key_map
 from lgn.nn.functional import output_size
 from lgn.train.memory import keep_freed_memory
 
-__all__ = ["SHAPES", "run_bench", "format_report"]
+__all__ = ["SHAPES", "run_bench", "profile_step", "format_report", "format_profile"]
 
 SHAPES = {"mnist": (1, 28), "cifar": (3, 32)}  # name: (channels, image size)
 BATCH = 128
@@ -254,7 +256,39 @@ def bench_shape(shape: str, device: torch.device, rounds: int) -> dict:
     return result
 
 
-def run_bench(device: str = "cpu", rounds: int = 10, shapes=tuple(SHAPES)) -> dict:
+def profile_step(shape: str, device: torch.device, steps: int = 5, top: int = 12) -> list[dict]:
+    """The operations one training step of ours spends the most time in, most first.
+
+    Each row: ``op``, ``ms_per_step`` (self time on the host, as ``torch.profiler``
+    counts it), ``share`` of the profiled steps' host time, ``calls_per_step``,
+    and on CUDA ``device_ms_per_step`` (kernel time).
+    """
+    channels, size = SHAPES[shape]
+    _, ours = build_pair(channels, size, device)
+    optimizer = torch.optim.Adam(ours.parameters(), lr=0.01)
+    batches = make_batches(channels, size, device)
+    for i in range(2):
+        train_step(ours, optimizer, *batches[i % len(batches)])
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(steps):
+            train_step(ours, optimizer, *batches[i % len(batches)])
+        _sync(device)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    rows = []
+    for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
+        row = {"op": e.key, "ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+               "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps}
+        if device.type == "cuda":
+            row["device_ms_per_step"] = e.self_device_time_total / 1e3 / steps
+        rows.append(row)
+    return rows
+
+
+def run_bench(device: str = "cpu", rounds: int = 10, shapes=tuple(SHAPES), profile: bool = False) -> dict:
     """All measurements as one dict (see the module docstring); JSON-serialisable."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -265,6 +299,8 @@ def run_bench(device: str = "cpu", rounds: int = 10, shapes=tuple(SHAPES)) -> di
     gemm = [gemm_gflops(dev)]
     for shape in shapes:
         report[shape] = bench_shape(shape, dev, rounds)
+        if profile:
+            report[shape]["profile"] = profile_step(shape, dev)
         gemm.append(gemm_gflops(dev))
     if dev.type == "cpu":
         for (kind, shape), mb in _peak_memory_cpu(shapes).items():
@@ -310,4 +346,15 @@ def format_report(r: dict) -> str:
         lambda x: f"{x['check_max_abs_diff']['output']:.1e} / {x['check_max_abs_diff']['gradient']:.1e}")
     lines += ["", f"fp32 GEMM: {r['gemm_gflops']:.1f} GFLOP/s; freed memory kept mapped between steps "
                   f"(lgn.train.memory): {'yes' if r.get('keep_freed_memory') else 'no'}"]
+    lines += ["\n" + format_profile(s, r[s]["profile"]) for s in shapes if "profile" in r[s]]
+    return "\n".join(lines)
+
+
+def format_profile(shape: str, rows: list[dict]) -> str:
+    """The rows of :func:`profile_step` as a table."""
+    lines = [f"where our {shape} training step spends its time (self time on the host, per step)"]
+    for row in rows:
+        device = f"  kernels {row['device_ms_per_step']:7.2f} ms" if "device_ms_per_step" in row else ""
+        lines.append(f"  {row['op'][:48]:48s} {row['ms_per_step']:7.2f} ms {100 * row['share']:5.1f}%"
+                     f"  {row['calls_per_step']:5.1f} calls{device}")
     return "\n".join(lines)

@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON to FILE")
     p.add_argument("--rounds", type=int, default=10, help="timed rounds per measurement (default: 10)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    p.add_argument("--profile", action="store_true",
+                   help="also list the operations our training step spends its time in (torch.profiler)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +50,7 @@ def run(args) -> int:
             raise ValueError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     bench = _bench_module()
-    report = bench.run_bench(args.device, rounds=args.rounds)
+    report = bench.run_bench(args.device, rounds=args.rounds, profile=args.profile)
     print(bench.format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from benchmarks.bench import (BATCH, alternate, build_pair, check_agreement, format_report, run_bench,
-                              training_flops)
+from benchmarks.bench import (BATCH, alternate, build_pair, check_agreement, format_profile, format_report,
+                              profile_step, run_bench, training_flops)
 from benchmarks.plain import PlainConvNet
 from lgn.cli import main
 
@@ -59,3 +59,12 @@ def test_run_bench_reports_the_issue_keys(tmp_path):
     assert report["mnist"]["check_max_abs_diff"]["gradient"] <= 1e-4
     json.dumps(report)
     assert "train speedup" in format_report(report)
+
+
+def test_profile_names_the_convolutions_of_a_step():
+    rows = profile_step("mnist", torch.device("cpu"), steps=1, top=30)
+    assert rows == sorted(rows, key=lambda row: -row["ms_per_step"])
+    assert 0 < sum(row["share"] for row in rows) <= 1 + 1e-9
+    assert any("conv" in row["op"] for row in rows[:5]), [row["op"] for row in rows]
+    table = format_profile("mnist", rows).splitlines()
+    assert len(table) == len(rows) + 1 and rows[0]["op"][:48] in table[1]
