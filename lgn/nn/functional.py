@@ -19,7 +19,8 @@ and :func:`adaptive_avg_pool` pools by one.
 All of this is for the CPU (:func:`fused`). On other devices (CUDA) the same
 functions are plain PyTorch operations that autograd differentiates: there the
 library's convolutions are fast in both directions, and a step's time is the
-host's, launching kernels, so the fewest Python-level calls win.
+host's, launching kernels, so the fewest Python-level calls win. The exception
+is :func:`synchronized_batch_norm`'s batch norm, the same function everywhere.
 
 Under :func:`synchronized_batch_norm` (data-parallel training), training-mode
 batch norm takes its statistics over the batches of every rank of a
@@ -97,9 +98,10 @@ def synthesis(
     k = weight.shape[-1]
     extra = [n - ((m - 1) * stride - 2 * padding + k) for n, m in zip(size, u.shape[-2:])]
     if not all(0 <= e < stride for e in extra):  # a size analysis does not map to u's: rare, plain ops
-        full = F.conv_transpose2d(u, weight, stride=stride)  # uncropped, then cropped or zero-padded
+        full = F.conv_transpose2d(u, weight, stride=stride)  # uncropped: row Y of the output is row Y + padding
         H, W = size
-        return F.pad(full, (-padding, W + padding - full.shape[-1], -padding, H + padding - full.shape[-2]))
+        full = F.pad(full, (0, max(0, W + padding - full.shape[-1]), 0, max(0, H + padding - full.shape[-2])))
+        return full[..., padding:padding + H, padding:padding + W]
     if not fused(u):
         return F.conv_transpose2d(u, weight, stride=stride, padding=padding, output_padding=extra)
     return _Synthesis.apply(channels_last(u), weight, stride, padding, tuple(size))
@@ -155,18 +157,19 @@ def _phase_filters(weight: torch.Tensor, stride: int, padding: int, phases: int)
     that is y = m·Y' + j for j = (d + padding − a) / stride, so phase d is an
     ordinary convolution of u with stride m whose tap t = j − j_min holds
     W[d + padding − stride·j] (zero where that is not a tap). Returns the filters
-    ``(C·phases², F, T, T)``, channels ordered (c, dy, dx) for ``pixel_shuffle``,
+    ``(phases²·C, F, T, T)``, channels ordered (dy, dx, c) (see :func:`_transposed_conv`),
     and ``j_min`` (the code is read from row j_min on).
     """
     F_, C, k, _ = weight.shape  # filters, channels, kernel, kernel
     select, j_min = _phase_selection(k, stride, padding, phases, weight.dtype, weight.device)
     T = select.shape[-1]
     filters = (weight.reshape(F_ * C, k * k) @ select.reshape(k * k, -1)).view(F_, C, phases, phases, T, T)
-    filters = filters.permute(1, 2, 3, 0, 4, 5).reshape(C * phases * phases, F_, T, T)
+    filters = filters.permute(2, 3, 1, 0, 4, 5).reshape(phases * phases * C, F_, T, T)
     return filters, j_min
 
 
 @functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # a cached inference tensor could never be saved for a backward pass
 def _phase_selection(k: int, stride: int, padding: int, phases: int, dtype: torch.dtype,
                      device: torch.device) -> tuple[torch.Tensor, int]:
     """The 0/1 map from kernel taps (a, b) to phase filter taps: ``(k, k, phases, phases, T, T)``, and j_min."""
@@ -188,7 +191,10 @@ def _transposed_conv(u: torch.Tensor, weight: torch.Tensor, stride: int, padding
     convolution to C = 1 or 3 channels uses a fraction of each vector (about 6×
     slower than the forward convolution at C = 1). So each output pixel block of
     phases × phases is computed at once: a strided convolution with C·phases²
-    output channels (:func:`_phase_filters`), then ``pixel_shuffle``. It does
+    output channels (:func:`_phase_filters`), whose channels-last output holds
+    each block's pixels as runs of phases·C values: one copy puts them in rows.
+    (``pixel_shuffle``, from channels ordered (c, dy, dx), moves single values
+    and took twice as long at C = 3.) It does
     up to (1 + (phases − 1)/k)² times the multiply-adds and runs several times
     faster.
     """
@@ -209,8 +215,10 @@ def _transposed_conv(u: torch.Tensor, weight: torch.Tensor, stride: int, padding
             skip += 1
         pads.append(m * skip - j_min)
         skips.append(skip * phases)
-    blocks = F.conv2d(u, filters, stride=m, padding=pads)  # (N, C·r·r, Hb, Wb)
-    out = F.pixel_shuffle(blocks, phases)  # (N, C, r·Hb, r·Wb)
+    blocks = F.conv2d(u, filters, stride=m, padding=pads)  # (N, r·r·C, Hb, Wb), channels-last
+    Hb, Wb = blocks.shape[-2:]
+    rows = blocks.permute(0, 2, 3, 1).reshape(N, Hb, Wb, phases, phases, C).transpose(2, 3)  # (N, Hb, dy, Wb, dx, C)
+    out = rows.reshape(N, Hb * phases, Wb * phases, C).permute(0, 3, 1, 2)  # one copy: (N, C, r·Hb, r·Wb)
     return channels_last(out[:, :, skips[0]:skips[0] + H, skips[1]:skips[1] + W])
 
 
@@ -437,6 +445,7 @@ def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # a cached inference tensor could never be saved for a backward pass
 def _pooling_weights(H: int, W: int, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``(size·size, H·W)``: row (i, j) averages the window of output (i, j) of adaptive average pooling."""
 

@@ -5,9 +5,13 @@ ends: about 100 MB at batch 128 on CIFAR-shaped images. With glibc's default
 settings the heap is trimmed once more than twice the largest block freed so
 far lies free at its top, so that memory goes back to the system and the next
 step faults every page back in: about 20,000 minor page faults and 50 ms of
-kernel time per CIFAR-shaped step on a 2-core machine, a fifth of the step. :func:`keep_freed_memory` raises the
-trim and mmap thresholds so that freed memory stays mapped and the next step
-reuses it. The price is a resident set that stays at the peak step's size.
+kernel time per CIFAR-shaped step on a 2-core machine, a fifth of the step.
+
+:func:`keep_freed_memory` fixes the mmap threshold at 32 MiB (the most older
+glibc accepts) and raises the trim threshold, so that memory freed in blocks up
+to 32 MiB stays mapped and the next step reuses it. The price is a resident set
+that stays at the largest the heap has been; blocks over 32 MiB (a dataset's
+arrays, say) are still mapped for themselves and returned when freed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ ENV = "LGN_KEEP_FREED_MEMORY"  # "0": leave the C library's settings alone
 # mallopt parameters of glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_THRESHOLD = 1 << 30  # bytes: allocations up to 1 GiB come from the heap, and up to 1 GiB free stays mapped
+_MMAP_THRESHOLD = 32 << 20  # bytes: allocations up to this come from the heap (older glibc accepts no more)
+_TRIM_THRESHOLD = 1 << 30  # bytes: up to this much free memory at the top of the heap stays mapped
 
 
 @functools.cache
@@ -41,4 +46,6 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, TypeError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
+    mmap = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    trim = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    return bool(mmap) and bool(trim)

@@ -108,40 +108,68 @@ def test_synthesis_is_the_adjoint_with_its_gradients(path, channels, kernel, str
         torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("stride,padding,size", [(1, 1, (30, 30)), (2, 2, (22, 27)), (1, 0, (25, 31)),
-                                                 (3, 1, (80, 9))])
-def test_synthesis_to_any_size(path, stride, padding, size):
+@pytest.mark.parametrize("code,kernel,stride,padding,size", [
+    (25, 6, 1, 1, (30, 30)), (25, 6, 2, 2, (22, 27)), (25, 6, 1, 0, (25, 31)), (25, 6, 3, 1, (80, 9)),
+    (2, 3, 1, 5, (3, 3)), (3, 2, 2, 4, (6, 2)),  # padding beyond the uncropped output: all zeros
+])
+def test_synthesis_to_any_size(path, code, kernel, stride, padding, size):
     """Sizes analysis does not map to the code's, beyond what conv_transpose2d's output padding reaches
     or short of it: the full transposed convolution (the gradient of a padding-free conv2d) is cropped to
     the window from row ``padding`` on, and rows it never reaches are zero."""
-    u = torch.randn(2, 4, 25, 25, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(4, 2, 6, 6, dtype=torch.float64, requires_grad=True)
-    full_size = 24 * stride + 6
+    u = torch.randn(2, 4, code, code, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 2, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    full_size = (code - 1) * stride + kernel
     x = torch.zeros(2, 2, full_size, full_size, dtype=torch.float64, requires_grad=True)
     full = torch.autograd.grad((F.conv2d(x, weight, stride=stride) * u).sum(), x, create_graph=True)[0]
-    want = full.new_zeros(2, 2, full_size + max(size), full_size + max(size))
-    want[..., :full_size - padding, :full_size - padding] = full[..., padding:, padding:]
-    want = want[..., :size[0], :size[1]]
+    reach = padding + max(size) - full_size  # rows and columns past ``full`` the window reaches
+    want = F.pad(full, (0, max(0, reach), 0, max(0, reach)))[..., padding:padding + size[0], padding:padding + size[1]]
     got = synthesis(u, weight, stride, padding, size)
+    assert got.shape == (2, 2, *size)
     torch.testing.assert_close(got, want, rtol=0, atol=ATOL)
     g = torch.randn_like(want)
     for a, b in zip(torch.autograd.grad(got, (u, weight), g), torch.autograd.grad(want, (u, weight), g)):
         torch.testing.assert_close(a, b, rtol=0, atol=ATOL)
 
 
-def test_plain_path_is_plain_autograd(monkeypatch):
-    """Off the CPU, no custom autograd function: every node of the graph is one of PyTorch's own."""
-    monkeypatch.setattr(functional, "fused", lambda x: False)
-    _, ours = _pair("classify", 3, 1, 14)
-    nodes, todo = set(), [ours(torch.randn(2, 3, 14, 14, dtype=torch.float64)).grad_fn]
+def _graph(out: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes ``out`` was computed by."""
+    nodes, todo = set(), [out.grad_fn]
     while todo:
         node = todo.pop()
         if node is not None and node not in nodes:
             nodes.add(node)
             todo.extend(next_node for next_node, _ in node.next_functions)
-    names = {type(node).__name__ for node in nodes}
+    return {node.name() for node in nodes}
+
+
+def test_plain_path_is_plain_autograd(monkeypatch):
+    """Off the CPU, no custom autograd function: every node of the graph is one of PyTorch's own."""
+    monkeypatch.setattr(functional, "fused", lambda x: False)
+    _, ours = _pair("classify", 3, 1, 14)
+    names = _graph(ours(torch.randn(2, 3, 14, 14, dtype=torch.float64)))
     assert {"ConvolutionBackward0", "ReluBackward0"} <= names
     assert not [name for name in names if name.startswith("_")], names
+
+
+def test_cpu_takes_the_fused_path():
+    _, ours = _pair("classify", 3, 1, 14)
+    names = _graph(ours.float()(torch.randn(2, 3, 14, 14)))
+    assert {"_FistaStepBackward", "_BatchNormBackward"} <= names, names
+    assert "ConvolutionBackward0" not in names
+
+
+def test_cached_constants_survive_inference_mode():
+    """Inference first, then training: the cached phase and pooling matrices are ordinary tensors
+    (cached inference tensors failed the backward pass: they cannot be saved for it)."""
+    functional._phase_selection.cache_clear()
+    functional._pooling_weights.cache_clear()
+    _, ours = _pair("classify", 3, 1, 14)
+    ours = ours.float()
+    x = torch.randn(4, 3, 14, 14)
+    with torch.inference_mode():
+        ours.eval()(x)
+    F.cross_entropy(ours.train()(x), torch.zeros(4, dtype=torch.long)).backward()
+    assert all(t.grad is not None for t in ours.encoder.thresholds)
 
 
 def test_analysis_bias_gradient(path):
