@@ -112,7 +112,7 @@ def fista_step(y: torch.Tensor, u: torch.Tensor | None, weight: torch.Tensor, et
     """One unfolded proximal-gradient step: relu(u + η·analysis(y − synthesis(u)) + bias).
 
     ``y`` ``(N, C, H, W)``, ``u`` ``(N, F, h, w)`` or None for u = 0, ``weight``
-    ``(F, C, k, k)``, ``bias`` ``(F,)`` → ``(N, F, h, w)``, channels-last. The
+    ``(F, C, k, k)``, ``bias`` ``(F,)`` → ``(N, F, h, w)`` (channels-last on the fused path). The
     same as composing :func:`synthesis` and :func:`analysis`, but in one autograd
     function: the addition and the ReLU run inside the convolution on CPU, the
     backward pass adds the two gradients of ``u`` inside a convolution too, and
