@@ -211,8 +211,8 @@ def _peak_memory_cpu(shapes) -> dict:
             return {}
 
 
-def bench_shape(shape: str, device: torch.device, rounds: int) -> dict:
-    """Check, then time training and exported inference, for one input shape."""
+def bench_shape(shape: str, device: torch.device, rounds: int, profile: bool = False) -> dict:
+    """Check, then time training and exported inference, for one input shape (and profile our step)."""
     channels, size = SHAPES[shape]
     base, ours = build_pair(channels, size, device)
     batches = make_batches(channels, size, device)
@@ -240,6 +240,8 @@ def bench_shape(shape: str, device: torch.device, rounds: int) -> dict:
     if device.type == "cuda":
         result["peak_memory_mb"] = {name: _peak_memory_cuda(models[name], optimizers[name], *batches[0], device)
                                     for name in models}
+    if profile:
+        result["profile"] = profile_step(ours, optimizers["ours"], batches, device)
 
     exported = ours.export().eval()
     plain = PlainConvNet(exported, size)
@@ -256,25 +258,20 @@ def bench_shape(shape: str, device: torch.device, rounds: int) -> dict:
     return result
 
 
-def profile_step(shape: str, device: torch.device, steps: int = 5, top: int = 12) -> list[dict]:
-    """The operations one training step of ours spends the most time in, most first.
+def profile_step(model, optimizer, batches: list, device: torch.device, steps: int = 5,
+                 top: int = 12) -> list[dict]:
+    """The operations one training step of ``model`` (warmed up) spends the most time in, most first.
 
     Each row: ``op``, ``ms_per_step`` (self time on the host, as ``torch.profiler``
     counts it), ``share`` of the profiled steps' host time, ``calls_per_step``,
     and on CUDA ``device_ms_per_step`` (kernel time).
     """
-    channels, size = SHAPES[shape]
-    _, ours = build_pair(channels, size, device)
-    optimizer = torch.optim.Adam(ours.parameters(), lr=0.01)
-    batches = make_batches(channels, size, device)
-    for i in range(2):
-        train_step(ours, optimizer, *batches[i % len(batches)])
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
         for i in range(steps):
-            train_step(ours, optimizer, *batches[i % len(batches)])
+            train_step(model, optimizer, *batches[i % len(batches)])
         _sync(device)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) or 1.0
@@ -298,9 +295,7 @@ def run_bench(device: str = "cpu", rounds: int = 10, shapes=tuple(SHAPES), profi
               "keep_freed_memory": keep_freed_memory()}
     gemm = [gemm_gflops(dev)]
     for shape in shapes:
-        report[shape] = bench_shape(shape, dev, rounds)
-        if profile:
-            report[shape]["profile"] = profile_step(shape, dev)
+        report[shape] = bench_shape(shape, dev, rounds, profile)
         gemm.append(gemm_gflops(dev))
     if dev.type == "cpu":
         for (kind, shape), mb in _peak_memory_cpu(shapes).items():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks.bench import (BATCH, alternate, build_pair, check_agreement, format_profile, format_report,
-                              profile_step, run_bench, training_flops)
+                              make_batches, profile_step, run_bench, train_step, training_flops)
 from benchmarks.plain import PlainConvNet
 from lgn.cli import main
 
@@ -62,7 +62,11 @@ def test_run_bench_reports_the_issue_keys(tmp_path):
 
 
 def test_profile_names_the_convolutions_of_a_step():
-    rows = profile_step("mnist", torch.device("cpu"), steps=1, top=30)
+    _, ours = build_pair(1, 28, torch.device("cpu"))
+    optimizer = torch.optim.Adam(ours.parameters(), lr=0.01)
+    batches = make_batches(1, 28, torch.device("cpu"), n=1)
+    train_step(ours, optimizer, *batches[0])  # warm-up
+    rows = profile_step(ours, optimizer, batches, torch.device("cpu"), steps=1, top=30)
     assert rows == sorted(rows, key=lambda row: -row["ms_per_step"])
     assert 0 < sum(row["share"] for row in rows) <= 1 + 1e-9
     assert any("conv" in row["op"] for row in rows[:5]), [row["op"] for row in rows]
