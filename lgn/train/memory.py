@@ -20,7 +20,7 @@ import ctypes
 import functools
 import os
 
-__all__ = ["keep_freed_memory", "ENV"]
+__all__ = ["keep_freed_memory", "glibc", "ENV"]
 
 ENV = "LGN_KEEP_FREED_MEMORY"  # "0": leave the C library's settings alone
 
@@ -29,6 +29,16 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 32 << 20  # bytes: allocations up to this come from the heap (older glibc accepts no more)
 _TRIM_THRESHOLD = 1 << 30  # bytes: up to this much free memory at the top of the heap stays mapped
+
+
+def glibc() -> ctypes.CDLL | None:
+    """The running process's C library if it is glibc (musl's mallopt accepts and ignores these settings), else None."""
+    try:
+        libc = ctypes.CDLL(None)  # the symbols of the running process, its C library's among them
+        libc.gnu_get_libc_version  # noqa: B018 -- glibc only
+    except (OSError, TypeError, AttributeError):  # Windows: TypeError; macOS, musl: AttributeError
+        return None
+    return libc
 
 
 @functools.cache
@@ -40,12 +50,9 @@ def keep_freed_memory() -> bool:
     """
     if os.environ.get(ENV, "1").strip() == "0":
         return False
-    try:
-        libc = ctypes.CDLL(None)  # the symbols of the running process, its C library's among them
-        libc.gnu_get_libc_version  # noqa: B018 -- glibc only: musl's mallopt accepts and ignores these
-        mallopt = libc.mallopt
-    except (OSError, TypeError, AttributeError):
+    libc = glibc()
+    if libc is None:
         return False
-    mmap = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    trim = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    trim = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     return bool(mmap) and bool(trim)

@@ -1,22 +1,12 @@
 """keep_freed_memory: freed memory stays mapped, so allocating it again does not fault pages in."""
 
-import ctypes
 import os
 import subprocess
 import sys
 
 import pytest
 
-from lgn.train.memory import ENV, keep_freed_memory
-
-
-def _glibc() -> bool:
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
-    except (OSError, TypeError, AttributeError):
-        return False
-    return True
-
+from lgn.train.memory import ENV, glibc, keep_freed_memory
 
 # A step's pattern: allocate 8 tensors of 16 MB, touch them, free them all; page faults of rounds 2-4.
 _ROUNDS = """
@@ -40,7 +30,7 @@ def _faults(env_value: str) -> tuple[bool, int]:
     return out[0] == "True", int(out[1])
 
 
-@pytest.mark.skipif(not (sys.platform.startswith("linux") and _glibc()), reason="glibc's malloc only")
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and glibc() is not None), reason="glibc's malloc only")
 def test_freed_memory_is_reused_without_page_faults():
     kept, faults_kept = _faults("1")
     default, faults_default = _faults("0")
