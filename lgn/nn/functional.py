@@ -149,6 +149,12 @@ def _weight_grad(x, weight, grad_out, stride, padding, with_bias):
     return grad_w, grad_b
 
 
+def _cached_constant(build):
+    """``build`` cached (by its arguments) and run outside inference mode: the constant tensors it returns
+    are saved for backward passes, which a cached inference tensor could never be."""
+    return functools.lru_cache(maxsize=32)(torch.inference_mode(False)(build))
+
+
 def _phase_filters(weight: torch.Tensor, stride: int, padding: int, phases: int) -> tuple[torch.Tensor, int]:
     """The transposed convolution as a strided convolution with ``phases``² outputs per pixel.
 
@@ -168,8 +174,7 @@ def _phase_filters(weight: torch.Tensor, stride: int, padding: int, phases: int)
     return filters, j_min
 
 
-@functools.lru_cache(maxsize=32)
-@torch.inference_mode(False)  # a cached inference tensor could never be saved for a backward pass
+@_cached_constant
 def _phase_selection(k: int, stride: int, padding: int, phases: int, dtype: torch.dtype,
                      device: torch.device) -> tuple[torch.Tensor, int]:
     """The 0/1 map from kernel taps (a, b) to phase filter taps: ``(k, k, phases, phases, T, T)``, and j_min."""
@@ -444,8 +449,7 @@ def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
     return out.view(N, size, size, C).permute(0, 3, 1, 2)
 
 
-@functools.lru_cache(maxsize=32)
-@torch.inference_mode(False)  # a cached inference tensor could never be saved for a backward pass
+@_cached_constant
 def _pooling_weights(H: int, W: int, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``(size·size, H·W)``: row (i, j) averages the window of output (i, j) of adaptive average pooling."""
 
