@@ -66,10 +66,7 @@ def test_no_checkpoint_is_none(tmp_path):
 def test_damaged_tensor_file_is_detected(tmp_path):
     model, opt = _trained()
     save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
-    path = tmp_path / CHECKPOINT_TENSORS
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _flip(tmp_path / CHECKPOINT_TENSORS)
     other, other_opt = _fresh()
     before = {k: v.clone() for k, v in other.state_dict().items()}
     with pytest.raises(ValueError, match="no intact checkpoint .* does not match the digest"):
