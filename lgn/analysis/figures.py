@@ -1,4 +1,7 @@
-"""Figures of learned groups and probe maps (matplotlib, Agg backend, imported only when drawing).
+"""Figures of learned groups and probe maps (matplotlib, imported only when drawing).
+
+Each figure is a :class:`matplotlib.figure.Figure` with its own Agg canvas: drawing
+never touches pyplot or the process-wide backend, so a notebook keeps its own.
 
 Every figure is one or a few mosaics: many small matrices or images tiled into
 one array with thin blank gaps and drawn by a single ``imshow``, which keeps a
@@ -21,19 +24,32 @@ import numpy as np
 
 from lgn.analysis.measures import dft_conjugate
 
-__all__ = ["generator_heatmaps", "dft_heatmaps", "orbit_figure", "identity_action_figure",
+__all__ = ["new_figure", "save_figure", "generator_heatmaps", "dft_heatmaps", "orbit_figure", "identity_action_figure",
            "probe_figure", "similarity_figure", "analysis_figures"]
 
 _CMAP = "RdBu_r"  # diverging: negative blue, zero white, positive red
 
 
-def _pyplot():
+def new_figure(figsize):
+    """A new figure on its own Agg canvas, outside pyplot: nothing global is registered or switched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _cmap(name: str):
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    return matplotlib.colormaps[name]
 
-    return plt
+
+def save_figure(fig, path) -> Path:
+    path = Path(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+    return path
 
 
 def _mosaic(tiles: np.ndarray, gap: int = 1, fill: float = np.nan) -> np.ndarray:
@@ -49,7 +65,6 @@ def _mosaic(tiles: np.ndarray, gap: int = 1, fill: float = np.nan) -> np.ndarray
 def _draw(tiles, path, *, vmin, vmax, cmap=_CMAP, row_labels=(), col_labels=(), title="",
           colorbar="", gap=None, tile_inches=None):
     """Draw a mosaic of ``tiles`` (R, C, h, w[, 3]) with labelled rows/columns; returns the path."""
-    plt = _pyplot()
     tiles = np.asarray(tiles, dtype=np.float64)
     R, C, h, w = tiles.shape[:4]
     gap = max(1, h // 12) if gap is None else gap
@@ -58,8 +73,9 @@ def _draw(tiles, path, *, vmin, vmax, cmap=_CMAP, row_labels=(), col_labels=(), 
         tile_inches = min(1.6, 18.0 / max(C, 1), 20.0 / max(R, 1))
     width = C * tile_inches + (1.6 if colorbar else 0.4) + (1.0 if row_labels else 0.0)
     height = R * tile_inches * h / w + (0.9 if title else 0.4) + (0.3 if col_labels else 0.0)
-    fig, ax = plt.subplots(figsize=(max(width, 3.0), max(height, 2.0)))
-    cm = plt.get_cmap(cmap).with_extremes(bad="white")
+    fig = new_figure((max(width, 3.0), max(height, 2.0)))
+    ax = fig.subplots()
+    cm = _cmap(cmap).with_extremes(bad="white")
     im = ax.imshow(image, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([j * (w + gap) + (w - 1) / 2 for j in range(C)] if col_labels else [])
     ax.set_xticklabels(list(col_labels), fontsize=8)
@@ -76,10 +92,7 @@ def _draw(tiles, path, *, vmin, vmax, cmap=_CMAP, row_labels=(), col_labels=(), 
         cb.set_label(colorbar, fontsize=8)
         cb.ax.tick_params(labelsize=7)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _grid(A: np.ndarray):
@@ -252,13 +265,13 @@ def probe_figure(fits, path: str | os.PathLike) -> Path:
 
 def similarity_figure(compare: dict, path: str | os.PathLike) -> Path:
     """Heat map of the cosine similarity of every learned generator (rows) with every probe map (columns)."""
-    plt = _pyplot()
     names = compare["maps"]
     gens = compare["generators"]
     sims = np.array([[g["similarity"][n] for n in names] for g in gens])  # (G, E)
     per_channel = any(g["channel"] > 0 for g in gens)
     labels = [f"l{g['layer']} g{g['group']}" + (f" c{g['channel']}" if per_channel else "") for g in gens]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names), 1.2 + 0.22 * len(gens)))
+    fig = new_figure((1.0 + 0.7 * len(names), 1.2 + 0.22 * len(gens)))
+    ax = fig.subplots()
     im = ax.imshow(sims, cmap=_CMAP, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
@@ -271,10 +284,7 @@ def similarity_figure(compare: dict, path: str | os.PathLike) -> Path:
     ax.set_title("cosine similarity: learned generators × probe maps", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def analysis_figures(groups, directory: str | os.PathLike) -> dict[str, str]:

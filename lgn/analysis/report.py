@@ -115,12 +115,11 @@ def _training_figure(rows: list[dict], path: Path) -> Path | None:
     keys = keys[:9]
     if not keys:
         return None
-    from lgn.analysis.figures import _pyplot
-
-    plt = _pyplot()
+    from lgn.analysis.figures import new_figure
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.6 * nrows), squeeze=False)
+    fig = new_figure((4 * cols, 2.6 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for ax, key in zip(axes.flat, keys):
         pts = [(r.get(xkey, i), r[key]) for i, r in enumerate(rows)
                if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
@@ -133,7 +132,6 @@ def _training_figure(rows: list[dict], path: Path) -> Path | None:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

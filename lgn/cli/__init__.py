@@ -6,6 +6,11 @@ Each sub-command lives in its own module of this package with
 no shared file. Errors a user
 can fix (bad input, bad config, missing data) surface as one line on stderr and
 exit code 2, never a traceback (set ``LGN_DEBUG=1`` to see one).
+
+Settings that belong to the whole process are made here, never by a library
+call: :func:`main` keeps freed memory mapped between training steps
+(:mod:`lgn.train.memory`), and figures are drawn on their own canvases, not
+through a global matplotlib backend.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from lgn.train.memory import keep_freed_memory
+
+    keep_freed_memory()  # the CLI owns this process: its allocator settings are ours to choose
     try:
         return int(args.func(args) or 0)
     except (UsageError, ValueError, TypeError, OSError) as e:  # OSError: missing, unreadable or unwritable files

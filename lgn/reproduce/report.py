@@ -14,12 +14,11 @@ FIGURES_DIR = "results"
 
 
 def _distance_figure(entry: dict, model: str, path: Path) -> Path:
-    from lgn.analysis.figures import _pyplot
-
-    plt = _pyplot()
+    from lgn.analysis.figures import new_figure
     mean = np.array([[np.nan if v is None else v for v in row] for row in entry["mean"]], dtype=float)
     n = len(entry["cells"])
-    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * n, 1.6 + 0.9 * n))
+    fig = new_figure((2.2 + 1.1 * n, 1.6 + 0.9 * n))
+    ax = fig.subplots()
     im = ax.imshow(mean, cmap="viridis", vmin=0.0, vmax=float(np.nanmax(mean)) if np.isfinite(mean).any() else 1.0)
     for i in range(n):
         for j in range(n):
@@ -36,7 +35,6 @@ def _distance_figure(entry: dict, model: str, path: Path) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

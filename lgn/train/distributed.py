@@ -40,8 +40,9 @@ class _Failure:
 class World:
     """The ranks of a data-parallel run: one process (``SINGLE``) or a ``torch.distributed`` group."""
 
-    def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0):
+    def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0, owns_group: bool = False):
         self.rank, self.size, self.local_rank = rank, size, local_rank
+        self.owns_group = owns_group  # whether lgn initialised the process group (and so may destroy it)
         self.setting_up = True  # until rank 0 has sent its start state: the others then wait in a broadcast
 
     @property
@@ -93,8 +94,10 @@ class World:
             pass
 
     def close(self) -> None:
-        if self.distributed and dist.is_initialized():
+        """Destroy the process group if :func:`from_environment` initialised it; a caller's own group stays."""
+        if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+        self.owns_group = False
 
 
 SINGLE = World()
@@ -119,12 +122,16 @@ def from_environment(device: str) -> tuple[World, str]:
         backend = "nccl"
     else:
         backend = "gloo"
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend=backend, timeout=timeout)
     if dist.get_world_size() != size or dist.get_rank() != rank:
-        raise ValueError(f"the process group ({dist.get_rank()} of {dist.get_world_size()}) does not match "
-                         f"RANK={rank}, WORLD_SIZE={size}")
-    return World(rank, size, local_rank), device
+        found = f"the process group ({dist.get_rank()} of {dist.get_world_size()}) does not match " \
+                f"RANK={rank}, WORLD_SIZE={size}"
+        if owns_group:
+            dist.destroy_process_group()
+        raise ValueError(found)
+    return World(rank, size, local_rank, owns_group), device
 
 
 @contextlib.contextmanager

@@ -38,7 +38,6 @@ from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, next_slot, s
 from lgn.train.config import RunConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
-from lgn.train.memory import keep_freed_memory
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
                            read_config, read_metrics, write_config, write_metrics)
 
@@ -314,7 +313,6 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
     metrics.
     """
     world, device_name = from_environment(settings.get("train", {}).get("device", "cpu"))
-    keep_freed_memory()
     try:
         return _train(settings, Path(out), resume=resume, force=force, log=log if world.writes else None,
                       on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,

@@ -99,3 +99,19 @@ def test_report_draws_figures_an_analysis_skipped(tmp_path):
     page = write_report(tmp_path).read_text()
     assert "generators.png" in page and (tmp_path / "report" / "generators.png").is_file()
     assert np.load(tmp_path / "groups.npz")["A"].shape == (1, 2, 1, 36, 36)
+
+
+def test_drawing_leaves_the_callers_matplotlib_backend_and_pyplot_alone(tmp_path):
+    # a notebook's backend stays; before, every figure forced the process onto Agg through pyplot
+    code = f"""
+import sys, matplotlib
+matplotlib.use("svg")
+import lgn
+from lgn.analysis import groups_from_model
+from lgn.analysis.figures import analysis_figures
+analysis_figures(groups_from_model(lgn.build_model(n_layers=1, n_groups=2)), {str(tmp_path)!r})
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["svg", "False"]
+    assert (tmp_path / "orbits.png").read_bytes()[:8] == PNG

@@ -122,3 +122,43 @@ def test_a_refused_run_under_nproc_is_one_line_and_exit_2(tmp_path, npz):
         done = _lgn(*_args(npz, out, 1, "--nproc", "2", *extra))
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("lgn train: error: "), done.stderr
+
+
+def _own_group(tmp_path):
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+
+
+def test_closing_leaves_a_process_group_the_caller_created(tmp_path, monkeypatch):
+    from lgn.train.distributed import from_environment
+
+    _own_group(tmp_path)
+    try:
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", "0")
+        monkeypatch.setattr(dist, "get_world_size", lambda *a, **k: 2)
+        world, _ = from_environment("cpu")
+        assert world.distributed and not world.owns_group
+        world.close()
+        assert dist.is_initialized()  # before, close() destroyed the caller's group
+    finally:
+        dist.destroy_process_group()
+
+
+def test_closing_destroys_the_group_lgn_created(monkeypatch):
+    from lgn.train.distributed import from_environment
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "0")
+    calls = []
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.append("init"))
+    monkeypatch.setattr(dist, "is_initialized", lambda: bool(calls) and calls[-1] == "init")
+    monkeypatch.setattr(dist, "get_world_size", lambda *a, **k: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda *a, **k: 0)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    world, _ = from_environment("cpu")
+    assert world.owns_group
+    world.close()
+    assert calls == ["init", "destroy"]

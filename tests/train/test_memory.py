@@ -48,3 +48,24 @@ def test_switched_off_by_the_environment(monkeypatch):
         assert keep_freed_memory() is False
     finally:
         keep_freed_memory.cache_clear()
+
+
+def test_training_from_python_leaves_the_allocator_alone(tmp_path):
+    # the allocator setting belongs to the CLI's process, not to a library call in someone else's
+    from lgn.train import train
+    from tests.train.helpers import tiny_settings, write_tiny_npz
+
+    keep_freed_memory.cache_clear()
+    train(tiny_settings(write_tiny_npz(tmp_path / "d.npz"), epochs=1), tmp_path / "run", log=None)
+    assert keep_freed_memory.cache_info().misses == 0
+
+
+def test_the_cli_keeps_freed_memory(tmp_path, monkeypatch):
+    from lgn.cli import main
+
+    keep_freed_memory.cache_clear()
+    try:
+        main(["analyze", str(tmp_path / "missing")])
+        assert keep_freed_memory.cache_info().misses == 1
+    finally:
+        keep_freed_memory.cache_clear()
