@@ -351,3 +351,20 @@ def test_a_key_added_since_the_checkpoint_counts_as_its_default():
     assert _changes(old, new) == []
     new["model"]["architecture"] = "cnn"
     assert _changes(old, new) == ["model.architecture: 'lgn' → 'cnn'"]
+
+
+def test_warm_start_batch_norm_changes_the_running_statistics_only(tmp_path, npz, monkeypatch):
+    # torch's running variance starts at 1 against codes of variance ~1e-4: the first epoch's evaluation saw
+    # chance; starting from the data changes what evaluation sees, never what training computes
+    from lgn.nn.unfolded import WarmStartBatchNorm2d
+
+    train(tiny_settings(npz, epochs=2), tmp_path / "warm", log=None)
+    monkeypatch.setattr(WarmStartBatchNorm2d, "warm_start", False)
+    train(tiny_settings(npz, epochs=2), tmp_path / "torch", log=None)
+    warm = load_file(tmp_path / "warm" / "model.safetensors")
+    plain = load_file(tmp_path / "torch" / "model.safetensors")
+    running = [k for k in warm if "running_" in k]
+    assert running and all(torch.equal(warm[k], plain[k]) for k in warm if k not in running)
+    assert not any(torch.equal(warm[k], plain[k]) for k in running)
+    # the first batch replaced variance 1: layer 0's running variance is of the codes' size (torch's: 0.9⁶ of 1 left)
+    assert float(warm["encoder.norms.0.running_var"].max()) < 0.1 < float(plain["encoder.norms.0.running_var"].max())
