@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
+from lgn.train.run import read_metrics
 
 __all__ = ["write_report", "find_inputs"]
 
@@ -88,20 +89,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
-
-
-def _metrics(path: Path) -> list[dict]:
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
 
 
 def _training_figure(rows: list[dict], path: Path) -> Path | None:
@@ -245,7 +232,7 @@ def _run_section(run: Path, figures: dict[str, str]) -> str:
                                                    for k, v in flat.items()]))
     metrics = run / "metrics.jsonl"
     if metrics.is_file():
-        rows = _metrics(metrics)
+        rows = read_metrics(run, skip_damaged=True)
         if rows:
             last = rows[-1]
             parts.append("<h3>Last record of metrics.jsonl</h3>")
@@ -288,7 +275,7 @@ def write_report(directory: str | os.PathLike) -> Path:
             figures[name] = file
 
     if run is not None and (run / "metrics.jsonl").is_file():
-        rows = _metrics(run / "metrics.jsonl")
+        rows = read_metrics(run, skip_damaged=True)
         if rows and _training_figure(rows, out / "training.png") is not None:
             figures["training"] = "training.png"
     if run is not None:

@@ -18,7 +18,6 @@ start) is :func:`paper_recipe_model` trained by the same loop: the baseline.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.groups import FixedGenerator
 from lgn.models import LGN, build_model
+from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
            "train_classifier", "discover", "model_groups"]
@@ -41,7 +41,7 @@ class DiscoveryConfig:
     n_groups: int | None = None     # K: base filters; None means one per class (at most 16)
     epochs: int = 10                # training epochs on the task
     batch_size: int = 128           # minibatch size
-    lr: float = 0.01                # Adam learning rate, halved at 1/2, 3/4 and 7/8 of training
+    lr: float = 0.01                # Adam learning rate, halved at 1/2, 3/4 and 7/8 of the epochs
     anchor_weight: float = 1.0      # weight of the term keeping layer-0 base filters near a data centre
     beam_width: int = 64            # beam of the cycle search over cluster centres
     n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
@@ -134,40 +134,21 @@ def _anchor(model: LGN, centres: torch.Tensor) -> torch.Tensor:
 def train_classifier(model: LGN, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
                      y_test: torch.Tensor, config: DiscoveryConfig, *, centres: np.ndarray | None = None,
                      progress=None) -> tuple[float, list[float]]:
-    """Train ``model`` on the task (SPEC §5 optimiser and schedule) and return (test accuracy, loss history).
+    """Train ``model`` on the task by the training recipe (:func:`lgn.train.fit`); (test accuracy, loss history).
 
     ``centres`` ``(m, n)`` adds ``config.anchor_weight`` times the anchor term.
-    ``progress`` is called with no argument after every epoch.
+    ``progress`` is called with no argument after every epoch. The history is
+    the mean task loss of each epoch.
     """
-    g = torch.Generator().manual_seed(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=config.lr, eps=1e-8)
-    n = len(x_train)
-    steps = config.epochs * math.ceil(n / config.batch_size)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, steps * 3 // 4, steps * 7 // 8], 0.5)
+    recipe = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                         progress=False)
     anchor = None if centres is None or config.anchor_weight == 0 else torch.from_numpy(centres).float()
-    history = []
-    for _ in range(config.epochs):
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(n, generator=g).split(config.batch_size):
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx]) + model.regularization()
-            if anchor is not None:
-                loss = loss + config.anchor_weight * _anchor(model, anchor)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 2.0)
-            opt.step()
-            sched.step()
-            model.project_()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / n)
-        if progress is not None:
-            progress()
+    extra = None if anchor is None else (lambda m: config.anchor_weight * _anchor(m, anchor))
+    records = fit(model, x_train, y_train, recipe, extra_loss=extra,
+                  on_epoch_end=None if progress is None else (lambda record: progress()))
     model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(xb).argmax(1) for xb in x_test.split(1024)])
-    return float((pred == y_test).float().mean()), history
+    acc = evaluate(model, x_test, y_test, task="classify", batch_size=1024)["acc"]
+    return acc, [r["train_loss"] for r in records]
 
 
 def model_groups(model: LGN) -> tuple[np.ndarray, np.ndarray]:

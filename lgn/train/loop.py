@@ -35,13 +35,13 @@ import torch
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
 from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, next_slot, save_checkpoint
-from lgn.train.config import RunConfig, check_settings, resolve
+from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
                            read_config, read_metrics, write_config, write_metrics)
 
-__all__ = ["train", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME", "NonFiniteError",
+__all__ = ["train", "fit", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME", "NonFiniteError",
            "MAX_SKIPPED_IN_A_ROW"]
 
 # settings a resumed run may change: they do not alter the numbers it computes (on_nan only after a fault)
@@ -208,9 +208,9 @@ def _fault_message(kind: str, name: str, step: int, epoch: int, batch: int, save
 
 
 def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor],
-                 pos: _Position, sums: torch.Tensor, *, config: RunConfig, world: World, check: _FiniteCheck,
+                 pos: _Position, sums: torch.Tensor, *, t: TrainConfig, task: str, world: World, check: _FiniteCheck,
                  checkpoint: Callable[[], None], saved_step: Callable[[], int | None], bar, prep,
-                 peak: float) -> None:
+                 peak: float, extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None) -> None:
     """Batches ``pos.batch`` onward of one pass over ``x`` ``(N, C, H, W)``, updating ``pos`` and ``sums``.
 
     ``sums`` ``(2,)`` holds the summed task loss and correct predictions of
@@ -220,7 +220,6 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
     ``bar`` shows the running loss and accuracy, or the latest batch's PSNR
     on the raw scale.
     """
-    t, task = config.train, config.model.task
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     buffers = [b for b in model.buffers()]
@@ -239,6 +238,8 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
             loss = loss * (len(local) / len(idx))
         optimizer.zero_grad(set_to_none=True)
         regularizer = model.regularization()
+        if extra_loss is not None:
+            regularizer = regularizer + extra_loss(model)
         total = loss + (regularizer if world.rank == 0 else 0.0 * regularizer)  # counted once
         total.backward()
         grads = [(n, p.grad) for n, p in named if p.grad is not None]
@@ -284,11 +285,85 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
             shown = {"loss": f"{float(sums[0]) / max(pos.seen, 1):.4f}"}
             if yb is not None:
                 shown["acc"] = f"{float(sums[1]) / max(pos.seen, 1):.3f}"
-            else:
+            elif prep is not None:
                 shown["psnr"] = f"{float(psnr(prep.invert(output.detach()), prep.invert(xb), peak).mean()):.2f}"
             bar.set_postfix(shown, refresh=False)
         bar.update()
     pos.seconds += time.perf_counter() - start
+
+
+def _epochs(model, optimizer, x_train: torch.Tensor, y_train: torch.Tensor | None, pos: _Position,
+            sums: torch.Tensor, *, t: TrainConfig, task: str, world: World, check: _FiniteCheck,
+            checkpoint: Callable[[], None], saved_step: Callable[[], int | None], prep, peak: float,
+            measure: Callable[[dict], None], finish: Callable[[dict], None],
+            extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> None:
+    """Epochs ``pos.epoch`` onward of the recipe: the one training loop of :func:`train` and :func:`fit`.
+
+    Each epoch sets the learning rate of the step schedule (:meth:`TrainConfig.lr_at`),
+    takes the batches of :func:`epoch_order` and trains them (:func:`_train_epoch`);
+    then ``measure(record)`` adds to the epoch's record, the position moves to the
+    next epoch and ``finish(record)`` saves or reports it.
+    """
+    n_batches = math.ceil(len(x_train) / t.batch_size)
+    for epoch in range(pos.epoch, t.epochs):
+        lr = t.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and world.writes)
+        bar.update(pos.batch)
+        batches = list(epoch_order(len(x_train), t.seed, epoch).to(x_train.device).split(t.batch_size))
+        _train_epoch(model, optimizer, x_train, y_train, batches, pos, sums, t=t, task=task, world=world,
+                     check=check, checkpoint=checkpoint, saved_step=saved_step, bar=bar, prep=prep, peak=peak,
+                     extra_loss=extra_loss)
+        bar.close()
+        bad = check.flush()
+        if bad is not None:
+            raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, epoch + 1, pos.batch,
+                                                saved_step()))
+        loss_sum, correct = (float(v) for v in sums.tolist())  # complete: waits for the device
+        seen = max(pos.seen, 1)
+        record = {"epoch": epoch + 1, "step": pos.step, "lr": lr, "train_loss": loss_sum / seen}
+        if task == "classify":
+            record["train_acc"] = int(correct) / seen
+        if t.on_nan == "skip":
+            record["skipped_batches"] = pos.skipped
+        measure(record)
+        pos.metrics.append(record)
+        pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
+        sums.zero_()
+        finish(record)
+
+
+def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None = None,
+        config: TrainConfig | None = None, *, task: str = "classify",
+        extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+        on_epoch_end: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` in memory by the recipe of :func:`train`, without a run folder; the epochs' records.
+
+    The same loop, schedule, batch order, clipping, finiteness checks and
+    re-projection as :func:`train`, on already preprocessed ``x_train``
+    ``(N, C, H, W)`` (labels ``(N,)`` to classify, None to reconstruct), on
+    the model's device. ``model`` needs ``regularization()`` and ``project_()``
+    (an :class:`lgn.models.LGN` has both). ``extra_loss(model)`` is added to
+    every step's loss. Each record holds ``epoch``, ``step``, ``lr``,
+    ``train_loss`` (the task loss) and, to classify, ``train_acc``; it is passed
+    to ``on_epoch_end``.
+    """
+    t = config or TrainConfig()
+    if task not in ("classify", "reconstruct"):
+        raise ValueError(f"task must be 'classify' or 'reconstruct', got {task!r}")
+    if (y_train is None) != (task == "reconstruct"):
+        raise ValueError(f"task {task!r} needs {'labels' if task == 'classify' else 'no labels'}, got "
+                         f"{'none' if y_train is None else 'labels'}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam([p for _, p in named], lr=t.lr, eps=t.adam_eps)
+    pos = _Position()
+    sums = torch.zeros(2, dtype=torch.float32, device=x_train.device)
+    check = _FiniteCheck(model, named)
+    _epochs(model, optimizer, x_train, y_train, pos, sums, t=t, task=task, world=SINGLE, check=check,
+            checkpoint=lambda: None, saved_step=lambda: None, prep=None, peak=1.0, measure=lambda record: None,
+            finish=on_epoch_end or (lambda record: None), extra_loss=extra_loss)
+    return pos.metrics
 
 
 def _warn(message: str) -> None:
@@ -410,38 +485,15 @@ def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoc
                 slot = next_slot(slot)
             saved_step = pos.step
 
-        n_batches = math.ceil(len(x_train) / t.batch_size)
-        for epoch in range(pos.epoch, t.epochs):
-            lr = t.lr_at(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and world.writes)
-            bar.update(pos.batch)
-            batches = list(epoch_order(len(x_train), t.seed, epoch).to(device).split(t.batch_size))
-            _train_epoch(model, optimizer, x_train, y_train, batches, pos, sums, config=config, world=world,
-                         check=check, checkpoint=save, saved_step=lambda: saved_step, bar=bar,
-                         prep=device_prep, peak=dataset.value_range)
-            bar.close()
-            bad = check.flush()
-            if bad is not None:
-                raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, epoch + 1, pos.batch,
-                                                    saved_step))
-            loss_sum, correct = (float(v) for v in sums.tolist())  # complete: waits for the device
-            seen = max(pos.seen, 1)
-            record = {"epoch": epoch + 1, "step": pos.step, "lr": lr, "train_loss": loss_sum / seen}
-            if task == "classify":
-                record["train_acc"] = int(correct) / seen
-            if t.on_nan == "skip":
-                record["skipped_batches"] = pos.skipped
+        def measure(record: dict) -> None:  # evaluation, on rank 0
             if world.writes:
                 start = time.perf_counter()
                 test = evaluate(model, x_test, y_test, task=task, batch_size=t.eval_batch_size,
                                 preprocessing=device_prep, peak=dataset.value_range)
                 record.update({f"test_{k}": v for k, v in test.items()})
                 record.update(train_seconds=pos.seconds, eval_seconds=time.perf_counter() - start)
-            pos.metrics.append(record)
-            pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
-            sums.zero_()
+
+        def finish(record: dict) -> None:  # the epoch's files, checkpoint and lines
             if world.writes:
                 save_model(model, out)
                 append_metrics(out, record)
@@ -449,12 +501,16 @@ def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoc
             if writer is not None:
                 for key, value in record.items():
                     if key != "epoch":
-                        writer.add_scalar(key, value, epoch + 1)
+                        writer.add_scalar(key, value, record["epoch"])
                 writer.flush()
             if log:
                 log(_summary(record, t.epochs))
             if on_epoch_end is not None and world.writes:
                 on_epoch_end(record)
+
+        _epochs(model, optimizer, x_train, y_train, pos, sums, t=t, task=task, world=world, check=check,
+                checkpoint=save, saved_step=lambda: saved_step, prep=device_prep, peak=dataset.value_range,
+                measure=measure, finish=finish)
     finally:
         if writer is not None:
             writer.close()

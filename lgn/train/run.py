@@ -67,14 +67,30 @@ def write_config(out: Path, config: dict) -> None:
     atomic_write(out / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
 
 
-def read_metrics(out: str | os.PathLike) -> list[dict]:
+def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:
+    """The records of a run folder's ``metrics.jsonl`` (none without the file), one per epoch.
+
+    A line that is not a JSON object raises ``ValueError`` naming the file, or,
+    with ``skip_damaged`` (for a report of a run still being written), is left out.
+    """
     path = Path(out) / METRICS_FILE
     if not path.is_file():
         return []
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON lines: {e}") from None
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if skip_damaged:
+                continue
+            raise ValueError(f"{path} is not valid JSON lines: line {number}: {e}") from None
+        if isinstance(record, dict):
+            records.append(record)
+        elif not skip_damaged:
+            raise ValueError(f"{path} line {number} is not a JSON object")
+    return records
 
 
 def write_metrics(out: Path, records: list[dict]) -> None:

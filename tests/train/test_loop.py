@@ -368,3 +368,35 @@ def test_warm_start_batch_norm_changes_the_running_statistics_only(tmp_path, npz
     assert not any(torch.equal(warm[k], plain[k]) for k in running)
     # the first batch replaced variance 1: layer 0's running variance is of the codes' size (torch's: 0.9⁶ of 1 left)
     assert float(warm["encoder.norms.0.running_var"].max()) < 0.1 < float(plain["encoder.norms.0.running_var"].max())
+
+
+def test_fit_is_the_loop_of_train(tmp_path, npz):
+    # in memory, the same recipe: the same weights as the run folder's model, epoch for epoch
+    from lgn.data import fit_preprocessing, get_dataset
+    from lgn.models import build_model
+    from lgn.train import RunConfig, fit
+    from lgn.train.config import resolve
+
+    settings = tiny_settings(npz, epochs=2)
+    train(settings, tmp_path / "run", log=None)
+    data = get_dataset(f"npz:{npz}")
+    config = resolve(settings, data)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model)
+    seen = []
+    records = fit(model, fit_preprocessing(data.x_train)(data.x_train), data.y_train, config.train,
+                  on_epoch_end=seen.append)
+    assert records == seen and [r["epoch"] for r in records] == [1, 2]
+    saved = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_loss"] for r in records] == [r["train_loss"] for r in saved]
+    expected = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+
+
+def test_read_metrics_names_a_damaged_line_or_skips_it(tmp_path):
+    from lgn.train.run import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "train_lo\n[3]\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(tmp_path)
+    assert read_metrics(tmp_path, skip_damaged=True) == [{"epoch": 1}]
