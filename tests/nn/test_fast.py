@@ -38,6 +38,8 @@ def _pair(task, channels, stride, size, n_layers=4):
         for lam in base.lmbd:  # thresholds that leave part of the code at zero
             lam.uniform_(0.0, 2.0)
     ours = load_reference_state_dict(base.state_dict(), image_size=size, stride=stride, eta=0.05)
+    for norm in ours.encoder.norms:  # the authors' running statistics: torch's rule, without the warm start
+        norm.warm_start = False
     return base.train(), ours.train()
 
 
