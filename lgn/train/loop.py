@@ -21,6 +21,7 @@ always stops. No checkpoint is written with non-finite values.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -39,7 +40,7 @@ from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
-                           read_config, read_metrics, write_config, write_metrics)
+                           lock_run_dir, read_config, read_metrics, write_config, write_metrics)
 
 __all__ = ["train", "fit", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME", "NonFiniteError",
            "MAX_SKIPPED_IN_A_ROW"]
@@ -389,9 +390,13 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
     """
     world, device_name = from_environment(settings.get("train", {}).get("device", "cpu"))
     try:
-        return _train(settings, Path(out), resume=resume, force=force, log=log if world.writes else None,
-                      on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
-                      device_name=device_name)
+        with contextlib.ExitStack() as stack:
+            out = Path(out)
+            if world.writes:  # one writer per run folder, from before anything in it is read
+                out = stack.enter_context(lock_run_dir(check_run_dir(out, resume=resume, force=force)))
+            return _train(settings, out, resume=resume, log=log if world.writes else None,
+                          on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
+                          device_name=device_name)
     except Exception as e:
         world.fail(e)  # an error of rank 0's set-up (a refused run folder, a damaged checkpoint) stops all ranks
         raise
@@ -399,10 +404,9 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         world.close()
 
 
-def _train(settings: dict, out: Path, *, resume: bool, force: bool, log, on_epoch_end, warn, world: World,
+def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, world: World,
            device_name: str) -> TrainResult:
     if world.writes:
-        out = check_run_dir(out, resume=resume, force=force)
         saved = read_config(out) if resume else None
         if saved is not None:  # the run's own config is the base of what the caller sets
             settings = _merge(check_settings(saved, str(out / CONFIG_FILE)), settings)
