@@ -11,20 +11,34 @@ being written, and a damaged latest one falls back to it.
   the caller's extra tensors (``extra/<name>``, e.g. a partial epoch's sums);
 - ``<slot>.json``: the format version, the position reached (``epoch``
   completed, ``batch`` of the next epoch done, ``step``), the optimiser's
-  hyper-parameters, the run's resolved config, the caller's JSON-able
-  ``state``, the SHA-256 of the tensor file and the SHA-256 of the JSON itself.
+  hyper-parameters and which state tensors it holds per parameter, the run's
+  resolved config, the caller's JSON-able ``state``, the number of CPU threads
+  the run used, the SHA-256 of the tensor file and the SHA-256 of the JSON
+  itself.
 
 Each file is written to a temporary name, flushed to disk and renamed, tensors
 first; the JSON names the tensor file's digest, so a pair from two different
 saves is detected on load. The data order needs no state: each epoch's
 permutation is a function of (seed, epoch), and the position within it is
 ``batch``.
+
+A checkpoint is trusted only after its digests match and every field has been
+checked against the model and optimiser it is loaded into: presence, type,
+shape, dtype and range (:class:`CheckpointError` names the field). Older
+formats are read with their own integrity check only: version 2 (the same two
+slots, without the thread count) with its self-digest; version 1 (a single
+``checkpoint`` slot) with its tensor digest. A version number in a slot of
+another format is refused, so editing it cannot switch the self-digest off.
+While the first checkpoint is being written there is no intact one yet; a run
+stopped then has nothing to resume and :func:`load_checkpoint` says so
+(:data:`NEVER_COMPLETED`) instead of refusing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -36,14 +50,26 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from lgn.models.io import atomic_write
+from lgn.parsing import load_json
 
-__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_SLOTS", "CHECKPOINT_FILES", "next_slot"]
+__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",
+           "CHECKPOINT_FILES", "next_slot", "never_completed"]
 
 CHECKPOINT_SLOTS = ("checkpoint-0", "checkpoint-1")
 _LEGACY_SLOT = "checkpoint"  # the single checkpoint of format version 1, still read
 CHECKPOINT_FILES = tuple(f"{slot}{ext}" for slot in (*CHECKPOINT_SLOTS, _LEGACY_SLOT)
                          for ext in (".safetensors", ".json"))
-FORMAT, VERSION = "lgn-checkpoint", 2
+FORMAT, VERSION = "lgn-checkpoint", 3
+_SLOT_VERSIONS = {**{slot: (2, 3) for slot in CHECKPOINT_SLOTS}, _LEGACY_SLOT: (1,)}  # what each slot may hold
+_RNG_WORDS = 624  # the Mersenne Twister's state words (numpy's and Python's)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint field that is missing, of the wrong type, shape or dtype, or out of range."""
+
+    def __init__(self, field: str, why: str):
+        super().__init__(f"field {field} {why}")
+        self.field = field
 
 
 @dataclass
@@ -58,6 +84,7 @@ class Checkpoint:
     tensors: dict = field(default_factory=dict)      # the caller's extra tensors
     slot: str = CHECKPOINT_SLOTS[0]                  # the slot it was read from
     warnings: list[str] = field(default_factory=list)  # damaged newer checkpoints passed over
+    threads: int | None = None                       # torch's CPU threads when it was saved (None: not recorded)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -70,7 +97,8 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
                 tensors[f"optimizer/{index}/{name}"] = value
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+    held = {str(index): sorted(entry) for index, entry in state["state"].items()}
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars, "state_keys": held}
 
 
 def next_slot(slot: str | None) -> str:
@@ -85,8 +113,26 @@ def _meta_digest(meta: dict) -> str:
 
 def _newest_valid_slot(directory: Path) -> str | None:
     found = [_read(directory, slot) for slot in CHECKPOINT_SLOTS]
-    valid = [(meta["step"], slot) for slot, (meta, _, error) in zip(CHECKPOINT_SLOTS, found) if error is None]
+    valid = [(meta["step"], slot) for slot, (meta, _, error) in zip(CHECKPOINT_SLOTS, found)
+             if error is None and isinstance(meta.get("step"), int)]
     return max(valid)[1] if valid else None
+
+
+NEVER_COMPLETED = "the first checkpoint was never completed (the run stopped while writing it)"
+
+
+def never_completed(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds only what a run stopped while writing its first checkpoint leaves behind.
+
+    Slots are written in turn from ``checkpoint-0``, tensors before JSON, so
+    that is: ``checkpoint-0.safetensors`` without its JSON, and nothing of
+    any other slot.
+    """
+    directory = Path(directory)
+    others = [f"{s}{ext}" for s in (*CHECKPOINT_SLOTS[1:], _LEGACY_SLOT) for ext in (".json", ".safetensors")]
+    first = CHECKPOINT_SLOTS[0]
+    return ((directory / f"{first}.safetensors").exists() and not (directory / f"{first}.json").exists()
+            and not any((directory / name).exists() for name in others))
 
 
 def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -121,7 +167,7 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
             "optimizer": optim_rest, "config": config, "state": state or {},
             "rng": {"numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)],
                     "python": [py_version, py_gauss]},
-            "sha256": hashlib.sha256(data).hexdigest()}
+            "threads": torch.get_num_threads(), "sha256": hashlib.sha256(data).hexdigest()}
     meta["meta_sha256"] = _meta_digest(meta)
     atomic_write(directory / f"{slot}.safetensors", data)
     atomic_write(directory / f"{slot}.json", (json.dumps(meta, indent=1) + "\n").encode())
@@ -129,15 +175,20 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
 
 
 def _read(directory: Path, slot: str) -> tuple[dict | None, dict | None, str | None]:
-    """(meta, tensors, None) for an intact checkpoint in ``slot``, else (None, None, why not)."""
+    """(meta, tensors, None) for a checkpoint in ``slot`` whose digests match, else (None, None, why not)."""
     meta_path, tensor_path = directory / f"{slot}.json", directory / f"{slot}.safetensors"
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = load_json(meta_path.read_bytes(), meta_path.name)
         data = tensor_path.read_bytes()
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         return None, None, f"unreadable ({type(e).__name__}: {e})"
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") not in (1, VERSION):
-        return None, None, f"not an lgn checkpoint of version {VERSION}"
+    except ValueError as e:  # nested too deeply
+        return None, None, str(e)
+    versions = _SLOT_VERSIONS[slot]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or type(meta.get("version")) is not int \
+            or meta["version"] not in versions:
+        return None, None, (f"not an lgn checkpoint of version {' or '.join(map(str, versions))} "
+                            f"(the versions a {slot} file holds)")
     if meta["version"] > 1 and meta.get("meta_sha256") != _meta_digest(meta):
         return None, None, f"{meta_path.name} does not match its own digest"
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
@@ -149,53 +200,260 @@ def _read(directory: Path, slot: str) -> tuple[dict | None, dict | None, str | N
     return meta, tensors, None
 
 
-def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer) -> Checkpoint | None:
+def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+                    check=None) -> Checkpoint | None:
     """Restore ``model``, ``optimizer`` and the RNG from the newest intact checkpoint in ``directory``.
 
-    None if ``directory`` holds no checkpoint files at all. A damaged newer
-    checkpoint is passed over for the older one, with a line in
-    :attr:`Checkpoint.warnings`. Raises ``ValueError`` if every checkpoint is
-    damaged, or for one of another architecture; the caller's model and
-    optimiser are then left untouched.
+    None if ``directory`` holds no checkpoint files at all, or only a first
+    checkpoint that was never completed (:func:`never_completed`). A checkpoint
+    is intact if its digests match and every field fits ``model`` and
+    ``optimizer`` (and passes ``check(checkpoint)``, the caller's own test of
+    its position and state, which raises :class:`CheckpointError`). A damaged
+    newer checkpoint is passed over for the older one, with a line in
+    :attr:`Checkpoint.warnings`. Raises ``ValueError`` naming each slot's
+    fault if none is intact; the caller's model and optimiser are then left
+    untouched.
     """
     directory = Path(directory)
     slots = [s for s in (*CHECKPOINT_SLOTS, _LEGACY_SLOT)
              if (directory / f"{s}.json").exists() or (directory / f"{s}.safetensors").exists()]
-    if not slots:
+    if not slots or never_completed(directory):
         return None
-    read = {slot: _read(directory, slot) for slot in slots}
-    damaged = {slot: error for slot, (_, _, error) in read.items() if error is not None}
-    intact = sorted((meta["step"], slot) for slot, (meta, _, error) in read.items() if error is None)
+    damaged, intact = {}, []
+    for slot in slots:
+        meta, tensors, error = _read(directory, slot)
+        if error is None:
+            try:
+                found = _checked(directory, meta, tensors, model, optimizer, slot)
+                if check is not None:
+                    check(found)
+            except CheckpointError as e:
+                error = str(e)
+        if error is None:
+            intact.append((found.step, slot, meta, tensors, found))
+        else:
+            damaged[slot] = error
     if not intact:
         raise ValueError(f"no intact checkpoint in {directory}, so it cannot resume: "
-                         + "; ".join(f"{slot}: {why}" for slot, why in damaged.items()))
-    slot = intact[-1][1]
-    meta, tensors, _ = read[slot]
-    warnings = [f"checkpoint {s} in {directory} is damaged or half-written ({why}); using {slot} "
-                f"(step {meta['step']}) instead" for s, why in damaged.items()]
-    _restore(directory, meta, tensors, model, optimizer)
-    state = meta.get("state", {})
-    return Checkpoint(epoch=int(meta["epoch"]), step=int(meta["step"]), config=meta["config"],
-                      batch=int(meta.get("batch", 0)), state=state,
+                         + "; ".join(f"{slot}: {why}" for slot, why in damaged.items())
+                         + "; to start the run over, train with --force (it deletes the run's files)")
+    step, slot, meta, tensors, found = max(intact, key=lambda item: item[:2])
+    found.warnings = [f"checkpoint {s} in {directory} is damaged or half-written ({why}); using {slot} "
+                      f"(step {step}) instead" for s, why in damaged.items()]
+    _restore(meta, tensors, model, optimizer)
+    return found
+
+
+# ---------------------------------------------------------------- checking every field before use
+
+def _int(value, field: str, low: int = 0, high: int | None = None) -> int:
+    if type(value) is not int:
+        raise CheckpointError(field, f"must be an integer, got {type(value).__name__} {value!r}"[:200])
+    if value < low or (high is not None and value > high):
+        raise CheckpointError(field, f"must be in {low}..{'' if high is None else high}, got {value}")
+    return value
+
+
+def _number(value, field: str, none: bool = False) -> float | None:
+    if value is None and none:
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise CheckpointError(field, f"must be a finite number, got {value!r}"[:200])
+    return value
+
+
+def _get(table: dict, key: str, kind: type, field: str):
+    if key not in table:
+        raise CheckpointError(field, "is missing")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise CheckpointError(field, f"must be {_KINDS.get(kind, kind.__name__)}, got {type(value).__name__}")
+    return value
+
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
+def _tensor(tensors: dict, key: str, shape: tuple | None, dtype: torch.dtype | None,
+            finite: bool = True) -> torch.Tensor:
+    if key not in tensors:
+        raise CheckpointError(key, "is missing")
+    value = tensors[key]
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise CheckpointError(key, f"must have shape {tuple(shape)}, got {tuple(value.shape)}")
+    if dtype is not None and value.dtype != dtype:
+        raise CheckpointError(key, f"must be {str(dtype).removeprefix('torch.')}, "
+                                   f"got {str(value.dtype).removeprefix('torch.')}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise CheckpointError(key, "holds NaN or Inf")
+    return value
+
+
+def _words(words: torch.Tensor, key: str) -> None:
+    """A Mersenne Twister state: int64 values of 32-bit words."""
+    if not bool(((words >= 0) & (words < 2 ** 32)).all()):
+        raise CheckpointError(key, "must hold 32-bit words (0..2**32-1)")
+
+
+def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], model: torch.nn.Module,
+             optimizer: torch.optim.Optimizer, slot: str) -> Checkpoint:
+    """The :class:`Checkpoint` of ``meta``, with every field and tensor checked against ``model``, ``optimizer``.
+
+    Raises :class:`CheckpointError` naming the first field that is wrong, and
+    ``ValueError`` for a checkpoint of another architecture.
+    """
+    version = meta["version"]
+    for key in ("epoch", "step", "batch") if version > 1 else ("epoch", "step"):
+        if key not in meta:
+            raise CheckpointError(key, "is missing")
+    epoch, step = _int(meta["epoch"], "epoch"), _int(meta["step"], "step")
+    batch = _int(meta.get("batch", 0), "batch")
+    if epoch > step:
+        raise CheckpointError("epoch", f"cannot exceed the steps taken ({step}), got {epoch}")
+    if batch > step:
+        raise CheckpointError("batch", f"cannot exceed the steps taken ({step}), got {batch}")
+    config = _get(meta, "config", dict, "config")
+    for section, table in config.items():
+        if not isinstance(table, dict):
+            raise CheckpointError(f"config.{section}", f"must be an object, got {type(table).__name__}")
+    state = _get(meta, "state", dict, "state") if version > 1 else meta.get("state", {})
+    threads = _int(meta["threads"], "threads", 1) if version >= 3 else None
+    _get(meta, "sha256", str, "sha256")
+
+    # the model: exactly its keys and shapes (else another architecture), its dtypes, finite
+    kinds = {key.partition("/")[0] for key in tensors}
+    unknown = sorted(kinds - {"model", "optimizer", "rng", "extra"})
+    if unknown:
+        raise CheckpointError(f"{unknown[0]}/", "is not a part of an lgn checkpoint")
+    expected = model.state_dict()
+    saved = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    bad = sorted(set(expected) ^ set(saved)) or sorted(k for k in expected if expected[k].shape != saved[k].shape)
+    if bad:
+        raise ValueError(f"the checkpoint in {directory} is of another architecture "
+                         f"(mismatch in {', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''})")
+    for key, value in expected.items():
+        _tensor(tensors, f"model/{key}", value.shape, value.dtype)
+
+    _check_optimizer(meta, tensors, optimizer, step, version)
+
+    # the random number generators
+    _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
+    for key in tensors:
+        if key.startswith("rng/") and key not in ("rng/torch", "rng/numpy", "rng/python"):
+            index = key[len("rng/cuda/"):]
+            if not key.startswith("rng/cuda/") or not index.isdigit():
+                raise CheckpointError(key, "is not a random number generator lgn saves")
+            _tensor(tensors, key, None, torch.uint8)
+    if version > 1:
+        rng = _get(meta, "rng", dict, "rng")
+        numpy_state = _get(rng, "numpy", list, "rng.numpy")
+        if len(numpy_state) != 4 or numpy_state[0] != "MT19937":
+            raise CheckpointError("rng.numpy", "must be ['MT19937', position, has_gauss, gauss]")
+        _int(numpy_state[1], "rng.numpy position", 0, _RNG_WORDS)
+        _int(numpy_state[2], "rng.numpy has_gauss", 0, 1)
+        _number(numpy_state[3], "rng.numpy gauss")
+        python_state = _get(rng, "python", list, "rng.python")
+        if len(python_state) != 2:
+            raise CheckpointError("rng.python", "must be [version, gauss]")
+        _int(python_state[0], "rng.python version", 1, 3)
+        _number(python_state[1], "rng.python gauss", none=True)
+        _words(_tensor(tensors, "rng/numpy", (_RNG_WORDS,), torch.int64), "rng/numpy")
+        python_words = _tensor(tensors, "rng/python", (_RNG_WORDS + 1,), torch.int64)
+        _words(python_words[:-1], "rng/python")
+        _int(int(python_words[-1]), "rng/python position", 0, _RNG_WORDS)
+    return Checkpoint(epoch=epoch, step=step, config=config, batch=batch, state=state,
                       tensors={k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")},
-                      slot=slot, warnings=warnings)
+                      slot=slot, threads=threads)
 
 
-def _restore(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], model: torch.nn.Module,
+def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer, step: int, version: int) -> None:
+    """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``."""
+    rest = _get(meta, "optimizer", dict, "optimizer")
+    groups = _get(rest, "param_groups", list, "optimizer.param_groups")
+    current = optimizer.state_dict()["param_groups"]
+    if len(groups) != len(current):
+        raise CheckpointError("optimizer.param_groups", f"must hold {len(current)} groups, got {len(groups)}")
+    for i, (group, now) in enumerate(zip(groups, current)):
+        where = f"optimizer.param_groups[{i}]"
+        if not isinstance(group, dict) or set(group) != set(now):
+            raise CheckpointError(where, f"must have the keys {sorted(now)}")
+        if group["params"] != now["params"]:
+            raise CheckpointError(f"{where}.params", f"must be {now['params']}, got {group['params']!r}"[:200])
+        for key, value in now.items():
+            saved = group[key]
+            if key == "params":
+                continue
+            if isinstance(value, bool) or value is None or isinstance(value, str):
+                if type(saved) is not type(value):
+                    raise CheckpointError(f"{where}.{key}", f"must be {value!r}-like, got {saved!r}"[:200])
+            elif isinstance(value, (int, float)):
+                _number(saved, f"{where}.{key}")
+            elif isinstance(value, (tuple, list)):
+                if not isinstance(saved, list) or len(saved) != len(value):
+                    raise CheckpointError(f"{where}.{key}", f"must be a list of {len(value)} numbers")
+                for v in saved:
+                    _number(v, f"{where}.{key}")
+    params = {index: p for group, now in zip(optimizer.param_groups, current)
+              for index, p in zip(now["params"], group["params"])}
+    scalars = _get(rest, "scalars", dict, "optimizer.scalars")
+    held: dict[int, set[str]] = {}
+    for key in tensors:
+        if key.startswith("optimizer/"):
+            index, _, name = key[len("optimizer/"):].partition("/")
+            if not index.isdigit() or int(index) not in params or not name:
+                raise CheckpointError(key, f"does not name a parameter of this optimiser (0..{len(params) - 1})")
+            held.setdefault(int(index), set()).add(name)
+    for index, entry in scalars.items():
+        if not index.isdigit() or int(index) not in params or not isinstance(entry, dict):
+            raise CheckpointError(f"optimizer.scalars.{index}", "does not name a parameter of this optimiser")
+        for name, value in entry.items():
+            _number(value, f"optimizer.scalars.{index}.{name}")
+            held.setdefault(int(index), set()).add(name)
+    if "state_keys" in rest or version >= 3:
+        listed = _get(rest, "state_keys", dict, "optimizer.state_keys")
+        if {k: sorted(v) if isinstance(v, list) else v for k, v in listed.items()} != \
+                {str(i): sorted(names) for i, names in held.items()}:
+            raise CheckpointError("optimizer/", "does not hold the state tensors optimizer.state_keys lists")
+    else:  # version 2 and older: a stepped optimiser holds state for every parameter
+        if step > 0 and not held:
+            raise CheckpointError("optimizer/", f"is missing: no optimiser state after {step} steps")
+    trained = {i for i, p in params.items() if p.requires_grad}
+    if held and set(held) != trained:
+        raise CheckpointError("optimizer/", f"must hold state for every parameter (0..{len(params) - 1}) or none, "
+                                            f"got {len(held)} of {len(trained)}")
+    wanted = _adam_state_names(optimizer)
+    for index, names in held.items():
+        if wanted is not None and names != wanted:
+            raise CheckpointError(f"optimizer/{index}", f"must hold {sorted(wanted)}, got {sorted(names)}")
+        param = params[index]
+        for name in names:
+            key = f"optimizer/{index}/{name}"
+            if key not in tensors:
+                continue
+            if name == "step":
+                value = _tensor(tensors, key, (), None)
+                if value.is_complex() or not 0 <= float(value) <= step:
+                    raise CheckpointError(key, f"must be in 0..{step} (the steps taken), got {float(value)}")
+            else:
+                _tensor(tensors, key, param.shape, param.dtype)
+
+
+def _adam_state_names(optimizer: torch.optim.Optimizer) -> set[str] | None:
+    """The state tensors Adam keeps per parameter; None for another optimiser (not checked by name)."""
+    if type(optimizer) is not torch.optim.Adam:
+        return None
+    amsgrad = any(group.get("amsgrad") for group in optimizer.param_groups)
+    return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if amsgrad else set())
+
+
+def _restore(meta: dict, tensors: dict[str, torch.Tensor], model: torch.nn.Module,
              optimizer: torch.optim.Optimizer) -> None:
+    """Load a checkpoint :func:`_checked` has passed into ``model``, ``optimizer`` and the RNGs."""
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         kind, _, rest = key.partition("/")
         groups.setdefault(kind, {})[rest] = value
-    model_state = groups.get("model", {})
     device = next(iter(model.state_dict().values())).device
-    expected = model.state_dict()
-    bad = sorted(set(expected) ^ set(model_state)) or sorted(
-        k for k in expected if expected[k].shape != model_state[k].shape)
-    if bad:
-        raise ValueError(f"the checkpoint in {directory} is of another architecture "
-                         f"(mismatch in {', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''})")
     state: dict[int, dict] = {}
     for key, value in groups.get("optimizer", {}).items():
         index, _, name = key.partition("/")
@@ -205,11 +463,8 @@ def _restore(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
     # JSON turned tuples (Adam's betas) into lists; every list but the parameter indices was a tuple
     groups_json = [{k: v if k == "params" or not isinstance(v, list) else tuple(v) for k, v in g.items()}
                    for g in meta["optimizer"]["param_groups"]]
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups_json})
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"the optimiser state in {directory} does not fit this model: {e}") from None
-    model.load_state_dict({k: v.to(device) for k, v in model_state.items()})
+    optimizer.load_state_dict({"state": state, "param_groups": groups_json})
+    model.load_state_dict({k: v.to(device) for k, v in groups["model"].items()})
     rng = groups["rng"]
     torch.set_rng_state(rng["torch"])
     cuda = {int(k[len("cuda/"):]): v for k, v in rng.items() if k.startswith("cuda/")}

@@ -35,7 +35,8 @@ import torch
 
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
-from lgn.train.checkpoint import CHECKPOINT_SLOTS, load_checkpoint, next_slot, save_checkpoint
+from lgn.train.checkpoint import (CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError, load_checkpoint,
+                                  never_completed, next_slot, save_checkpoint)
 from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
@@ -367,6 +368,52 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | N
     return pos.metrics
 
 
+def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkpoint], None]:
+    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``).
+
+    Settings that differ (except :data:`MUTABLE_ON_RESUME`) raise ``ValueError``;
+    a position or state that cannot have come from such a run raises
+    :class:`CheckpointError` naming the field.
+    """
+    t = config.train
+
+    def check(found: Checkpoint) -> None:
+        changed = _changes(found.config, config.to_dict())
+        if changed:
+            raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+        if found.epoch > t.epochs:
+            raise CheckpointError("epoch", f"must be in 0..{t.epochs} (train.epochs), got {found.epoch}")
+        if found.batch >= n_batches or found.epoch == t.epochs and found.batch:
+            raise CheckpointError("batch", f"must be in 0..{n_batches - 1} (the batches of an epoch), "
+                                           f"got {found.batch}")
+        state = found.state
+        if "metrics" not in state:  # a version-1 checkpoint: the position at an epoch end, no state
+            return
+        if found.step != found.epoch * n_batches + found.batch:
+            raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
+                                          f"{found.epoch * n_batches + found.batch}, got {found.step}")
+        limits = {"seen": found.batch * t.batch_size, "skipped": found.batch, "in_a_row": found.step}
+        for key, high in limits.items():
+            value = state.get(key)
+            if type(value) is not int or not 0 <= value <= high:
+                raise CheckpointError(f"state.{key}", f"must be an integer in 0..{high}, got {value!r}"[:200])
+        seconds = state.get("seconds")
+        if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
+            raise CheckpointError("state.seconds", f"must be a non-negative number, got {seconds!r}"[:200])
+        metrics = state["metrics"]
+        if not isinstance(metrics, list) or len(metrics) != found.epoch:
+            raise CheckpointError("state.metrics", f"must be a list of {found.epoch} epoch records")
+        for i, record in enumerate(metrics):
+            if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
+                    type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
+                raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
+        sums = found.tensors.get("sums")
+        if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
+            raise CheckpointError("extra/sums", "must be 2 finite float32 values")
+
+    return check
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -431,14 +478,18 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
         pos = _Position()
         sums = torch.zeros(2, dtype=torch.float32, device=device)  # running task loss, correct predictions
         slot, saved_step = CHECKPOINT_SLOTS[0], None
-        checkpoint = load_checkpoint(out, model, optimizer) if world.writes and resume and out.is_dir() else None
+        n_batches = math.ceil(len(dataset.x_train) / t.batch_size)
+        checkpoint = None
+        if world.writes and resume:
+            checkpoint = load_checkpoint(out, model, optimizer, check=_resumable(config, n_batches, out))
         if checkpoint is not None:
             for line in checkpoint.warnings:
                 if warn:
                     warn(line)
-            changed = _changes(checkpoint.config, config.to_dict())
-            if changed:
-                raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+            if warn and checkpoint.threads is not None and checkpoint.threads != torch.get_num_threads():
+                warn(f"{out} was trained with {checkpoint.threads} CPU threads and this process uses "
+                     f"{torch.get_num_threads()}: the resumed run will differ slightly from an uninterrupted one "
+                     f"(bit-identical needs the same count, e.g. OMP_NUM_THREADS={checkpoint.threads})")
             state = checkpoint.state
             pos = _Position(epoch=checkpoint.epoch, batch=checkpoint.batch, step=checkpoint.step,
                             **{k: v for k, v in state.items() if k in _Position.__dataclass_fields__})
@@ -451,7 +502,9 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
             if log:
                 within = f", batch {pos.batch}" if pos.batch else ""
                 log(f"resuming {out} after epoch {pos.epoch}{within} of {t.epochs}")
-        elif world.writes and out.is_dir():
+        elif world.writes:
+            if resume and warn and never_completed(out):
+                warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
             clear_run_files(out)
         if world.distributed:  # every rank starts from rank 0's model, optimiser and position
             state = world.broadcast((model.state_dict(), optimizer.state_dict(), pos, sums) if world.writes

@@ -178,3 +178,154 @@ def test_state_extra_tensors_and_every_rng_come_back(tmp_path):
     assert torch.equal(ckpt.tensors["sums"], sums)
     assert torch.equal(torch.rand(2), expected[0])
     assert np.array_equal(np.random.rand(2), expected[1]) and random.random() == expected[2]
+
+
+# ---------------------------------------------------------------- checkpoints that would lie
+
+def rewrite(directory, slot="checkpoint-0", meta=None, tensors=None, digests=True):
+    """Edit a saved checkpoint: ``meta(dict)`` and ``tensors(dict)`` change it in place; digests made to match."""
+    from safetensors.torch import load, save
+
+    from lgn.train.checkpoint import _meta_digest
+
+    meta_path, tensor_path = directory / f"{slot}.json", directory / f"{slot}.safetensors"
+    saved, named = json.loads(meta_path.read_text()), load(tensor_path.read_bytes())
+    if tensors is not None:
+        tensors(named)
+    data = save(named)
+    if meta is not None:
+        meta(saved)
+    if digests:
+        import hashlib
+
+        saved["sha256"] = hashlib.sha256(data).hexdigest()
+        saved["meta_sha256"] = _meta_digest(saved)
+    tensor_path.write_bytes(data)
+    meta_path.write_text(json.dumps(saved))
+
+
+def _set(key, value):
+    return lambda meta: meta.__setitem__(key, value)
+
+
+def _drop(key):
+    return lambda meta: meta.pop(key)
+
+
+def _first(prefix):
+    return lambda named: next(k for k in sorted(named) if k.startswith(prefix))
+
+
+def _tensor_edit(prefix, change):
+    def edit(named):
+        key = _first(prefix)(named)
+        if change is None:
+            del named[key]
+        else:
+            named[key] = change(named[key])
+    return edit
+
+
+def _drop_all(prefix):
+    return lambda named: [named.pop(k) for k in [k for k in named if k.startswith(prefix)]]
+
+
+LYING = {  # (meta edit, tensors edit, the field the error must name)
+    "step missing": (_drop("step"), None, "field step is missing"),
+    "optimizer missing": (_drop("optimizer"), None, "field optimizer is missing"),
+    "config missing": (_drop("config"), None, "field config is missing"),
+    "state a list": (_set("state", [1, 2]), None, "field state must be an object"),
+    "negative step": (_set("step", -1), None, "field step must be in 0.."),
+    "step a string": (_set("step", "2"), None, "field step must be an integer"),
+    "step true": (_set("step", True), None, "field step must be an integer"),
+    "negative batch": (_set("batch", -4), None, "field batch must be in 0.."),
+    "huge batch": (_set("batch", 10 ** 12), None, "field batch cannot exceed"),
+    "zero threads": (_set("threads", 0), None, "field threads must be in 1.."),
+    "config section a list": (_set("config", {"train": [1]}), None, "field config.train must be an object"),
+    "rng position out of range": (lambda m: m["rng"]["numpy"].__setitem__(1, 700), None, "rng.numpy position"),
+    "param group lr a string": (lambda m: m["optimizer"]["param_groups"][0].__setitem__("lr", "big"), None,
+                                r"optimizer.param_groups\[0\].lr must be a finite number"),
+    "param group of other params": (lambda m: m["optimizer"]["param_groups"][0].__setitem__("params", [0]), None,
+                                    r"param_groups\[0\].params must be"),
+    "int32 weights": (None, _tensor_edit("model/", lambda t: t.to(torch.int32)), "must be float32, got int32"),
+    "nan weights": (None, _tensor_edit("model/", lambda t: torch.full_like(t, float("nan"))), "NaN or Inf"),
+    "short torch rng": (None, lambda n: n.__setitem__("rng/torch", n["rng/torch"][:100]), "field rng/torch must have shape"),
+    "numpy rng of floats": (None, lambda n: n.__setitem__("rng/numpy", n["rng/numpy"].double()), "rng/numpy must be int64"),
+    "adam state of the wrong shape": (None, _tensor_edit("optimizer/0/exp_avg", lambda t: t.flatten()[:3]),
+                                      "optimizer/0/exp_avg.* must have shape"),
+    "adam step beyond the steps taken": (None, _tensor_edit("optimizer/0/step", lambda t: t + 100),
+                                         "optimizer/0/step must be in 0..2"),
+    "adam state of one parameter removed": (None, _drop_all("optimizer/1/"), "optimizer.state_keys lists"),
+    "adam state of one parameter removed, listing too": (lambda m: m["optimizer"]["state_keys"].pop("1"),
+                                                         _drop_all("optimizer/1/"), "state for every parameter"),
+    "adam state all removed": (None, _drop_all("optimizer/"), "optimizer.state_keys lists"),
+    "adam exp_avg_sq removed, listing too": (lambda m: m["optimizer"]["state_keys"]["0"].remove("exp_avg_sq"),
+                                             _drop_all("optimizer/0/exp_avg_sq"),
+                                             r"optimizer/0 must hold \['exp_avg', 'exp_avg_sq', 'step'\]"),
+    "version 2 with no adam state after 2 steps": (lambda m: m["optimizer"].pop("state_keys") and m.update(version=2),
+                                                   _drop_all("optimizer/"), "no optimiser state after 2 steps"),
+    "unknown tensor": (None, lambda n: n.__setitem__("weights/x", torch.zeros(1)), "weights/ is not a part"),
+}
+
+
+@pytest.mark.parametrize("case", LYING)
+def test_a_checkpoint_with_matching_digests_but_a_wrong_field_is_refused_by_name(tmp_path, case):
+    edit_meta, edit_tensors, message = LYING[case]
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=0, batch=2, step=2, config={"train": {}}, state={"seen": 8})
+    rewrite(tmp_path, meta=edit_meta, tensors=edit_tensors)
+    other, other_opt = _fresh()
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match=f"no intact checkpoint .*checkpoint-0: .*{message}"):
+        load_checkpoint(tmp_path, other, other_opt)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+    assert not other_opt.state  # the optimiser untouched too
+
+
+def test_the_unedited_rewrite_is_accepted(tmp_path):
+    """The helper above changes nothing by itself: each refusal is the edit's doing."""
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=0, batch=2, step=2, config={"train": {}})
+    rewrite(tmp_path)
+    assert load_checkpoint(tmp_path, *_fresh()).step == 2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_version_number_does_not_switch_the_self_digest_off(tmp_path, version):
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=0, batch=1, step=2, config={})
+    rewrite(tmp_path, meta=lambda m: m.update(version=version, step=8), digests=False)
+    with pytest.raises(ValueError, match="checkpoint-0: (not an lgn checkpoint of version 2 or 3|.*its own digest)"):
+        load_checkpoint(tmp_path, *_fresh())
+
+
+def test_a_version_1_checkpoint_is_read_with_its_tensor_digest(tmp_path):
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    for ext in (".json", ".safetensors"):
+        (tmp_path / f"checkpoint-0{ext}").rename(tmp_path / f"checkpoint{ext}")
+    legacy = lambda m: [m.pop(k) for k in ("meta_sha256", "rng", "state", "batch", "threads")] and m.update(version=1)
+    rewrite(tmp_path, "checkpoint", meta=legacy)
+    assert load_checkpoint(tmp_path, *_fresh()).step == 2
+    _flip(tmp_path / "checkpoint.safetensors")
+    with pytest.raises(ValueError, match="checkpoint: checkpoint.safetensors does not match the digest"):
+        load_checkpoint(tmp_path, *_fresh())
+
+
+def test_the_thread_count_is_recorded(tmp_path):
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    assert load_checkpoint(tmp_path, *_fresh()).threads == torch.get_num_threads()
+
+
+def test_a_first_checkpoint_never_completed_is_no_checkpoint(tmp_path):
+    from lgn.train.checkpoint import never_completed
+
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    (tmp_path / CHECKPOINT_META).unlink()
+    assert never_completed(tmp_path) and load_checkpoint(tmp_path, *_fresh()) is None
+    (tmp_path / "checkpoint-1.json").write_text("{}")  # a second slot: the first was complete once
+    assert not never_completed(tmp_path)
+    with pytest.raises(ValueError, match="no intact checkpoint .*--force"):
+        load_checkpoint(tmp_path, *_fresh())

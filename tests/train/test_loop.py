@@ -400,3 +400,103 @@ def test_read_metrics_names_a_damaged_line_or_skips_it(tmp_path):
     with pytest.raises(ValueError, match="line 2"):
         read_metrics(tmp_path)
     assert read_metrics(tmp_path, skip_damaged=True) == [{"epoch": 1}]
+
+
+class Killed(BaseException):
+    """A simulated SIGKILL: nothing catches it and no code of the run runs after it."""
+
+
+def _kill_at_write(monkeypatch, point: int):
+    """Stop the run at ``point`` of the first checkpoint's writes: per file (tensors, then JSON) 0: its
+    temporary file created, 1: half written, 2: written and synced, 3: renamed into place."""
+    import os
+
+    import lgn.train.checkpoint
+
+    write, count = lgn.train.checkpoint.atomic_write, [0]
+
+    def at(step):
+        if count[0] == point:
+            raise Killed
+        count[0] += 1
+
+    def atomic_write(path, data):
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            at("created")
+            f.write(data[:len(data) // 2])
+            f.flush()
+            at("half written")
+            f.write(data[len(data) // 2:])
+            f.flush()
+            os.fsync(f.fileno())
+        at("written")
+        os.replace(tmp, path)
+        at("renamed")
+
+    monkeypatch.setattr(lgn.train.checkpoint, "atomic_write", atomic_write)
+    return lambda: monkeypatch.setattr(lgn.train.checkpoint, "atomic_write", write)
+
+
+@pytest.mark.parametrize("every", [None, 2])  # the first checkpoint at the first epoch's end, or mid-epoch
+@pytest.mark.parametrize("point", range(8))
+def test_a_kill_at_any_write_of_the_first_checkpoint_leaves_a_resumable_run(tmp_path, npz, monkeypatch, every,
+                                                                          point):
+    settings = tiny_settings(npz, epochs=2, checkpoint_every=every)
+    full = train(settings, tmp_path / "full", log=None)
+    restore = _kill_at_write(monkeypatch, point)
+    with pytest.raises(Killed):
+        train(settings, tmp_path / "cut", log=None)
+    restore()
+    warnings, lines = [], []
+    resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append, warn=warnings.append)
+    complete = point == 7  # killed right after the JSON's rename: the checkpoint is whole
+    assert lines[0].startswith("resuming") == complete, lines
+    assert any("never completed" in w for w in warnings) == (point in (3, 4, 5, 6)), warnings
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
+    assert _without_times(resumed.metrics) == _without_times(full.metrics)
+    on_disk = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert _without_times(on_disk) == _without_times(full.metrics)
+    assert not list((tmp_path / "cut").glob("*.tmp"))
+
+
+POSITION = {  # edits of a run's mid-epoch checkpoint (epoch 0, batch 2 of 3, step 2) and the field named
+    "step ahead of the position": (lambda m: m.update(step=8), "field step must be epoch·3 \\+ batch = 2, got 8"),
+    "batch beyond the epoch": (lambda m: m.update(batch=3, step=3), "field batch must be in 0..2"),
+    "epoch beyond the run": (lambda m: m.update(epoch=9, step=29), "field epoch must be in 0..2"),
+    "faked metrics": (lambda m: m["state"].update(metrics=[{"epoch": 1, "test_acc": 0.99}]),
+                      "field state.metrics must be a list of 0"),
+    "seen beyond the batches": (lambda m: m["state"].update(seen=10 ** 9), "field state.seen must be"),
+    "seconds a string": (lambda m: m["state"].update(seconds="1"), "field state.seconds"),
+}
+
+
+@pytest.mark.parametrize("case", POSITION)
+def test_a_position_the_run_cannot_have_reached_is_refused_by_name(tmp_path, npz, monkeypatch, case):
+    from tests.train.test_checkpoint import rewrite
+
+    edit, message = POSITION[case]
+    settings = tiny_settings(npz, epochs=2, checkpoint_every=2)
+    _cut_after_saves(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "run", log=None)
+    rewrite(tmp_path / "run", meta=edit)
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    with pytest.raises(ValueError, match=f"no intact checkpoint .*checkpoint-0: {message}"):
+        train(settings, tmp_path / "run", resume=True, log=None)
+    assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_resuming_with_another_thread_count_warns(tmp_path, npz, monkeypatch):
+    settings = tiny_settings(npz, epochs=2)
+    _cut_after_saves(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "run", log=None)
+    threads = torch.get_num_threads()
+    warnings = []
+    try:
+        torch.set_num_threads(threads + 1)
+        train(settings, tmp_path / "run", resume=True, log=None, warn=warnings.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(warnings) == 1 and f"trained with {threads} CPU threads" in warnings[0], warnings
