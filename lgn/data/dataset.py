@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lgn.limits import FLOAT32_MAX
+
 __all__ = ["Dataset", "from_arrays", "DataTypeError"]
 
 
@@ -67,6 +69,13 @@ def _images(where: str, x) -> torch.Tensor:
         raise ValueError(f"{where} must have shape (N, H, W) or (N, C, H, W), got {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"{where} is empty: shape {x.shape}")
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:  # checked before the cast, which would make them Inf
+        if not np.isfinite(x).all():
+            raise ValueError(f"{where} contains NaN or Inf")
+        largest = float(np.abs(x).max())
+        if largest > FLOAT32_MAX:
+            raise ValueError(f"{where} holds values too large for float32 (largest magnitude {largest:.4g}, "
+                             f"float32 holds up to {FLOAT32_MAX:.4g})")
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{where} contains NaN or Inf")

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lgn.groups import REGULARIZERS
+from lgn.limits import check_float32
 from lgn.groups.operators import OPERATOR_NAMES
 from lgn.nn.banks import ACTIONS
 
@@ -57,7 +58,7 @@ class ModelConfig:
             )
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not self.eta > 0:
             raise ValueError(f"eta must be a positive number, got {self.eta!r}")
-        self.eta = float(self.eta)
+        self.eta = float(check_float32(self.eta, "eta"))
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.generator not in GENERATORS:
@@ -71,7 +72,7 @@ class ModelConfig:
         if isinstance(self.reg_weight, bool) or not isinstance(self.reg_weight, (int, float)) \
                 or self.reg_weight < 0:
             raise ValueError(f"reg_weight must be a non-negative number, got {self.reg_weight!r}")
-        self.reg_weight = float(self.reg_weight)
+        self.reg_weight = float(check_float32(self.reg_weight, "reg_weight"))
 
     @property
     def n_filters(self) -> int:

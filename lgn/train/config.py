@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lgn.limits import check_float32
 from lgn.models import ModelConfig
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
@@ -148,7 +149,8 @@ def _describe(hint) -> str:
 def check_value(hint, value, where: str):
     """``value`` if it fits the type ``hint`` (ints are accepted as floats), else :class:`SettingTypeError`.
 
-    Floats must be finite: no setting means anything at infinity or NaN.
+    Floats must be finite: no setting means anything at infinity or NaN; and
+    within float32's range (``ValueError`` otherwise), which the run computes in.
     A table (``data.options``) holds strings, numbers, booleans, none, and lists
     and tables of them: what ``config.json`` can store.
     """
@@ -176,9 +178,10 @@ def check_value(hint, value, where: str):
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                return float(value)
+                number = float(value)
             except OverflowError:  # an int beyond float's range
                 raise SettingTypeError(f"{where} must be a finite number, got {value!r}") from None
+            return check_float32(number, where)
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -104,4 +105,8 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
     model.check_input(x[:1])
     metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep,
                        batch_size=batch_size or config.get("train", {}).get("eval_batch_size", 1000))
+    bad = next((k for k, v in metrics.items() if not math.isfinite(v)), None)
+    if bad is not None:
+        raise ValueError(f"evaluating {run_dir} on {name} gave a non-finite {bad} ({metrics[bad]}): the data's "
+                         f"values are too large to compute it in float32")
     return {"dataset": name, "split": split, "examples": len(x), **metrics}

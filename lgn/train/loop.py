@@ -199,12 +199,16 @@ class _FiniteCheck:
         return self._first_non_finite(self.watched)
 
 
+def _kept(saved_step: int | None) -> str:
+    return ("the run folder has no checkpoint yet" if saved_step is None
+            else f"the run folder keeps the checkpoint of step {saved_step}")
+
+
 def _fault_message(kind: str, name: str, step: int, epoch: int, batch: int, saved_step: int | None,
                    extra: str = "") -> str:
     where = (f"non-finite values in {name} after step {step}" if kind == "parameter"
              else f"non-finite {'gradient of ' + name if kind == 'gradient' else kind} at step {step}")
-    kept = ("the run folder has no checkpoint yet" if saved_step is None
-            else f"the run folder keeps the checkpoint of step {saved_step}")
+    kept = _kept(saved_step)
     hint = "try a smaller train.lr" + ("" if kind == "parameter" or extra else " or --on-nan skip")
     return f"{where} (epoch {epoch}, batch {batch}){extra}; {kept}; {hint}"
 
@@ -547,6 +551,12 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
                 start = time.perf_counter()
                 test = evaluate(model, x_test, y_test, task=task, batch_size=t.eval_batch_size,
                                 preprocessing=device_prep, peak=dataset.value_range)
+                bad = {k: v for k, v in test.items() if not math.isfinite(v)}
+                if bad:  # metrics.jsonl holds strict JSON, and a NaN score is no result
+                    key, value = next(iter(bad.items()))
+                    raise NonFiniteError(f"non-finite test_{key} ({value}) in the evaluation after epoch "
+                                         f"{record['epoch']}: the data's values are too large to compute it in "
+                                         f"float32; " + _kept(saved_step))
                 record.update({f"test_{k}": v for k, v in test.items()})
                 record.update(train_seconds=pos.seconds, eval_seconds=time.perf_counter() - start)
 

@@ -172,9 +172,9 @@ def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[
 
 
 def write_metrics(out: Path, records: list[dict]) -> None:
-    atomic_write(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
+    atomic_write(out / METRICS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode())
 
 
 def append_metrics(out: Path, record: dict) -> None:
     with open(out / METRICS_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: a NaN is refused, not written

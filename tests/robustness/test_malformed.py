@@ -316,6 +316,9 @@ NPZ_CASES = {
     "npz-header-claims-huge-shape": (_npz_huge_header, "needs 8000000000000000 bytes"),
     "npz-compressed-corrupt": (_npz_compressed_corrupt, "npz"),
     "npz-missing-file": (npz_bytes(None), "no such file"),
+    "npz-float64-beyond-float32": (npz(x_test=lambda x: np.where(x > 0.9, 1e39, x.astype(np.float64))),
+                                   "x_test holds values too large for float32"),
+    "npz-float64-inf": (npz(x_train=lambda x: np.where(x > 0.9, np.inf, x.astype(np.float64))), "NaN or Inf"),
 }
 
 
@@ -386,6 +389,14 @@ CONFIG_CASES = {
     "set-negative-group-size": (_set("model.group_size=-2"), "group_size must be a positive integer"),
     "set-hidden-second-line": (_set("train.epochs=1\nlr = 5"), "train.epochs must be an integer"),
     "set-option-seed": (_dataset_option_seed, "train.seed"),
+    # numbers float32 cannot hold: they became Inf inside Adam or the model, blaming a gradient
+    "set-lr-beyond-float32": (_set("train.lr=3.5e38"), "train.lr must be at most 3.40282.e\\+38 .*float32"),
+    "set-lr-1e300": (_set("train.lr=1e300"), "float32's largest"),
+    "set-eta-beyond-float32": (_set("model.eta=1e39"), "model.eta must be at most .*float32"),
+    "set-eps-beyond-float32": (_set("train.adam_eps=-1e39"), "train.adam_eps must be at most"),
+    "toml-lr-beyond-float32": (_toml("[train]\nlr = 1e300\n"), "train.lr must be at most"),
+    "toml-reg-weight-huge-int": (_toml("[model]\nreg_weight = 10000000000000000000000000000000000000000\n"),
+                                 "model.reg_weight must be at most"),
 }
 
 
@@ -465,6 +476,8 @@ MODEL_CASES = {
                                    "analyze"), "group_size must be a positive integer"),
     "model-json-wrong-type": (model(_edit_json("model.json", lambda c: {**c, "eta": "fast"}), "model.json"),
                               "eta must be a positive number"),
+    "model-json-eta-beyond-float32": (model(_edit_json("model.json", lambda c: {**c, "eta": 1e39}), "model.json"),
+                                      "eta must be at most .*float32"),
     "model-json-unknown-key": (model(_edit_json("model.json", lambda c: {**c, "format": "keras"}), "model.json"),
                                "unknown model config key"),
     "model-weights-unknown-format": (model(_edit_weights(lambda s, m: (s, {**m, "format": "keras"})),
@@ -625,7 +638,8 @@ def test_payloads_run_under_a_plain_unpickler(tmp_path, kind):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("name", ["idx-wrong-magic", "cifar-os-system", "toml-infinite-lr"])
+@pytest.mark.parametrize("name", ["idx-wrong-magic", "cifar-os-system", "toml-infinite-lr",
+                                  "npz-float64-beyond-float32"])
 def test_real_process_exit_code_and_stderr(tmp_path, base, name):
     build, match = CASES[name]
     call = build(tmp_path, base)

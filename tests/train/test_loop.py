@@ -500,3 +500,37 @@ def test_resuming_with_another_thread_count_warns(tmp_path, npz, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert len(warnings) == 1 and f"trained with {threads} CPU threads" in warnings[0], warnings
+
+
+def test_an_evaluation_that_overflows_float32_stops_the_run_and_metrics_stay_strict_json(tmp_path):
+    """One pixel at 3e38 (float32 holds it): the PSNR of its reconstruction overflows to NaN."""
+    x = np.random.default_rng(0).random((48, 10, 10)).astype(np.float32)
+    x[0, 0, 0] = 3e38
+    np.savez(tmp_path / "big.npz", x_train=x, x_test=x[:8].copy())
+    settings = tiny_settings(tmp_path / "big.npz", epochs=1)
+    settings["model"]["task"] = "reconstruct"
+    with pytest.raises(ValueError, match=r"non-finite test_psnr \(nan\) in the evaluation after epoch 1"):
+        train(settings, tmp_path / "run", log=None)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    assert not metrics.exists() or metrics.read_text() == ""
+
+
+def test_metrics_refuse_a_non_finite_value(tmp_path):
+    from lgn.train.run import append_metrics, write_metrics
+
+    with pytest.raises(ValueError):
+        append_metrics(tmp_path, {"epoch": 1, "test_psnr": float("nan")})
+    with pytest.raises(ValueError):
+        write_metrics(tmp_path, [{"epoch": 1, "test_loss": float("inf")}])
+    assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_eval_on_data_that_overflows_float32_is_an_error_not_nan(tmp_path, npz):
+    settings = tiny_settings(npz, epochs=1)
+    settings["model"]["task"] = "reconstruct"
+    train(settings, tmp_path / "run", log=None)
+    x = np.random.default_rng(0).random((8, 10, 10)).astype(np.float32)
+    x[0, 0, 0] = 1e37  # standardised by the run's preprocessing it stays finite; its square does not
+    np.savez(tmp_path / "big.npz", x_train=x, x_test=x)
+    with pytest.raises(ValueError, match=r"gave a non-finite (loss|psnr) \((nan|inf)\)"):
+        evaluate_run(tmp_path / "run", dataset=f"npz:{tmp_path / 'big.npz'}")
