@@ -9,6 +9,7 @@ from torch import nn
 
 from lgn.models.config import ModelConfig
 from lgn.nn.checks import check_images
+from lgn.nn.recipe import project_, regularization
 from lgn.nn.unfolded import ClassifierHead, Decoder, UnfoldedEncoder, build_banks
 
 __all__ = ["LGN", "build_model"]
@@ -53,13 +54,11 @@ class LGN(nn.Module):
 
     def project_(self) -> None:
         """Re-project filters, generators and the dictionary; call after each optimiser step."""
-        self.encoder.project_()
-        if isinstance(self.head, Decoder):
-            self.head.project_()
+        project_(self)
 
     def regularization(self) -> torch.Tensor:
         """μ times the generators' invertibility terms, summed over layers."""
-        return self.config.reg_weight * self.encoder.regularization()
+        return regularization(self, self.config.reg_weight)
 
     def generators(self) -> torch.Tensor | None:
         """The learned generators ``(L, K, C', n, n)``, or None for independent filters."""

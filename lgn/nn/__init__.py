@@ -2,7 +2,8 @@
 
 from lgn.nn.banks import ACTIONS, FilterBank, OrbitBank
 from lgn.nn.layers import GroupConv2d, GroupLinear
+from lgn.nn.recipe import project_, regularization
 from lgn.nn.unfolded import ClassifierHead, Decoder, UnfoldedEncoder
 
 __all__ = ["ACTIONS", "FilterBank", "OrbitBank", "GroupConv2d", "GroupLinear",
-           "ClassifierHead", "Decoder", "UnfoldedEncoder"]
+           "ClassifierHead", "Decoder", "UnfoldedEncoder", "project_", "regularization"]

@@ -9,7 +9,7 @@ from torch import nn
 
 from lgn.groups import Generator, make_generator, orbit, unit_frobenius_
 
-__all__ = ["OrbitBank", "FilterBank", "ACTIONS"]
+__all__ = ["OrbitBank", "FilterBank", "ACTIONS", "make_bank"]
 
 ACTIONS = ("channel", "joint")
 
@@ -82,6 +82,10 @@ class OrbitBank(nn.Module):
     def n_filters(self) -> int:
         return self.n_groups * self.group_size
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
     def forward(self) -> torch.Tensor:
         K, C = self.n_groups, self.in_channels
         a = self.generator.matrix()  # (K, C', dim, dim)
@@ -127,6 +131,10 @@ class FilterBank(nn.Module):
         return self.weight.shape[0]
 
     @property
+    def dtype(self) -> torch.dtype:
+        return self.weight.dtype
+
+    @property
     def in_channels(self) -> int:
         return self.weight.shape[1]
 
@@ -138,3 +146,16 @@ class FilterBank(nn.Module):
 
     def regularization(self) -> torch.Tensor:
         return self.weight.new_zeros(())
+
+
+def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],
+              generator: str | Generator = "free", action: str = "channel",
+              regularizer: str = "aux-inverse") -> OrbitBank | FilterBank:
+    """An :class:`OrbitBank`, or for ``generator='independent'`` a :class:`FilterBank` of as many filters (no group)."""
+    if isinstance(generator, str) and generator == "independent":
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+        _positive("n_groups", n_groups)
+        _positive("group_size", group_size)
+        return FilterBank(n_groups * group_size, in_channels, filter_shape)
+    return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, regularizer)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lgn.groups import Generator
-from lgn.nn.banks import OrbitBank
+from lgn.nn.banks import make_bank
 from lgn.nn.checks import check_images
 
 __all__ = ["GroupConv2d", "GroupLinear"]
@@ -19,6 +19,10 @@ class GroupConv2d(nn.Module):
     ``(batch, in_channels, H, W)`` → ``(batch, n_groups · group_size, h_out, w_out)``;
     output channel ``i·K + g`` is the response to A_g**i · B_g.
 
+    ``generator`` is ``'free'``, ``'cyclic'``, ``'fixed:NAME'``, a :class:`Generator`,
+    or ``'independent'``: as many filters with no group (the baseline).
+    After each optimiser step call :meth:`project_` (or :func:`lgn.nn.project_`
+    on the whole model); add :meth:`regularization` to the loss.
     ``export()`` returns the equivalent plain :class:`torch.nn.Conv2d`.
     """
 
@@ -40,7 +44,7 @@ class GroupConv2d(nn.Module):
             raise ValueError(f"stride must be a positive integer, got {stride!r}")
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
-        self.bank = OrbitBank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
+        self.bank = make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
                               generator, action, regularizer)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
@@ -52,8 +56,16 @@ class GroupConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, channels=self.bank.in_channels, min_size=max(1, self.kernel_size - 2 * self.padding),
-                     dtype=self.bank.base.dtype, check_finite=False)
+                     dtype=self.bank.dtype, check_finite=False)
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def project_(self) -> None:
+        """Re-project the bank (unit-norm base filters, the generator's constraint); call after each step."""
+        self.bank.project_()
+
+    def regularization(self) -> torch.Tensor:
+        """The generator's invertibility term (zero for a fixed group or independent filters)."""
+        return self.bank.regularization()
 
     @torch.no_grad()
     def export(self) -> nn.Conv2d:
@@ -74,7 +86,8 @@ class GroupLinear(nn.Module):
     The input ``(batch, in_features)`` is read as ``in_channels`` blocks of
     ``in_features / in_channels`` features; the per-channel action applies one
     generator per block, the joint action one to the whole vector. Output
-    ``(batch, n_groups · group_size)``, power-major.
+    ``(batch, n_groups · group_size)``, power-major. ``generator``, :meth:`project_`
+    and :meth:`regularization` as for :class:`GroupConv2d`.
     """
 
     def __init__(
@@ -94,7 +107,7 @@ class GroupLinear(nn.Module):
                 f"in_features must be a positive multiple of in_channels={in_channels}, got {in_features!r}"
             )
         self.in_features = in_features
-        self.bank = OrbitBank(in_channels, n_groups, group_size, (in_features // in_channels,),
+        self.bank = make_bank(in_channels, n_groups, group_size, (in_features // in_channels,),
                               generator, action, regularizer)
         self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
 
@@ -109,6 +122,14 @@ class GroupLinear(nn.Module):
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"expected shape (..., {self.in_features}), got {tuple(x.shape)}")
         return F.linear(x, self.weight, self.bias)
+
+    def project_(self) -> None:
+        """Re-project the bank (unit-norm base filters, the generator's constraint); call after each step."""
+        self.bank.project_()
+
+    def regularization(self) -> torch.Tensor:
+        """The generator's invertibility term (zero for a fixed group or independent filters)."""
+        return self.bank.regularization()
 
     @torch.no_grad()
     def export(self) -> nn.Linear:

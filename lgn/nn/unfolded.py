@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lgn.groups import unit_frobenius_
-from lgn.nn.banks import FilterBank, OrbitBank
+from lgn.nn.banks import FilterBank, OrbitBank, make_bank
 import torch.nn.functional as F
 
 from lgn.nn.functional import (activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size,
@@ -163,8 +163,5 @@ class Decoder(nn.Module):
 def build_banks(n_layers: int, *, in_channels: int, n_groups: int, group_size: int, kernel_size: int,
                 generator: str, action: str, regularizer: str) -> list[nn.Module]:
     """One bank per layer: orbit banks, or independent filters when ``generator == 'independent'``."""
-    if generator == "independent":
-        return [FilterBank(n_groups * group_size, in_channels, (kernel_size, kernel_size))
-                for _ in range(n_layers)]
-    return [OrbitBank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
-                      generator, action, regularizer) for _ in range(n_layers)]
+    return [make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action, regularizer)
+            for _ in range(n_layers)]
