@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["output_size", "fused", "channels_last", "activation_layout", "analysis", "synthesis", "fista_step",
-           "batch_norm", "running_factor", "adaptive_avg_pool", "synchronized_batch_norm"]
+           "batch_norm", "adaptive_avg_pool", "synchronized_batch_norm"]
 
 # oneDNN's convolution with a fused addition and activation, as Inductor uses it
 # (absent from builds without mkldnn; _conv falls back to separate ops).
@@ -334,21 +334,6 @@ def _all_reduce(*tensors: torch.Tensor, group) -> list[torch.Tensor]:
     return list(flat.split([t.numel() for t in tensors]))
 
 
-def running_factor(norm: torch.nn.BatchNorm2d) -> float:
-    """The weight of the current batch in ``norm``'s running statistics, ``num_batches_tracked`` counting it.
-
-    torch's rule: ``momentum``, or 1/n (a cumulative average) when it is None.
-    A norm with ``warm_start`` set takes max(momentum, 1/n): the first batch
-    replaces the initial statistics (mean 0, variance 1) and the first 1/momentum
-    batches are averaged, so the running statistics describe the data from the
-    first epoch on; after that it is torch's moving average.
-    """
-    n = float(norm.num_batches_tracked)
-    if norm.momentum is None:
-        return 1.0 / n
-    return max(norm.momentum, 1.0 / n) if getattr(norm, "warm_start", False) else norm.momentum
-
-
 def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor | None = None,
                weight: float = 0.0) -> torch.Tensor:
     """``norm(x)``, or ``norm(torch.lerp(x, toward, weight))``, updating ``norm``'s running statistics alike.
@@ -369,7 +354,7 @@ def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor
     if norm.track_running_stats:
         with torch.no_grad():
             norm.num_batches_tracked.add_(1)
-            factor = running_factor(norm)
+            factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
             count = int(count)
             norm.running_mean.lerp_(mean, factor)
             norm.running_var.lerp_(var * (count / max(count - 1, 1)), factor)

@@ -1,4 +1,4 @@
-"""The unfolded convolutional FISTA encoder of SPEC §4 and its two heads."""
+"""The unfolded convolutional FISTA encoder of docs/method.md §4 and its two heads."""
 
 from __future__ import annotations
 
@@ -9,34 +9,9 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank, make_bank
-import torch.nn.functional as F
+from lgn.nn.functional import activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size, synthesis
 
-from lgn.nn.functional import (activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size,
-                               running_factor, synthesis)
-
-__all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "WarmStartBatchNorm2d", "momentum_weights"]
-
-
-class WarmStartBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` whose running statistics start from the data (:func:`running_factor`).
-
-    The codes are small (of size η·|y| ≈ 1e-2 at η = 0.01), so torch's initial
-    running variance of 1, forgotten at momentum 0.1 per batch, outweighed them
-    for a whole epoch on a small dataset and put evaluation after epoch 1 at
-    chance. Here batch n weighs max(momentum, 1/n). Training-mode outputs, and
-    so the trained weights, are unchanged; so are the state-dict keys.
-    """
-
-    warm_start = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.track_running_stats):
-            return super().forward(x)
-        self._check_input_dim(x)
-        self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True,
-                            running_factor(self), self.eps)
-
+__all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
 
 def momentum_weights(n_layers: int) -> list[float]:
@@ -59,7 +34,7 @@ class UnfoldedEncoder(nn.Module):
 
     Args:
         banks: one filter bank per layer, all ``(F, C, k, k)``.
-        stride: s; the padding is ``padding`` (SPEC: s).
+        stride: s; the padding is ``padding`` (docs/method.md §4: s).
         eta: the step size η.
         batch_norm: BatchNorm2d after layers 0..L−2 (classification model).
     """
@@ -81,7 +56,7 @@ class UnfoldedEncoder(nn.Module):
             [nn.Parameter(torch.ones(1, n_filters, 1, 1)) for _ in banks]
         )
         self.norms = nn.ModuleList(
-            [WarmStartBatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
+            [nn.BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
         )
 
     @property

@@ -1,4 +1,4 @@
-"""The training loop: the paper's recipe (SPEC §5) writing a run folder that ``--resume`` continues.
+"""The training loop: the paper's recipe (docs/method.md §5) writing a run folder that ``--resume`` continues.
 
 Per epoch: Adam at the learning rate of the step schedule, for each batch the
 task loss plus the model's regulariser, gradient-norm clipping, an optimiser
@@ -43,7 +43,8 @@ from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
                            lock_run_dir, read_config, read_metrics, write_config, write_metrics)
 
-__all__ = ["train", "fit", "TrainResult", "resolve_device", "epoch_order", "MUTABLE_ON_RESUME", "NonFiniteError",
+__all__ = ["train", "fit", "recompute_batch_norm_", "TrainResult", "resolve_device", "epoch_order",
+           "MUTABLE_ON_RESUME", "NonFiniteError",
            "MAX_SKIPPED_IN_A_ROW"]
 
 # settings a resumed run may change: they do not alter the numbers it computes (on_nan only after a fault)
@@ -298,6 +299,42 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
     pos.seconds += time.perf_counter() - start
 
 
+_BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+
+
+def recompute_batch_norm_(model: torch.nn.Module, x: torch.Tensor, batch_size: int, world: World = SINGLE) -> None:
+    """Set every batch norm's running statistics to their average over the batches of ``x``, weights unchanged.
+
+    A forward pass in training mode without gradients, each norm averaging its
+    batches' statistics with equal weight (``momentum=None``), then its momentum
+    restored. The training loop calls it once, after the first epoch: PyTorch's
+    running statistics start at mean 0 and variance 1 and follow the batches by
+    a factor 0.1 per step, while the codes are of size η·|y| ≈ 1e-2 and grow
+    quickly in the first epoch, so after it they still described neither, and
+    evaluation sat at chance (docs/method.md §8). Training itself uses batch
+    statistics and computes exactly what it did. ``x`` ``(N, ...)`` is split
+    into ⌈N / batch_size⌉ batches of near-equal sizes; under data parallelism
+    each rank runs its share and the statistics are the global batches'.
+    """
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    model.train()
+    try:
+        with torch.no_grad(), batch_norm_over(world):
+            for idx in torch.arange(len(x), device=x.device).tensor_split(math.ceil(len(x) / batch_size)):
+                model(x[world.shard(idx)])
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+
+
 def _epochs(model, optimizer, x_train: torch.Tensor, y_train: torch.Tensor | None, pos: _Position,
             sums: torch.Tensor, *, t: TrainConfig, task: str, world: World, check: _FiniteCheck,
             checkpoint: Callable[[], None], saved_step: Callable[[], int | None], prep, peak: float,
@@ -307,7 +344,8 @@ def _epochs(model, optimizer, x_train: torch.Tensor, y_train: torch.Tensor | Non
 
     Each epoch sets the learning rate of the step schedule (:meth:`TrainConfig.lr_at`),
     takes the batches of :func:`epoch_order` and trains them (:func:`_train_epoch`);
-    then ``measure(record)`` adds to the epoch's record, the position moves to the
+    the first epoch ends with :func:`recompute_batch_norm_`; then ``measure(record)``
+    adds to the epoch's record, the position moves to the
     next epoch and ``finish(record)`` saves or reports it.
     """
     n_batches = math.ceil(len(x_train) / t.batch_size)
@@ -326,6 +364,10 @@ def _epochs(model, optimizer, x_train: torch.Tensor, y_train: torch.Tensor | Non
         if bad is not None:
             raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, epoch + 1, pos.batch,
                                                 saved_step()))
+        if epoch == 0:
+            start = time.perf_counter()
+            recompute_batch_norm_(model, x_train, t.batch_size, world)
+            pos.seconds += time.perf_counter() - start
         loss_sum, correct = (float(v) for v in sums.tolist())  # complete: waits for the device
         seen = max(pos.seen, 1)
         record = {"epoch": epoch + 1, "step": pos.step, "lr": lr, "train_loss": loss_sum / seen}

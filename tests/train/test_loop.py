@@ -330,7 +330,8 @@ def test_skip_counts_batches_and_restores_batch_norm(tmp_path, npz, monkeypatch)
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["test_loss"]) for r in result.metrics)
     state = load_file(tmp_path / "run" / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-    assert int(state["encoder.norms.0.num_batches_tracked"]) == 4  # 6 batches, 2 skipped
+    # epoch 1's statistics recomputed over its 3 batches, then epoch 2's 3 batches less the one skipped
+    assert int(state["encoder.norms.0.num_batches_tracked"]) == 5
 
 
 def test_skip_still_stops_after_too_many_in_a_row(tmp_path, npz, monkeypatch):
@@ -353,21 +354,34 @@ def test_a_key_added_since_the_checkpoint_counts_as_its_default():
     assert _changes(old, new) == ["model.architecture: 'lgn' → 'cnn'"]
 
 
-def test_warm_start_batch_norm_changes_the_running_statistics_only(tmp_path, npz, monkeypatch):
-    # torch's running variance starts at 1 against codes of variance ~1e-4: the first epoch's evaluation saw
-    # chance; starting from the data changes what evaluation sees, never what training computes
-    from lgn.nn.unfolded import WarmStartBatchNorm2d
+def test_first_epoch_ends_with_exact_batch_norm_statistics_and_the_same_weights(tmp_path, npz, monkeypatch):
+    # torch's running variance starts at 1 against codes of variance ~1e-4 and follows them by 0.1 a step: the
+    # first epoch's evaluation saw chance. Recomputed over the training set, they fit the epoch's weights;
+    # training computes exactly what it did.
+    from lgn.data import fit_preprocessing, get_dataset
+    from lgn.train import loop
 
-    train(tiny_settings(npz, epochs=2), tmp_path / "warm", log=None)
-    monkeypatch.setattr(WarmStartBatchNorm2d, "warm_start", False)
-    train(tiny_settings(npz, epochs=2), tmp_path / "torch", log=None)
-    warm = load_file(tmp_path / "warm" / "model.safetensors")
+    train(tiny_settings(npz, epochs=1), tmp_path / "exact", log=None)
+    monkeypatch.setattr(loop, "recompute_batch_norm_", lambda *args: None)
+    train(tiny_settings(npz, epochs=1), tmp_path / "torch", log=None)
+    exact = load_file(tmp_path / "exact" / "model.safetensors")
     plain = load_file(tmp_path / "torch" / "model.safetensors")
-    running = [k for k in warm if "running_" in k]
-    assert running and all(torch.equal(warm[k], plain[k]) for k in warm if k not in running)
-    assert not any(torch.equal(warm[k], plain[k]) for k in running)
-    # the first batch replaced variance 1: layer 0's running variance is of the codes' size (torch's: 0.9⁶ of 1 left)
-    assert float(warm["encoder.norms.0.running_var"].max()) < 0.1 < float(plain["encoder.norms.0.running_var"].max())
+    stats = [k for k in exact if "running_" in k or "num_batches" in k]
+    assert stats and all(torch.equal(exact[k], plain[k]) for k in exact if k not in stats)
+    model = load_model(tmp_path / "exact")
+    data = get_dataset(f"npz:{npz}")
+    x = fit_preprocessing(data.x_train)(data.x_train)
+    for norm in model.encoder.norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        for xb in x.tensor_split(3):  # 48 examples, batch 16
+            model(xb)
+    for i, norm in enumerate(model.encoder.norms):
+        torch.testing.assert_close(norm.running_var, exact[f"encoder.norms.{i}.running_var"], rtol=1e-5, atol=0)
+        torch.testing.assert_close(norm.running_mean, exact[f"encoder.norms.{i}.running_mean"], rtol=1e-5, atol=1e-9)
+    assert float(plain["encoder.norms.0.running_var"].min()) > 0.4  # torch's: 0.9³ of the initial 1 left
 
 
 def test_fit_is_the_loop_of_train(tmp_path, npz):
