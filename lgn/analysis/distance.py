@@ -2,7 +2,7 @@
 
 A run's generators form, per layer, a set: the K groups (and, for the per-channel
 action, their C blocks) come in no meaningful order, and every generator is defined
-only up to scale (SPEC §5). Each generator A ``(m, m)`` is therefore described by
+only up to scale (docs/method.md §5). Each generator A ``(m, m)`` is therefore described by
 scale-free features:
 
 - its structure indices (:func:`lgn.analysis.measures.structure_indices`, seven

@@ -3,11 +3,11 @@
 Every function takes one generator ``a`` of shape ``(m, m)`` acting on a filter
 flattened as (channel, row, column), row-major, so m = C·k² with C = 1 for the
 per-channel action (one k×k kernel) and C = in_channels for the joint action
-(SPEC §3). The spatial indices (Toeplitz, circulant, DFT, blocks) read the k×k
+(docs/method.md §3). The spatial indices (Toeplitz, circulant, DFT, blocks) read the k×k
 geometry inside every (output channel, input channel) k²×k² block; for C = 1
 that block is the whole matrix. Pure numpy, float64.
 
-Every index is scale-invariant (a generator is only defined up to scale, SPEC §5)
+Every index is scale-invariant (a generator is only defined up to scale, docs/method.md §5)
 and lies in [0, 1]; an all-zero matrix gets 0 everywhere.
 """
 

@@ -1,4 +1,4 @@
-"""The paper's "in the wild" probe (SPEC §7): the linear map on k×k patches closest to a known operation.
+"""The paper's "in the wild" probe (docs/method.md §7): the linear map on k×k patches closest to a known operation.
 
 For each operation T (average pooling of radius r, rotation by θ, pooling then
 rotation) we fit one n×n matrix A (n = k²) by least squares,
@@ -34,7 +34,7 @@ from lgn.groups import operators
 __all__ = ["PROBE_OPERATIONS", "ProbeFit", "parse_operation", "operation_margin", "window_operator",
            "fit_linear_map", "run_probe", "compare_generators"]
 
-# SPEC §7: pooling of radius 3..6, rotation by 30..90°, pooling followed by a 60° rotation
+# docs/method.md §7: pooling of radius 3..6, rotation by 30..90°, pooling followed by a 60° rotation
 PROBE_OPERATIONS = ("pool3", "pool4", "pool5", "pool6", "rot30", "rot45", "rot60", "rot90", "pool3+rot60")
 
 _NAME = re.compile(r"^(?:pool(?P<r>\d+))?(?P<plus>\+)?(?:rot(?P<deg>-?\d+(?:\.\d+)?))?$")

@@ -3,7 +3,7 @@
 ``sklearn.datasets.load_sample_images()`` ships two 427×640 colour photographs
 (a temple, a flower) inside the scikit-learn package, so these patches need no
 download. They are the natural-image statistics of the paper's "in the wild"
-probe (SPEC §7).
+probe (docs/method.md §7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Preprocessing fitted on the training split: per-channel standardisation, optional ZCA (SPEC §5).
+"""Preprocessing fitted on the training split: per-channel standardisation, optional ZCA (docs/method.md §5).
 
 :class:`Preprocessing` is a plain invertible affine map. Its tensors are saved
 with a run (``preprocess.safetensors``), so a saved model is always fed data

@@ -1,4 +1,4 @@
-"""The model configuration: one dataclass, defaults from the paper (SPEC §2, §5)."""
+"""The model configuration: one dataclass, defaults from the paper (docs/method.md §2, §5)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class ModelConfig:
     group_size: int = 4             # p: elements per group, powers 0..p-1
     kernel_size: int = 6            # k
     stride: int = 1                 # s, the convolution stride
-    padding: int | None = None      # convolution padding; None means SPEC's choice, padding = stride
+    padding: int | None = None      # convolution padding; None: padding = stride (docs/method.md §4)
     eta: float = 0.01               # η, the unfolding step size
     generator: str = "free"         # 'free', 'cyclic', 'fixed:NAME' or 'independent' (no group)
     action: str = "channel"         # 'channel' (per-channel k²×k²) or 'joint' ((C·k²)×(C·k²))

@@ -1,9 +1,9 @@
-"""Import and export of the authors' checkpoint layout (SPEC §6).
+"""Import and export of the authors' checkpoint layout (docs/method.md §6).
 
 The authors' classifier state dict has ``B.{l}`` (K, C, k, k), ``A.{l}`` (K, C, k², k²),
 optional ``A_inv.{l}``, ``lmbd.{l}`` (1, K·p, 1, 1), ``bn.{l}.*`` for l < L−1, and
 ``fc.weight`` / ``fc.bias``; the reconstruction model has ``D`` (K·p, C, k, k) and no
-``bn.*`` / ``fc.*``. Their forward pass is SPEC §4, which :class:`LGN` implements.
+``bn.*`` / ``fc.*``. Their forward pass is docs/method.md §4, which :class:`LGN` implements.
 """
 
 from __future__ import annotations

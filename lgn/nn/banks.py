@@ -20,7 +20,7 @@ def _positive(name: str, value) -> None:
 
 
 class OrbitBank(nn.Module):
-    """The orbit filter bank of SPEC §3.
+    """The orbit filter bank of docs/method.md §3.
 
     Holds base filters B of shape ``(n_groups, in_channels, *filter_shape)`` and a
     generator. Calling the module returns the bank of ``n_groups · group_size``

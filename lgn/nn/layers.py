@@ -14,7 +14,7 @@ __all__ = ["GroupConv2d", "GroupLinear"]
 
 
 class GroupConv2d(nn.Module):
-    """A convolution whose ``n_groups · group_size`` filters are orbits (SPEC §3).
+    """A convolution whose ``n_groups · group_size`` filters are orbits (docs/method.md §3).
 
     ``(batch, in_channels, H, W)`` → ``(batch, n_groups · group_size, h_out, w_out)``;
     output channel ``i·K + g`` is the response to A_g**i · B_g.

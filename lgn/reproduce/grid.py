@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = ["MODELS", "LGN_MODELS", "DataPlan", "Recipe", "RunSpec", "QUICK", "FULL", "data_plans", "build_grid",
            "PATCH_SIZE"]
 
-# model name → model settings; everything else is the paper's default (SPEC §2, §5)
+# model name → model settings; everything else is the paper's default (docs/method.md §2, §5)
 MODELS: dict[str, dict] = {
     "lgn-free": {"generator": "free", "regularizer": "aux-inverse"},  # the paper's LGN
     "lgn-cyclic": {"generator": "cyclic"},                             # exact cyclic groups, A^p = I

@@ -91,7 +91,7 @@ class TrainConfig:
 class DataConfig:
     name: str = ""                    # dataset: a name of lgn.data.dataset_names(), npz:PATH or planted:NAME
     data_dir: str | None = None       # folder of a file-based dataset (fashion-mnist, mnist, cifar10)
-    zca: bool = False                 # ZCA whitening after per-channel standardisation (SPEC §5)
+    zca: bool = False                 # ZCA whitening after per-channel standardisation (docs/method.md §5)
     zca_epsilon: float = 0.01         # added to the covariance eigenvalues before whitening
     train_subset: int | None = None   # keep only the first N training examples (quick runs); None: all
     test_subset: int | None = None    # keep only the first N test examples; None: all

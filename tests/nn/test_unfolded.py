@@ -46,7 +46,7 @@ def test_momentum_weights_follow_fista():
 
 
 def test_unfolded_update_by_hand_on_4x4():
-    """The SPEC §4 iteration, written out with loops on a 1×1×4×4 image."""
+    """The docs/method.md §4 iteration, written out with loops on a 1×1×4×4 image."""
     model = build_model(task="reconstruct", in_channels=1, image_size=4, n_layers=3, n_groups=1,
                         group_size=2, kernel_size=2, eta=0.3).double()
     with torch.no_grad():
