@@ -30,20 +30,26 @@ __all__ = ["new_figure", "save_figure", "generator_heatmaps", "dft_heatmaps", "o
 _CMAP = "RdBu_r"  # diverging: negative blue, zero white, positive red
 
 
+def _matplotlib():
+    try:
+        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError("figures need the optional matplotlib package: pip install 'lgn[figures]'") from None
+    return matplotlib, Figure, FigureCanvasAgg
+
+
 def new_figure(figsize):
     """A new figure on its own Agg canvas, outside pyplot: nothing global is registered or switched."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    _, Figure, FigureCanvasAgg = _matplotlib()
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _cmap(name: str):
-    import matplotlib
-
-    return matplotlib.colormaps[name]
+    return _matplotlib()[0].colormaps[name]
 
 
 def save_figure(fig, path) -> Path:

