@@ -21,7 +21,7 @@ import os
 import pkgutil
 import sys
 
-__all__ = ["main", "UsageError", "one_line"]
+__all__ = ["main", "UsageError", "one_line", "is_out_of_memory"]
 
 
 class UsageError(Exception):
@@ -31,6 +31,18 @@ class UsageError(Exception):
 def one_line(error: BaseException) -> str:
     """``error``'s message on one line (lines joined by '; '), or its type where it has none."""
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+_OUT_OF_MEMORY = ("can't allocate memory", "bad_alloc", "out of memory", "not enough memory",
+                  "unable to allocate")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed (numpy's and Python's ``MemoryError``, torch's allocators)."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(marker in text for marker in _OUT_OF_MEMORY)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("LGN_DEBUG"):
             raise
         print(f"lgn {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # an allocation that failed: one line, like any other error
+        if os.environ.get("LGN_DEBUG") or not is_out_of_memory(e):
+            raise
+        print(f"lgn {args.command}: error: out of memory: {one_line(e)[:300]}; try smaller settings "
+              f"(fewer layers, groups, examples or classes, or a smaller batch)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lgn {args.command}: interrupted", file=sys.stderr)

@@ -89,9 +89,13 @@ def load_patches(*, seed: int = 0, kernel_size: int = 6, n_train: int = 10000, n
     The first ``n_train`` of ``n_train + n_test`` patches drawn with ``seed`` train.
     """
     from lgn.data.patches import natural_patches
+    from lgn.limits import check_fits
 
     for name, value in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"patches: {name} must be a positive integer, got {value!r}")
+    if isinstance(kernel_size, int) and isinstance(channels, int):  # else natural_patches names the bad one
+        check_fits(4.0 * (n_train + n_test) * channels * kernel_size ** 2,
+                   f"{n_train + n_test} patches (n_train={n_train}, n_test={n_test})")
     x = natural_patches(kernel_size, n_train + n_test, seed=seed, channels=channels)
     return from_arrays("patches", x[:n_train], None, x[n_train:], None, value_range=1.0)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from lgn.groups import operators
+from lgn.limits import check_fits
 
 __all__ = ["PLANTED_NAMES", "planted_generator", "smooth_templates", "planted_dataset", "load_planted"]
 
@@ -78,6 +79,9 @@ def planted_dataset(name: str, *, kernel_size: int = 6, n_classes: int = 8, sigm
     T, order = planted_generator(name, kernel_size, perm_seed=perm_seed)
     rng = np.random.default_rng(seed)
     k, n = kernel_size, kernel_size * kernel_size
+    # float64 templates and orbits, then each split's images drawn in float64 and kept in float32
+    check_fits(8.0 * n_classes * (order + 1) * n + 12.0 * (n_train + n_test) * n,
+               f"planted:{name} with n_classes={n_classes}, n_train={n_train}, n_test={n_test}")
     templates = smooth_templates(n_classes, k, rng).reshape(n_classes, n)  # (M, n)
     powers = np.stack([np.linalg.matrix_power(T, j) for j in range(order)])  # (p, n, n)
     orbits = np.einsum("jab,cb->cja", powers, templates)  # (M, p, n): T**j t_c

@@ -79,13 +79,53 @@ def build_model(config: ModelConfig | None = None, **overrides) -> nn.Module:
     """``build_model(ModelConfig(...))`` or ``build_model(task='reconstruct', ...)``.
 
     An :class:`LGN`, or the CNN baseline of :mod:`lgn.models.cnn` for ``architecture='cnn'``.
+    Raises ``ValueError`` for a model too large for this machine's memory (:func:`check_model_fits`).
     """
     if config is None:
         config = ModelConfig(**overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
+    check_model_fits(config)
+    return _build(config)
+
+
+def _build(config: ModelConfig) -> nn.Module:
     if config.architecture == "cnn":
         from lgn.models.cnn import CNN
 
         return CNN(config)
     return LGN(config)
+
+
+_SIZE_KEYS = ("n_layers", "n_groups", "group_size", "kernel_size", "in_channels", "num_classes")
+
+
+def model_size(config: ModelConfig) -> int:
+    """The number of values in the parameters and buffers of the model ``config`` describes, without allocating.
+
+    Built on the meta device with 2 and 3 layers (every layer after the first
+    is alike), so a config of 10**30 layers costs no more than one of 3.
+    """
+    def count(n_layers: int) -> int:
+        with torch.device("meta"):
+            model = _build(dataclasses.replace(config, n_layers=n_layers))
+        return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+
+    if config.n_layers <= 3:
+        return count(config.n_layers)
+    two, three = count(2), count(3)
+    return two + (config.n_layers - 2) * (three - two)
+
+
+def check_model_fits(config: ModelConfig, copies: int = 1) -> None:
+    """Raise ``ValueError`` if ``copies`` float32 copies of the model's values exceed this machine's memory.
+
+    The message names the size settings above their defaults (or all of them).
+    """
+    from lgn.limits import check_fits
+
+    defaults = ModelConfig()
+    keys = [k for k in _SIZE_KEYS if getattr(config, k) > getattr(defaults, k)] or list(_SIZE_KEYS)
+    size = model_size(config)
+    check_fits(4 * copies * size, f"the model of {', '.join(f'model.{k}={getattr(config, k)}' for k in keys)} "
+                                  f"({size:.3g} values{f' × {copies} to train' if copies > 1 else ''})")

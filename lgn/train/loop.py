@@ -35,6 +35,7 @@ import torch
 
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
 from lgn.models import build_model, save_model
+from lgn.models.lgn import check_model_fits
 from lgn.train.checkpoint import (CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError, load_checkpoint,
                                   never_completed, next_slot, save_checkpoint)
 from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
@@ -519,6 +520,7 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
         task, t = config.model.task, config.train
 
         torch.manual_seed(t.seed)
+        check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
         model = build_model(config.model).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, eps=t.adam_eps)
         pos = _Position()

@@ -400,6 +400,33 @@ CONFIG_CASES = {
 }
 
 
+# ---------------------------------------------------------------- sizes beyond this machine's memory
+
+def _too_big(dataset: str | None, *overrides: str, names: str):
+    """A run whose settings ask for more memory than there is: refused before anything is allocated."""
+    def build(root: Path, base: Base) -> Call:
+        out = root / "run"
+        name = dataset or f"npz:{base.npz}"
+        settings = apply_overrides({"data": {"name": name}, "train": {"epochs": 1, "progress": False}},
+                                   list(overrides))
+        return Call(["train", "--dataset", name, "--out", str(out), "--epochs", "1", "--no-progress",
+                     *(a for o in overrides for a in ("--set", o))],
+                    lambda: train(settings, out, log=None), names, out)
+    return build
+
+
+MEMORY_CASES = {
+    "memory-model-n-groups": (_too_big(None, "model.n_groups=10000000", names="model.n_groups=10000000"),
+                              "needs .* more than this machine's .* of memory"),
+    "memory-model-n-layers": (_too_big(None, "model.n_layers=1000000000000000000000000000000",
+                                       names="model.n_layers=10000"), "more than this machine's"),
+    "memory-patches-n-train": (_too_big("patches", "data.options.n_train=100000000000", names="n_train=100000000000"),
+                               "more than this machine's"),
+    "memory-planted-n-classes": (_too_big("planted:shift-x", "data.options.n_classes=1000000000",
+                                          names="n_classes=1000000000"), "more than this machine's"),
+}
+
+
 # ---------------------------------------------------------------- saved models and run folders
 
 def _copy_run(root: Path, base: Base, change: Callable[[Path], None]) -> Path:
@@ -478,6 +505,8 @@ MODEL_CASES = {
                               "eta must be a positive number"),
     "model-json-eta-beyond-float32": (model(_edit_json("model.json", lambda c: {**c, "eta": 1e39}), "model.json"),
                                       "eta must be at most .*float32"),
+    "model-json-huge-n-layers": (model(_edit_json("model.json", lambda c: {**c, "n_layers": 10 ** 30}), "model.json"),
+                                 "model.n_layers=10+ .* more than this machine's"),
     "model-json-unknown-key": (model(_edit_json("model.json", lambda c: {**c, "format": "keras"}), "model.json"),
                                "unknown model config key"),
     "model-weights-unknown-format": (model(_edit_weights(lambda s, m: (s, {**m, "format": "keras"})),
@@ -544,8 +573,8 @@ ARGV_CASES = {
 }
 
 
-CASES = {**IDX_CASES, **CIFAR_CASES, **NPZ_CASES, **CONFIG_CASES, **MODEL_CASES, **CHECKPOINT_CASES,
-         **ARGV_CASES}
+CASES = {**IDX_CASES, **CIFAR_CASES, **NPZ_CASES, **CONFIG_CASES, **MEMORY_CASES, **MODEL_CASES,
+         **CHECKPOINT_CASES, **ARGV_CASES}
 XFAIL: dict[str, str] = {}
 
 
@@ -651,3 +680,33 @@ def test_real_process_exit_code_and_stderr(tmp_path, base, name):
     assert call.names in lines[0]
     assert not _outside(_changes(before, snapshot(tmp_path)), tmp_path, call.out)
     assert not (tmp_path / MARKER).exists()
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 268. GiB for an array with shape (1000000000, 6, 6) and data type float64"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 449000000000 bytes. Error code 12 (Cannot allocate memory)"),
+    RuntimeError("std::bad_alloc")])
+def test_an_allocation_that_fails_anyway_is_one_line(tmp_path, base, monkeypatch, capsys, error):
+    """What no estimate foresaw: caught where the command line ends, as one line and exit 2."""
+    import lgn.train.loop
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(lgn.train.loop, "fit_preprocessing", fail)
+    capsys.readouterr()
+    rc = main(["train", "--dataset", f"npz:{base.npz}", "--out", str(tmp_path / "run"), *TINY_SET, "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("lgn train: error: out of memory: "), err
+
+
+def test_another_runtime_error_is_not_taken_for_memory(tmp_path, base, monkeypatch):
+    import lgn.train.loop
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(lgn.train.loop, "fit_preprocessing", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["train", "--dataset", f"npz:{base.npz}", "--out", str(tmp_path / "run"), *TINY_SET, "--epochs", "1"])
