@@ -85,6 +85,7 @@ class Checkpoint:
     slot: str = CHECKPOINT_SLOTS[0]                  # the slot it was read from
     warnings: list[str] = field(default_factory=list)  # damaged newer checkpoints passed over
     threads: int | None = None                       # torch's CPU threads when it was saved (None: not recorded)
+    optimizer_steps: int | None = None               # steps the optimiser's state has seen (None: not Adam)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -334,7 +335,7 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
     for key, value in expected.items():
         _tensor(tensors, f"model/{key}", value.shape, value.dtype)
 
-    _check_optimizer(meta, tensors, optimizer, step, version)
+    optimizer_steps = _check_optimizer(meta, tensors, optimizer, step, version)
 
     # the random number generators
     _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
@@ -363,11 +364,16 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
         _int(int(python_words[-1]), "rng/python position", 0, _RNG_WORDS)
     return Checkpoint(epoch=epoch, step=step, config=config, batch=batch, state=state,
                       tensors={k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")},
-                      slot=slot, threads=threads)
+                      slot=slot, threads=threads, optimizer_steps=optimizer_steps)
 
 
-def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer, step: int, version: int) -> None:
-    """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``."""
+def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer, step: int,
+                     version: int) -> int | None:
+    """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``.
+
+    Returns the steps Adam's state has taken (the same for every parameter; 0
+    without state), or None for another optimiser.
+    """
     rest = _get(meta, "optimizer", dict, "optimizer")
     groups = _get(rest, "param_groups", list, "optimizer.param_groups")
     current = optimizer.state_dict()["param_groups"]
@@ -422,6 +428,7 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
         raise CheckpointError("optimizer/", f"must hold state for every parameter (0..{len(params) - 1}) or none, "
                                             f"got {len(held)} of {len(trained)}")
     wanted = _adam_state_names(optimizer)
+    counts = set()
     for index, names in held.items():
         if wanted is not None and names != wanted:
             raise CheckpointError(f"optimizer/{index}", f"must hold {sorted(wanted)}, got {sorted(names)}")
@@ -432,10 +439,17 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
                 continue
             if name == "step":
                 value = _tensor(tensors, key, (), None)
-                if value.is_complex() or not 0 <= float(value) <= step:
-                    raise CheckpointError(key, f"must be in 0..{step} (the steps taken), got {float(value)}")
+                if value.is_complex() or not 0 <= float(value) <= step or float(value) != int(value):
+                    raise CheckpointError(key, f"must be a whole number in 0..{step} (the steps taken), "
+                                               f"got {float(value)}")
+                counts.add(int(value))
             else:
                 _tensor(tensors, key, param.shape, param.dtype)
+    if wanted is None:
+        return None
+    if len(counts) > 1:
+        raise CheckpointError("optimizer/", f"holds the state of different step counts {sorted(counts)}")
+    return counts.pop() if counts else 0
 
 
 def _adam_state_names(optimizer: torch.optim.Optimizer) -> set[str] | None:

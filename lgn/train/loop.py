@@ -454,6 +454,11 @@ def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkp
             if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
                     type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
                 raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
+        if found.optimizer_steps is not None:  # Adam steps on every batch but the skipped ones
+            taken = found.step - sum(int(r.get("skipped_batches", 0)) for r in metrics) - state["skipped"]
+            if found.optimizer_steps != taken:
+                raise CheckpointError("optimizer/", f"holds the state of {found.optimizer_steps} optimiser steps, "
+                                                    f"but the position says {taken}")
         sums = found.tensors.get("sums")
         if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
             raise CheckpointError("extra/sums", "must be 2 finite float32 values")

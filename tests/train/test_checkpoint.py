@@ -254,7 +254,7 @@ LYING = {  # (meta edit, tensors edit, the field the error must name)
     "adam state of the wrong shape": (None, _tensor_edit("optimizer/0/exp_avg", lambda t: t.flatten()[:3]),
                                       "optimizer/0/exp_avg.* must have shape"),
     "adam step beyond the steps taken": (None, _tensor_edit("optimizer/0/step", lambda t: t + 100),
-                                         "optimizer/0/step must be in 0..2"),
+                                         "optimizer/0/step must be a whole number in 0..2"),
     "adam state of one parameter removed": (None, _drop_all("optimizer/1/"), "optimizer.state_keys lists"),
     "adam state of one parameter removed, listing too": (lambda m: m["optimizer"]["state_keys"].pop("1"),
                                                          _drop_all("optimizer/1/"), "state for every parameter"),
