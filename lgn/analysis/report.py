@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
+from lgn.parsing import load_json
 from lgn.train.run import read_metrics
 
 __all__ = ["write_report", "find_inputs"]
@@ -86,7 +87,7 @@ def find_inputs(directory: str | os.PathLike) -> tuple[Path | None, Path | None,
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        return load_json(path.read_bytes(), str(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
 

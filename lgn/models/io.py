@@ -13,6 +13,7 @@ from safetensors.torch import save
 from lgn.data.preprocess import Preprocessing, load_preprocessing
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
+from lgn.parsing import load_json
 
 __all__ = ["save_model", "load_model", "load_run", "RunModel", "atomic_write", "WEIGHTS_FILE", "CONFIG_FILE"]
 
@@ -57,7 +58,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")
     try:
-        raw = json.loads(config_path.read_bytes().decode("utf-8"))
+        raw = load_json(config_path.read_bytes().decode("utf-8"), str(config_path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):

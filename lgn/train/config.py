@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lgn.limits import check_float32
 from lgn.models import ModelConfig
+from lgn.parsing import load_toml as load_toml_text
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
            "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
@@ -205,12 +206,15 @@ def _check_plain(value, where: str) -> None:
                                f"got {type(value).__name__} {value!r}")
 
 
-def _parse_text(text: str):
-    """A command-line string as one TOML value (``3``, ``0.5``, ``true``, ``[1, 2]``), else the string itself."""
+def _parse_text(text: str, where: str):
+    """A command-line string as one TOML value (``3``, ``0.5``, ``true``, ``[1, 2]``), else the string itself.
+
+    ``where`` (the setting) names a value nested too deeply.
+    """
     if text.strip().lower() in ("none", "null"):
         return None
     try:
-        parsed = tomllib.loads(f"v = {text}")
+        parsed = load_toml_text(f"v = {text}", f"the value of {where}")
     except tomllib.TOMLDecodeError:
         return text
     return parsed["v"] if list(parsed) == ["v"] else text  # 'v = 3\nlr = 5' is not one value
@@ -260,7 +264,7 @@ def load_toml(path: str | Path) -> dict:
     if not path.is_file():
         raise ValueError(f"config file {path} is not a file")
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale
+        raw = load_toml_text(path.read_bytes().decode("utf-8"), str(path))  # TOML is UTF-8 whatever the locale
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid TOML: {e}") from None
     return check_settings(raw, str(path))
@@ -294,14 +298,14 @@ def parse_override(text: str) -> tuple[str, str, object]:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
     section, key = parts[0], parts[1]
     if section == "data" and key == "options" and len(parts) == 3:
-        parsed = _parse_text(value)
+        parsed = _parse_text(value, name.strip())
         check_range(section, "options", check_value(dict, {parts[2]: parsed}, "data.options"))
         return section, f"options.{parts[2]}", parsed
     if len(parts) != 2:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
     hint = _field(section, key)
     try:
-        checked = check_value(hint, _parse_text(value), f"{section}.{key}")
+        checked = check_value(hint, _parse_text(value, name.strip()), f"{section}.{key}")
     except SettingTypeError:
         if not _accepts_str(hint):
             raise

@@ -30,6 +30,7 @@ except ImportError:  # not POSIX: no lock (one writer per folder is then the use
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
 from lgn.models.io import WEIGHTS_FILE, atomic_write
+from lgn.parsing import load_json
 from lgn.train.checkpoint import CHECKPOINT_FILES
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "TENSORBOARD_DIR", "RUN_FILES", "LOCK_FILE", "RunFolderBusy",
@@ -133,7 +134,7 @@ def read_config(out: str | os.PathLike) -> dict | None:
     if not path.is_file():
         return None
     try:
-        config = json.loads(path.read_text())
+        config = load_json(path.read_bytes(), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(config, dict):
@@ -159,8 +160,8 @@ def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
+            record = load_json(line, f"{path} line {number}")
+        except ValueError as e:  # invalid JSON, or nested too deeply
             if skip_damaged:
                 continue
             raise ValueError(f"{path} is not valid JSON lines: line {number}: {e}") from None

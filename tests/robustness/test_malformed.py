@@ -394,6 +394,12 @@ CONFIG_CASES = {
     "set-lr-1e300": (_set("train.lr=1e300"), "float32's largest"),
     "set-eta-beyond-float32": (_set("model.eta=1e39"), "model.eta must be at most .*float32"),
     "set-eps-beyond-float32": (_set("train.adam_eps=-1e39"), "train.adam_eps must be at most"),
+    "toml-nested-800-deep": (_toml("[data]\noptions = { a = " + "[" * 800 + "]" * 800 + " }\n"),
+                             "nested more than 32 levels deep"),
+    "toml-nested-100000-deep": (_toml("[train]\nlr = " + "[" * 100000 + "]" * 100000 + "\n"),
+                                "nested more than 32 levels deep"),
+    "set-nested-800-deep": (_set("data.options.a=" + "[" * 800 + "]" * 800), "data.options.a is nested more"),
+    "set-nested-key-800-deep": (_set("train.lr=" + "[" * 800 + "]" * 800), "train.lr is nested more"),
     "toml-lr-beyond-float32": (_toml("[train]\nlr = 1e300\n"), "train.lr must be at most"),
     "toml-reg-weight-huge-int": (_toml("[model]\nreg_weight = 10000000000000000000000000000000000000000\n"),
                                  "model.reg_weight must be at most"),
@@ -507,6 +513,10 @@ MODEL_CASES = {
                                       "eta must be at most .*float32"),
     "model-json-huge-n-layers": (model(_edit_json("model.json", lambda c: {**c, "n_layers": 10 ** 30}), "model.json"),
                                  "model.n_layers=10+ .* more than this machine's"),
+    "model-json-nested-deep": (model(_write("model.json", b'{"eta": ' + b"[" * 800 + b"]" * 800 + b"}"),
+                                     "model.json", "analyze"), "nested more than 32 levels deep"),
+    "run-config-nested-deep": (model(_write("config.json", b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+                                     "config.json", api="evaluate_run"), "nested more than 32 levels deep"),
     "model-json-unknown-key": (model(_edit_json("model.json", lambda c: {**c, "format": "keras"}), "model.json"),
                                "unknown model config key"),
     "model-weights-unknown-format": (model(_edit_weights(lambda s, m: (s, {**m, "format": "keras"})),
@@ -546,7 +556,62 @@ def _resume(root: Path, base: Base, *, copy_checkpoint: bool, overrides: list[st
                 lambda: train(settings, run, resume=True, log=None), "checkpoint", run)
 
 
+def _edit_checkpoint(edit_meta=None, edit_tensors=None):
+    """A resume of the 1-epoch base run whose checkpoint was edited, its digests made to match."""
+    def build(root: Path, base: Base) -> Call:
+        from tests.train.test_checkpoint import rewrite
+
+        run = root / "run"
+        shutil.copytree(base.run, run)
+        rewrite(run, meta=edit_meta, tensors=edit_tensors)
+        settings = {"train": {"progress": False}}
+        return Call(["train", "--resume", "--out", str(run), "--no-progress"],
+                    lambda: train(settings, run, resume=True, log=None), "checkpoint-0", run)
+    return build
+
+
+def _deep_json(root: Path, base: Base) -> Call:
+    run = root / "run"
+    shutil.copytree(base.run, run)
+    (run / "checkpoint-0.json").write_bytes(b'{"format": ' + b"[" * 100000 + b"]" * 100000 + b"}")
+    return Call(["train", "--resume", "--out", str(run), "--no-progress"],
+                lambda: train({"train": {"progress": False}}, run, resume=True, log=None),
+                "checkpoint-0", run)
+
+
+def _first_tensor(prefix):
+    return lambda named: next(k for k in sorted(named) if k.startswith(prefix))
+
+
+def _retype(prefix, dtype):
+    def edit(named):
+        key = _first_tensor(prefix)(named)
+        named[key] = named[key].to(dtype)
+    return edit
+
+
 CHECKPOINT_CASES = {
+    "resume-version-1-bypass": (_edit_checkpoint(lambda m: m.update(version=1, step=9)),
+                                "not an lgn checkpoint of version 2 or 3"),
+    "resume-missing-step": (_edit_checkpoint(lambda m: m.pop("step")), "field step is missing"),
+    "resume-missing-optimizer": (_edit_checkpoint(lambda m: m.pop("optimizer")), "field optimizer is missing"),
+    "resume-missing-config": (_edit_checkpoint(lambda m: m.pop("config")), "field config is missing"),
+    "resume-state-a-list": (_edit_checkpoint(lambda m: m.update(state=[])), "field state must be an object"),
+    "resume-negative-step": (_edit_checkpoint(lambda m: m.update(step=-3)), "field step must be in 0.."),
+    "resume-negative-batch": (_edit_checkpoint(lambda m: m.update(batch=-1)), "field batch must be in 0.."),
+    "resume-huge-batch": (_edit_checkpoint(lambda m: m.update(batch=10 ** 15)), "field batch"),
+    "resume-faked-test-acc": (_edit_checkpoint(lambda m: m["state"]["metrics"][0].update(test_acc="0.99")),
+                              r"field state.metrics\[0\]"),
+    "resume-int32-weights": (_edit_checkpoint(None, _retype("model/", torch.int32)), "must be float32, got int32"),
+    "resume-short-rng": (_edit_checkpoint(None, lambda n: n.__setitem__("rng/torch", n["rng/torch"][:7])),
+                         "field rng/torch must have shape"),
+    "resume-adam-state-removed": (_edit_checkpoint(
+        lambda m: m["optimizer"].update(state_keys={}),
+        lambda n: [n.pop(k) for k in [k for k in n if k.startswith("optimizer/")]]), "holds the state of 0 optimiser steps, but the position says 3"),
+    "resume-adam-wrong-shape": (_edit_checkpoint(None, lambda n: n.__setitem__(
+        "optimizer/0/exp_avg", n["optimizer/0/exp_avg"].flatten()[:5])), "optimizer/0/exp_avg must have shape"),
+    "resume-checkpoint-json-nested-deep": (_deep_json, "nested more than 32 levels deep"),
+
     "resume-checkpoint-of-other-run": (
         lambda root, base: _resume(root, base, copy_checkpoint=True, overrides=[]), "another architecture"),
     "resume-with-other-architecture": (
@@ -668,7 +733,7 @@ def test_payloads_run_under_a_plain_unpickler(tmp_path, kind):
 
 
 @pytest.mark.parametrize("name", ["idx-wrong-magic", "cifar-os-system", "toml-infinite-lr",
-                                  "npz-float64-beyond-float32"])
+                                  "npz-float64-beyond-float32", "toml-nested-800-deep", "resume-version-1-bypass"])
 def test_real_process_exit_code_and_stderr(tmp_path, base, name):
     build, match = CASES[name]
     call = build(tmp_path, base)
