@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save
+
+from lgn.files import atomic_write, read_safetensors
 
 __all__ = ["Preprocessing", "fit_preprocessing", "save_preprocessing", "load_preprocessing", "PREPROCESS_FILE"]
 
@@ -93,7 +96,7 @@ def fit_preprocessing(x_train: torch.Tensor, *, zca: bool = False, zca_epsilon: 
 
 def save_preprocessing(prep: Preprocessing, directory: str | os.PathLike) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in prep.tensors().items() if v is not None}
-    save_file(tensors, os.path.join(directory, PREPROCESS_FILE))
+    atomic_write(Path(directory) / PREPROCESS_FILE, save(tensors))  # 0644 like every other run file
 
 
 def load_preprocessing(directory: str | os.PathLike) -> Preprocessing:
@@ -101,7 +104,7 @@ def load_preprocessing(directory: str | os.PathLike) -> Preprocessing:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {PREPROCESS_FILE} in {directory}: not an lgn run folder")
     try:
-        tensors = load_file(path)
+        tensors, _ = read_safetensors(path)
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path} is not a readable safetensors file: {e}") from None
     if not {"mean", "std"} <= set(tensors):

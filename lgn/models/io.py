@@ -7,29 +7,20 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import save
 
 from lgn.data.preprocess import Preprocessing, load_preprocessing
+from lgn.files import atomic_write, read_safetensors
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
 from lgn.parsing import load_json
 
-__all__ = ["save_model", "load_model", "load_run", "RunModel", "atomic_write", "WEIGHTS_FILE", "CONFIG_FILE"]
+__all__ = ["save_model", "load_model", "load_run", "RunModel", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 FORMAT, VERSION = "lgn", "1"  # the weights file's metadata
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_model(model: LGN, directory: str | os.PathLike) -> Path:
@@ -68,9 +59,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     except (TypeError, ValueError) as e:
         raise ValueError(f"{config_path}: {e}") from None
     try:
-        with safe_open(str(weights_path), framework="pt", device=str(map_location)) as f:
-            metadata = f.metadata() or {}
-            state = {key: f.get_tensor(key) for key in f.keys()}
+        state, metadata = read_safetensors(weights_path, map_location)
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights_path} is not a readable safetensors file: {e}") from None
     if metadata.get("format", FORMAT) != FORMAT:

@@ -49,7 +49,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from lgn.models.io import atomic_write
+from lgn.files import atomic_write
 from lgn.parsing import load_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",

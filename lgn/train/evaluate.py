@@ -32,16 +32,18 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, *,
     ``x`` ``(N, C, H, W)`` is the preprocessed input. PSNR is measured on the
     raw scale: output and input are mapped back through ``preprocessing``,
     and ``peak`` is the raw data's range. The model is put in eval mode and
-    returned to its former mode.
+    returned to its former mode. A model of another float dtype (float16,
+    float64) gets ``x`` in its dtype, and is scored in ``x``'s.
     """
     was_training = model.training
     model.eval()
+    dtype = _dtype(model, x.dtype)
     loss_sum = score_sum = 0.0
     try:
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size]
             yb = None if y is None else y[start:start + batch_size]
-            out = model(xb)
+            out = model(xb.to(dtype)).to(x.dtype)
             loss_sum += float(task_loss(out, xb, yb, task)) * len(xb)
             if task == "classify":
                 score_sum += float((out.argmax(1) == yb).sum())
@@ -53,6 +55,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, *,
         model.train(was_training)
     n = len(x)
     return {"loss": loss_sum / n, "acc" if task == "classify" else "psnr": score_sum / n}
+
+
+def _dtype(model: torch.nn.Module, default: torch.dtype) -> torch.dtype:
+    """The float dtype of ``model``'s parameters (``default`` if it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), default)
 
 
 def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
@@ -102,7 +109,7 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
         raise ValueError(f"{os.path.join(run_dir, PREPROCESS_FILE)} is for {len(prep.mean)} channels but the "
                          f"run's model takes {model.config.in_channels}")
     x = prep(x.to(device))
-    model.check_input(x[:1])
+    model.check_input(x[:1].to(_dtype(model, x.dtype)))
     metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep,
                        batch_size=batch_size or config.get("train", {}).get("eval_batch_size", 1000))
     bad = next((k for k, v in metrics.items() if not math.isfinite(v)), None)

@@ -29,7 +29,8 @@ except ImportError:  # not POSIX: no lock (one writer per folder is then the use
 
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
-from lgn.models.io import WEIGHTS_FILE, atomic_write
+from lgn.files import append_text, atomic_write
+from lgn.models.io import WEIGHTS_FILE
 from lgn.parsing import load_json
 from lgn.train.checkpoint import CHECKPOINT_FILES
 
@@ -177,5 +178,4 @@ def write_metrics(out: Path, records: list[dict]) -> None:
 
 
 def append_metrics(out: Path, record: dict) -> None:
-    with open(out / METRICS_FILE, "a") as f:
-        f.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: a NaN is refused, not written
+    append_text(out / METRICS_FILE, json.dumps(record, allow_nan=False) + "\n")  # strict JSON: a NaN is refused

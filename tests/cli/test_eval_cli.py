@@ -54,3 +54,35 @@ def test_eval_refuses_other_channels(run, tmp_path, capsys):
     rc = main(["eval", str(run), "--dataset", f"npz:{path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "expects (N, 1, H, W)" in err[0], err
+
+
+def test_a_run_folder_whose_name_is_not_utf8(run, tmp_path, capsys):
+    import os
+    import shutil
+    from pathlib import Path
+
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/run-\xff\xfe"))
+    shutil.copytree(run, odd)
+    capsys.readouterr()
+    assert main(["eval", str(odd), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 24
+    assert main(["analyze", str(odd), "--out", str(tmp_path / "analysis"), "--no-figures"]) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_eval_of_a_model_saved_in_another_float_dtype(run, tmp_path, capsys, dtype):
+    import shutil
+
+    import torch
+
+    from lgn.models import load_model, save_model
+
+    other = tmp_path / dtype
+    shutil.copytree(run, other)
+    save_model(load_model(run).to(getattr(torch, dtype)), other)
+    assert load_model(other).encoder.thresholds[0].dtype == getattr(torch, dtype)
+    capsys.readouterr()
+    assert main(["eval", str(other), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result["acc"] == pytest.approx(last["test_acc"], abs=0.05)

@@ -16,6 +16,7 @@ from lgn.train import train
 from lgn.train.evaluate import evaluate_run
 from lgn.train.run import LOCK_FILE, RunFolderBusy, clear_run_files
 from tests.robustness.test_malformed import snapshot
+from tests.train.test_loop import _same_weights, _without_times
 from tests.train.helpers import TINY_SET, tiny_settings, write_tiny_npz
 
 HOLD = ("import sys, time\nfrom lgn.train.run import lock_run_dir\n"
@@ -124,3 +125,57 @@ def test_force_deletes_only_what_a_run_wrote(tmp_path, npz):
     (out / "tensorboard" / "my-notes.txt").unlink()
     clear_run_files(out)
     assert not (out / "tensorboard").exists()  # emptied of the run's event files, the folder goes too
+
+
+def _disk_full_at(monkeypatch, k: int) -> list[str]:
+    """Make the k-th file synced to disk fail as a full disk would; returns the names written till then."""
+    import errno
+
+    import lgn.files
+
+    fsync, seen = os.fsync, []
+
+    def full(fd):
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        if len(seen) == k + 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return fsync(fd)
+
+    monkeypatch.setattr(lgn.files.os, "fsync", full)
+    return seen
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names the files through /proc")
+@pytest.mark.parametrize("k", range(11))  # every file a 2-epoch run syncs: 3 at the start, 4 at each epoch end
+def test_a_full_disk_names_the_file_and_the_run_resumes_exactly(tmp_path, npz, monkeypatch, k):
+    settings = tiny_settings(npz, epochs=2)
+    full = train(settings, tmp_path / "full", log=None)
+    seen = _disk_full_at(monkeypatch, k)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        train(settings, tmp_path / "cut", log=None)
+    failed = seen[-1].removesuffix(".tmp")
+    assert f"cannot write {failed}:" in str(info.value)
+    assert not list((tmp_path / "cut").glob("*.tmp"))  # the partial file does not keep the space
+    monkeypatch.undo()
+    resumed = train(settings, tmp_path / "cut", resume=True, log=None)
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
+    assert _without_times(resumed.metrics) == _without_times(full.metrics)
+
+
+def test_a_full_disk_is_one_line_from_the_command_line(tmp_path, npz, monkeypatch, capsys):
+    _disk_full_at(monkeypatch, 4)
+    capsys.readouterr()
+    rc = main(["train", "--dataset", f"npz:{npz}", "--out", str(tmp_path / "run"), "--epochs", "1",
+               "--no-progress", *TINY_SET])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "cannot write " in err[0] and str(tmp_path / "run") in err[0], err
+
+
+def test_every_run_file_has_the_same_mode(tmp_path, npz):
+    old = os.umask(0o022)
+    try:
+        train(tiny_settings(npz, epochs=1), tmp_path / "run", log=None)
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert set(modes.values()) == {"0o644"}, modes

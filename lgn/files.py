@@ -1,0 +1,65 @@
+"""Writing and reading the files of a run: atomically, naming the file that failed, by any path the OS accepts.
+
+:func:`atomic_write` leaves either the old file or the new one after a crash,
+and an error while writing (a full disk, say) names the file and removes the
+partial temporary one. :func:`read_safetensors` reads through Python's own file
+handling, so a folder whose name is not UTF-8 (which safetensors' own path
+functions refuse) works like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load
+
+__all__ = ["atomic_write", "append_text", "read_safetensors"]
+
+
+def _named(error: OSError, path: Path) -> OSError:
+    """``error`` with ``path`` in its message (an ``OSError`` of the same errno)."""
+    return OSError(error.errno, f"cannot write {path}: {error.strerror or error}")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+
+    The file is written 0644 (less the umask) to ``path``.tmp, synced and
+    renamed. An ``OSError`` names ``path``; the temporary file is then removed.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _named(e, path) from None
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` to ``path``; an ``OSError`` names ``path``."""
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as e:
+        raise _named(e, Path(path)) from None
+
+
+def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, dict]:
+    """The tensors (on ``device``) and the string metadata of a safetensors file.
+
+    Raises ``OSError`` if it cannot be read and ``safetensors.SafetensorError``
+    if it is not a valid safetensors file.
+    """
+    data = Path(path).read_bytes()
+    tensors = load(data)  # validates the header and every tensor's extent first
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    metadata = header.get("__metadata__") or {}
+    return {k: v.to(device) for k, v in tensors.items()}, metadata
