@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lgn.data.planted import PLANTED_NAMES, planted_generator
+from lgn.data.planted import TEMPLATE_NAMES, planted_generator
 from lgn.discovery import alignment, alignment_per_group, collapse, orbit_alignment
 
 K = 6
@@ -15,7 +15,7 @@ def _bases(n, rng):
     return rng.standard_normal((n, K * K))
 
 
-@pytest.mark.parametrize("name", PLANTED_NAMES)
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_planted_generator_and_its_inverse_score_one(name):
     t, p = planted_generator(name, K)
     b = _bases(3, np.random.default_rng(0))
@@ -23,7 +23,7 @@ def test_planted_generator_and_its_inverse_score_one(name):
     assert alignment(np.stack([np.linalg.inv(t)] * 3), b, t, p) == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("name", PLANTED_NAMES)
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_random_generator_scores_low(name):
     t, p = planted_generator(name, K)
     rng = np.random.default_rng(1)
