@@ -254,6 +254,19 @@ _SHORT = {"skew": "skew", "symmetric": "sym", "toeplitz": "toepl", "circulant": 
           "min_singular": "σmin", "cond": "cond", "finite_order": "order", "orthogonality": "orth"}
 
 
+_LEGEND = [f"{name:<12} {text}" for name, text in [
+    ("sim", "|cosine| similarity of A with the nearest known operation ('-': A ≈ −op)"),
+    ("skew, sym", "share of A in its skew-symmetric and symmetric parts (skew² + sym² = 1)"),
+    ("toepl, circ", "share of A's energy in Toeplitz (2-D shift, convolution) and circulant (cyclic) structure"),
+    ("dftD", "share of energy on the diagonal of F·A·F⁻¹, F the 2-D DFT (equals circ)"),
+    ("dftT", "share of energy in the k² largest entries of F·A·F⁻¹ (1 for shifts, 90° rotations, flips)"),
+    ("block", "energy in the k strongest k×k blocks (0: spread evenly, 1: concentrated)"),
+    ("σmin, cond", "smallest singular value of A, and σmax/σmin"),
+    ("order", "min over c of ‖(cA)^p − I‖/‖I‖: 0 for a finite group of order dividing p"),
+    ("orth", "min over c of ‖(cA)ᵀ(cA) − I‖/‖I‖: 0 for a multiple of an orthogonal matrix"),
+]] + ["Every index and error is scale-invariant; the indices lie in [0, 1]."]
+
+
 def format_table(analysis: dict) -> str:
     """A plain-text table of ``analysis`` (as returned by :func:`analyze_groups`), one line per generator."""
     gens = analysis["generators"]
@@ -278,4 +291,4 @@ def format_table(analysis: dict) -> str:
     lines.append(f"{len(gens)} generators ({analysis['action']} action, k={analysis['kernel_size']}, "
                  f"p={analysis['order']}); nearest families (similarity ≥ {MATCH_THRESHOLD}): {fams}; "
                  f"mean similarity {s['mean_similarity']:.2f}")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + _LEGEND)

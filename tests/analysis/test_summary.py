@@ -93,6 +93,11 @@ def test_json_is_strict_and_table_lists_every_generator(tmp_path):
     assert data["generators"][1]["nearest_op"]["name"] == "flip-x"
     table = format_table(out)
     assert "shift(1,0)" in table and "flip-x" in table and "inf" in table
+    header = table.splitlines()[0].replace("|", " ").split()
+    named = {name for line in table.splitlines()[len(out["generators"]) + 4:]
+             for name in line[:12].replace(",", " ").split()}
+    # every column past the generator's position and nearest op is explained under the table
+    assert set(header[header.index("sim"):]) <= named, set(header[header.index("sim"):]) - named
 
 
 def test_weak_matches_are_not_counted_as_a_family():
