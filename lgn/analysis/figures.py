@@ -75,28 +75,28 @@ def _draw(tiles, path, *, vmin, vmax, cmap=_CMAP, row_labels=(), col_labels=(), 
     R, C, h, w = tiles.shape[:4]
     gap = max(1, h // 12) if gap is None else gap
     image = _mosaic(tiles, gap, fill=np.nan if tiles.ndim == 4 else 1.0)
-    if tile_inches is None:
-        tile_inches = min(1.6, 18.0 / max(C, 1), 20.0 / max(R, 1))
+    if tile_inches is None:  # at most about 12 inches of tiles: 1,200 px at 100 dpi, shown unscaled in the report
+        tile_inches = min(1.6, 12.0 / max(C, 1), 20.0 / max(R, 1))
     width = C * tile_inches + (1.6 if colorbar else 0.4) + (1.0 if row_labels else 0.0)
-    height = R * tile_inches * h / w + (0.9 if title else 0.4) + (0.3 if col_labels else 0.0)
+    height = R * tile_inches * h / w + (0.9 if title else 0.4) + (0.5 if col_labels else 0.0)
     fig = new_figure((max(width, 3.0), max(height, 2.0)))
     ax = fig.subplots()
     cm = _cmap(cmap).with_extremes(bad="white")
     im = ax.imshow(image, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([j * (w + gap) + (w - 1) / 2 for j in range(C)] if col_labels else [])
-    ax.set_xticklabels(list(col_labels), fontsize=8)
+    ax.set_xticklabels(list(col_labels), fontsize=9)
     ax.xaxis.tick_top()
     ax.set_yticks([i * (h + gap) + (h - 1) / 2 for i in range(R)] if row_labels else [])
-    ax.set_yticklabels(list(row_labels), fontsize=8)
+    ax.set_yticklabels(list(row_labels), fontsize=9)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        ax.set_title(title, fontsize=10, pad=18 if col_labels else 6)
+        ax.set_title(title, fontsize=11, pad=26 if col_labels else 6, wrap=True)
     if colorbar and tiles.ndim == 4:
         cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-        cb.set_label(colorbar, fontsize=8)
-        cb.ax.tick_params(labelsize=7)
+        cb.set_label(colorbar, fontsize=9)
+        cb.ax.tick_params(labelsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -165,7 +165,8 @@ def _layout(tiles: np.ndarray, col_names: list[str]):
 
     Up to 24 columns in all, layers sit side by side (rows = groups, a blank tile
     between layers, columns named ``l{layer} …``); beyond that, rows are
-    (layer, group) and columns the ``col_names``.
+    (layer, group) and columns the ``col_names``, which keeps the tiles large
+    enough to read.
     """
     L, K, cols = tiles.shape[:3]  # layers, groups, columns per layer
     if L * cols <= 24:
@@ -219,7 +220,8 @@ def orbit_figure(A: np.ndarray, B: np.ndarray, order: int, path: str | os.PathLi
     else:
         cols = [f"{c}\n×{shrink.mean(0)[j % order]:.2g}" for j, c in enumerate(cols)]
     return _draw(grid, path, vmin=0 if C == 3 else -1, vmax=1, row_labels=rows, col_labels=cols,
-                 title=f"orbit filter banks {_power(0)}B … {_power(order - 1)}B "
+                 colorbar="filter value / the filter's peak |value|",
+                 title=f"orbit filter banks {_power(0)}B … {_power(order - 1)}B\n"
                        f"({kind}each filter scaled to its peak; ×: norm relative to B)")
 
 
@@ -243,7 +245,8 @@ def identity_action_figure(A: np.ndarray, kernel_size: int, order: int, path: st
     names = [(f"c{ch} " if channels > 1 else "") + f"{_power(i)}I" for ch in range(channels) for i in range(order)]
     grid, rows, cols = _layout(tiles, names)
     return _draw(grid, path, vmin=-1, vmax=1, row_labels=rows, col_labels=cols,
-                 title="action on the identity image I: Aⁱ·I (each image scaled to its peak)")
+                 colorbar="pixel value / the image's peak |value|",
+                 title="action on the identity image I: $A^i \\cdot I$\n(each image scaled to its peak)")
 
 
 def probe_figure(fits, path: str | os.PathLike) -> Path:

@@ -2,12 +2,14 @@
 
 The report folder is self-contained: one HTML file with inline CSS and the
 figures copied next to it as PNG files, no scripts and no network, so it can
-be zipped, mailed or opened straight from disk.
+be zipped, mailed or opened straight from disk. Results come first (a
+discovery's verdict, the run's last epoch and curves, the learned generators),
+the settings last, folded. The page is a jinja2 template with autoescaping:
+every value read from a file is shown as text.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -68,6 +70,9 @@ td.name { text-align: left; font-family: monospace; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; max-width: 60em; }
 .note { color: #666; font-size: 0.9em; } dl dt { font-weight: bold; } dl dd { margin: 0 0 0.4em 1.5em; }
+details { margin: 0.5em 0; } summary { cursor: pointer; color: #225; }
+.verdict { font-size: 1.05em; padding: 0.5em 0.8em; border-left: 4px solid #999; background: #f7f7f7; }
+.verdict.found { border-color: #3a3; } .verdict.none { border-color: #c33; }
 """
 
 
@@ -92,32 +97,52 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
 
 
-def _training_figure(rows: list[dict], path: Path) -> Path | None:
-    """Small multiples of every numeric series in metrics.jsonl, against epoch or step when present."""
-    xkey = next((k for k in ("epoch", "step") if any(k in r for r in rows)), None)
-    keys = []
+_TITLES = {"loss": "loss", "acc": "accuracy", "psnr": "PSNR (dB, raw scale)", "lr": "learning rate"}
+_NOT_CURVES = ("epoch", "step", "skipped_batches")  # counters, not curves; so are the *_seconds timings
+
+
+def _curves(rows: list[dict]) -> dict[str, list[str]]:
+    """The numeric series of ``rows`` by panel: ``train_X`` and ``test_X`` share panel X, in first-seen order."""
+    panels: dict[str, list[str]] = {}
     for r in rows:
         for k, v in r.items():
-            if k != xkey and k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
-                keys.append(k)
-    keys = keys[:9]
-    if not keys:
+            if k in _NOT_CURVES or k.endswith("seconds") or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            panel = k.split("_", 1)[1] if k.startswith(("train_", "test_")) else k
+            if k not in panels.setdefault(panel, []):
+                panels[panel].append(k)
+    order = sorted(panels, key=lambda p: (p == "lr", list(panels).index(p)))  # the learning rate last
+    return {p: panels[p] for p in order[:4]}
+
+
+def _training_figure(rows: list[dict], path: Path) -> Path | None:
+    """Training curves of metrics.jsonl against the epoch: train and test of one quantity on one panel."""
+    panels = _curves(rows)
+    if not panels:
         return None
     from lgn.analysis.figures import new_figure
-    cols = min(3, len(keys))
-    nrows = math.ceil(len(keys) / cols)
-    fig = new_figure((4 * cols, 2.6 * nrows))
-    axes = fig.subplots(nrows, cols, squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        pts = [(r.get(xkey, i), r[key]) for i, r in enumerate(rows)
-               if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker="." if len(pts) < 50 else None)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel(xkey or "record", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis("off")
+
+    xkey = "epoch" if any("epoch" in r for r in rows) else None
+    fig = new_figure((4.2 * len(panels), 3.2))  # first: without matplotlib, its one-line error
+    from matplotlib.ticker import MaxNLocator
+
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (panel, keys) in zip(axes, panels.items()):
+        for key in keys:
+            pts = [(r.get(xkey, i + 1), r[key]) for i, r in enumerate(rows)
+                   if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o" if len(pts) < 50 else None, markersize=3,
+                    label=key.split("_", 1)[0] if key != panel else key)
+        ax.set_title(_TITLES.get(panel, panel), fontsize=11)
+        ax.set_xlabel(xkey or "record", fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if panel == "lr":
+            ax.set_yscale("log")
+        if len(keys) > 1:
+            ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
@@ -135,113 +160,172 @@ def _num(value, digits=3) -> str:
         return "inf"
     if isinstance(value, float) and (abs(value) >= 1e4 or (0 < abs(value) < 1e-3)):
         return f"{value:.2e}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(rows_) + "</tr>" for rows_ in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _cell(text, style: str = "", name: bool = False) -> dict:
+    """One table cell for the template: its text (escaped there), an inline style, monospace for names."""
+    return {"text": str(text), "style": style, "cls": "name" if name else ""}
 
 
-def _figure(name: str, file: str, title: str | None = None) -> str:
-    caption = _FIGURE_CAPTIONS.get(name, "")
-    return (f"<figure><a href='{html.escape(file)}'><img src='{html.escape(file)}' alt='{html.escape(name)}'></a>"
-            f"<figcaption>{html.escape(title or name)}: {html.escape(caption)}</figcaption></figure>")
+def _shaded(value) -> dict:
+    return _cell(_num(value), _shade(value) if isinstance(value, (int, float)) and math.isfinite(value) else "")
 
 
-def _generator_rows(analysis: dict) -> str:
+def _table(header: list[str], rows: list[list[dict]]) -> dict:
+    return {"header": header, "rows": rows}
+
+
+def _figure(name: str, file: str, title: str | None = None) -> dict:
+    return {"file": file, "name": name, "title": title or name, "caption": _FIGURE_CAPTIONS.get(name, "")}
+
+
+def _generator_table(analysis: dict) -> dict:
     header = ["layer", "group", "channel", "nearest op", "similarity", *INDEX_NAMES, *GROUP_ERROR_NAMES]
     rows = []
     for e in analysis["generators"]:
-        cells = [f"<td>{e['layer']}</td>", f"<td>{e['group']}</td>", f"<td>{e['channel']}</td>",
-                 f"<td class='name'>{html.escape(e['nearest_op']['name'])}</td>",
-                 f"<td style='{_shade(e['nearest_op']['similarity'])}'>{_num(e['nearest_op']['similarity'])}</td>"]
-        cells += [f"<td style='{_shade(e['indices'][n])}'>{_num(e['indices'][n])}</td>" for n in INDEX_NAMES]
-        cells += [f"<td>{_num(e['group_error'][n])}</td>" for n in GROUP_ERROR_NAMES]
-        rows.append(cells)
+        rows.append([_cell(e["layer"]), _cell(e["group"]), _cell(e["channel"]),
+                     _cell(e["nearest_op"]["name"], name=True), _shaded(e["nearest_op"]["similarity"])]
+                    + [_shaded(e["indices"][n]) for n in INDEX_NAMES]
+                    + [_cell(_num(e["group_error"][n])) for n in GROUP_ERROR_NAMES])
     return _table(header, rows)
 
 
-def _analysis_section(analysis: dict, figures: dict[str, str]) -> str:
+def _analysis_section(analysis: dict, figures: dict[str, str]) -> dict:
     s = analysis["summary"]
-    fams = ", ".join(f"{html.escape(f)}: {n}" for f, n in s["families"].items())
-    parts = [
-        "<h2>Learned generators</h2>",
-        f"<p>{analysis['n_layers']} layers × {analysis['n_groups']} groups, {analysis['action']} action on "
-        f"{analysis['channels']}-channel {analysis['kernel_size']}×{analysis['kernel_size']} kernels, "
-        f"p = {analysis['order']}. Source: <code>{html.escape(str(analysis['source']))}</code>.</p>",
-        f"<p>Nearest known operations by family ('none': similarity below {MATCH_THRESHOLD}): {fams}; "
-        f"mean similarity {s['mean_similarity']:.3f} (library of {analysis['library']['size']} operations).</p>",
-        "<h3>Over all generators: mean of each index, median of each group error</h3>",
-        _table([*INDEX_NAMES, *GROUP_ERROR_NAMES],
-               [[f"<td style='{_shade(s['indices'][n])}'>{_num(s['indices'][n])}</td>" for n in INDEX_NAMES]
-                + [f"<td>{_num(s['group_error'][n])}</td>" for n in GROUP_ERROR_NAMES]]),
-    ]
-    for name in ("generators", "dft", "orbits", "identity_action"):
-        if name in figures:
-            parts.append(_figure(name, figures[name]))
-    parts += ["<h3>Every generator</h3>", _generator_rows(analysis)]
-    return "\n".join(parts)
+    return {
+        "shape": f"{analysis['n_layers']} layers × {analysis['n_groups']} groups, {analysis['action']} action on "
+                 f"{analysis['channels']}-channel {analysis['kernel_size']}×{analysis['kernel_size']} kernels, "
+                 f"p = {analysis['order']}.",
+        "source": str(analysis["source"]),
+        "families": ", ".join(f"{f}: {n}" for f, n in s["families"].items()),
+        "threshold": MATCH_THRESHOLD, "mean_similarity": f"{s['mean_similarity']:.3f}",
+        "library_size": analysis["library"]["size"],
+        "summary": _table([*INDEX_NAMES, *GROUP_ERROR_NAMES],
+                          [[_shaded(s["indices"][n]) for n in INDEX_NAMES]
+                           + [_cell(_num(s["group_error"][n])) for n in GROUP_ERROR_NAMES]]),
+        "figures": [_figure(n, figures[n]) for n in ("generators", "dft", "orbits", "identity_action")
+                    if n in figures],
+        "generators": _generator_table(analysis),
+    }
 
 
-def _probe_section(probe: dict, figures: dict[str, str]) -> str:
+def _probe_section(probe: dict, figures: dict[str, str]) -> dict:
     header = ["operation", "rel. error", "similarity to exact", "nearest op", "similarity",
               *INDEX_NAMES, *GROUP_ERROR_NAMES]
-    rows = []
-    for m in probe["maps"]:
-        rows.append([f"<td class='name'>{html.escape(m['name'])}</td>", f"<td>{_num(m['rel_error'], 4)}</td>",
-                     f"<td>{_num(m['exact_similarity'])}</td>",
-                     f"<td class='name'>{html.escape(m['nearest_op']['name'])}</td>",
-                     f"<td>{_num(m['nearest_op']['similarity'])}</td>"]
-                    + [f"<td style='{_shade(m['indices'][n])}'>{_num(m['indices'][n])}</td>" for n in INDEX_NAMES]
-                    + [f"<td>{_num(m['group_error'][n])}</td>" for n in GROUP_ERROR_NAMES])
-    parts = [
-        "<h2>Probe: known operations on natural patches</h2>",
-        f"<p>{probe['n_patches']} {html.escape(probe['dataset'])} patches of "
-        f"{probe['kernel_size']}×{probe['kernel_size']} (windows {probe['window']}×{probe['window']}, "
-        f"{probe['channels']} channel(s), each a sample). Pooling radius r is a box of side 2r + 1.</p>",
-        _table(header, rows),
-    ]
-    if "probe" in figures:
-        parts.append(_figure("probe", figures["probe"]))
+    rows = [[_cell(m["name"], name=True), _cell(_num(m["rel_error"], 4)), _cell(_num(m["exact_similarity"])),
+             _cell(m["nearest_op"]["name"], name=True), _cell(_num(m["nearest_op"]["similarity"]))]
+            + [_shaded(m["indices"][n]) for n in INDEX_NAMES]
+            + [_cell(_num(m["group_error"][n])) for n in GROUP_ERROR_NAMES] for m in probe["maps"]]
+    section = {
+        "text": f"{probe['n_patches']} {probe['dataset']} patches of {probe['kernel_size']}×{probe['kernel_size']} "
+                f"(windows {probe['window']}×{probe['window']}, {probe['channels']} channel(s), each a sample). "
+                "Pooling radius r is a box of side 2r + 1.",
+        "table": _table(header, rows),
+        "figures": [_figure("probe", figures["probe"])] if "probe" in figures else [],
+        "compare": None,
+    }
     if "compare" in probe:
         c = probe["compare"]
-        parts.append(f"<h3>Learned generators of <code>{html.escape(c['run'])}</code> against the probe maps</h3>")
-        if "similarity" in figures:
-            parts.append(_figure("similarity", figures["similarity"]))
-        rows = [[f"<td>{g['layer']}</td>", f"<td>{g['group']}</td>", f"<td>{g['channel']}</td>"]
-                + [f"<td style='{_shade(abs(g['similarity'][n]))}'>{_num(g['similarity'][n])}</td>" for n in c["maps"]]
+        rows = [[_cell(g["layer"]), _cell(g["group"]), _cell(g["channel"])]
+                + [_cell(_num(g["similarity"][n]), _shade(abs(g["similarity"][n]))) for n in c["maps"]]
                 for g in c["generators"]]
-        parts.append(_table(["layer", "group", "channel", *c["maps"]], rows))
-    return "\n".join(parts)
+        section["compare"] = {"run": c["run"], "table": _table(["layer", "group", "channel", *c["maps"]], rows),
+                              "figures": [_figure("similarity", figures["similarity"])] if "similarity" in figures
+                              else []}
+    return section
 
 
-def _run_section(run: Path, figures: dict[str, str]) -> str:
-    parts = ["<h2>Run</h2>"]
+def _flat(config: dict) -> list[tuple[str, str]]:
+    flat = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
+    for k, v in config.items():
+        if isinstance(v, dict):
+            flat += [(f"{k}.{kk}", vv) for kk, vv in v.items()]
+    return [(k, json.dumps(v)) for k, v in flat]
+
+
+def _run_section(run: Path, figures: dict[str, str]) -> dict:
+    """The run's results (last record of metrics.jsonl, training curves) and its settings."""
+    section = {"last": None, "figures": [], "configs": []}
+    rows = read_metrics(run, skip_damaged=True)
+    if rows:
+        last = rows[-1]
+        section["last"] = _table(list(last), [[_cell(f"{v:.4g}" if isinstance(v, float) else v) for v in last.values()]])
+    if "training" in figures:
+        section["figures"].append(_figure("training", figures["training"]))
     for name in ("config.json", "model.json"):
-        path = run / name
-        if path.is_file():
-            cfg = _read_json(path)
-            flat = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
-            for k, v in cfg.items():
-                if isinstance(v, dict):
-                    flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
-            parts.append(f"<h3>{name}</h3>")
-            parts.append(_table(["key", "value"], [[f"<td class='name'>{html.escape(k)}</td>",
-                                                    f"<td class='name'>{html.escape(json.dumps(v))}</td>"]
-                                                   for k, v in flat.items()]))
-    metrics = run / "metrics.jsonl"
-    if metrics.is_file():
-        rows = read_metrics(run, skip_damaged=True)
-        if rows:
-            last = rows[-1]
-            parts.append("<h3>Last record of metrics.jsonl</h3>")
-            parts.append(_table(list(last), [[f"<td>{f'{v:.4g}' if isinstance(v, float) else html.escape(str(v))}</td>"
-                                              for v in last.values()]]))
-        if "training" in figures:
-            parts.append(_figure("training", figures["training"]))
-    return "\n".join(parts)
+        if (run / name).is_file():
+            section["configs"].append({"name": name, "rows": _flat(_read_json(run / name))})
+    return section
+
+
+def _discovery_section(analysis: dict, analysis_dir: Path) -> dict | None:
+    """``lgn discover``'s verdict and numbers, when the analysis is one of its folders."""
+    found = analysis.get("discovery")
+    if not isinstance(found, dict):
+        return None
+    verdict_file = analysis_dir / "verdict.txt"
+    lines = verdict_file.read_text(encoding="utf-8").splitlines() if verdict_file.is_file() else []
+    verdict = found.get("verdict", {})
+    return {"lines": [line for line in lines if line.strip()],
+            "found": verdict.get("found") if isinstance(verdict, dict) else None,
+            "numbers": [(k, _num(v) if isinstance(v, float) else json.dumps(v)) for k, v in found.items()
+                        if k not in ("verdict", "config", "options")]
+                       + ([(f"verdict.{k}", _num(v) if isinstance(v, float) else json.dumps(v))
+                           for k, v in verdict.items()] if isinstance(verdict, dict) else [])}
+
+
+_TEMPLATE = """<!DOCTYPE html>
+{%- macro table(t) %}
+<table><thead><tr>{% for h in t.header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{%- for row in t.rows %}<tr>{% for c in row %}<td{% if c.cls %} class="{{ c.cls }}"{% endif %}
+{%- if c.style %} style="{{ c.style }}"{% endif %}>{{ c.text }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+{%- endmacro %}
+{%- macro figure(f) %}
+<figure><a href="{{ f.file }}"><img src="{{ f.file }}" alt="{{ f.name }}"></a>
+<figcaption>{{ f.title }}: {{ f.caption }}</figcaption></figure>
+{%- endmacro %}
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ css | safe }}</style></head>
+<body><h1>{{ title }}</h1>
+{% if discovery %}<h2>Discovery verdict</h2>
+<p class="verdict {{ 'found' if discovery.found else 'none' }}">{% for line in discovery.lines %}{{ line }}<br>
+{% endfor %}</p>
+<table><tbody>{% for k, v in discovery.numbers %}<tr><td class="name">{{ k }}</td><td class="name">{{ v }}</td></tr>
+{% endfor %}</tbody></table>{% endif %}
+{% if run %}<h2>Results</h2>
+{% if run.last %}<h3>Last epoch (metrics.jsonl)</h3>{{ table(run.last) }}{% endif %}
+{% for f in run.figures %}{{ figure(f) }}{% endfor %}{% endif %}
+{% if analysis %}<h2>Learned generators</h2>
+<p>{{ analysis.shape }} Source: <code>{{ analysis.source }}</code>.</p>
+<p>Nearest known operations by family ('none': similarity below {{ analysis.threshold }}): {{ analysis.families }};
+mean similarity {{ analysis.mean_similarity }} (library of {{ analysis.library_size }} operations).</p>
+<h3>Over all generators: mean of each index, median of each group error</h3>{{ table(analysis.summary) }}
+{% for f in analysis.figures %}{{ figure(f) }}{% endfor %}
+<details><summary>Every generator ({{ analysis.generators.rows | length }})</summary>{{ table(analysis.generators) }}</details>
+{% endif %}
+{% if probe %}<h2>Probe: known operations on natural patches</h2><p>{{ probe.text }}</p>{{ table(probe.table) }}
+{% for f in probe.figures %}{{ figure(f) }}{% endfor %}
+{% if probe.compare %}<h3>Learned generators of <code>{{ probe.compare.run }}</code> against the probe maps</h3>
+{% for f in probe.compare.figures %}{{ figure(f) }}{% endfor %}{{ table(probe.compare.table) }}{% endif %}{% endif %}
+{% if run and run.configs %}<h2>Settings</h2>
+{% for c in run.configs %}<details><summary>{{ c.name }} ({{ c.rows | length }} keys)</summary>
+<table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>
+{% for k, v in c.rows %}<tr><td class="name">{{ k }}</td><td class="name">{{ v }}</td></tr>
+{% endfor %}</tbody></table></details>
+{% endfor %}{% endif %}
+<h2>How to read the numbers</h2><dl>{% for term, text in glossary %}<dt>{{ term }}</dt><dd>{{ text }}</dd>{% endfor %}</dl>
+<p class="note">Every index is scale-invariant and lies in [0, 1]. Generated by <code>lgn report</code>.</p>
+</body></html>
+"""
+
+
+def _render(**context) -> str:
+    """The page: a jinja2 template with autoescaping, so every value from a file is shown, never run."""
+    from jinja2 import Environment, StrictUndefined
+
+    env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(_TEMPLATE).render(css=_CSS, glossary=_GLOSSARY, **context)
 
 
 def write_report(directory: str | os.PathLike) -> Path:
@@ -267,7 +351,8 @@ def write_report(directory: str | os.PathLike) -> Path:
                                 "or `lgn probe --out` first")
     out = d / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    sections, figures = [], {}
+    figures: dict[str, str] = {}
+    sections = {"run": None, "analysis": None, "probe": None, "discovery": None}
 
     def copy(src_dir: Path, name: str, file: str) -> None:
         src = src_dir / file
@@ -275,12 +360,11 @@ def write_report(directory: str | os.PathLike) -> Path:
             shutil.copyfile(src, out / file)
             figures[name] = file
 
-    if run is not None and (run / "metrics.jsonl").is_file():
+    if run is not None:
         rows = read_metrics(run, skip_damaged=True)
         if rows and _training_figure(rows, out / "training.png") is not None:
             figures["training"] = "training.png"
-    if run is not None:
-        sections.append(_run_section(run, figures))
+        sections["run"] = _run_section(run, figures)
     if analysis_dir is not None:
         analysis = _read_json(analysis_dir / ANALYSIS_FILE)
         for name, file in analysis.get("figures", {}).items():
@@ -289,20 +373,13 @@ def write_report(directory: str | os.PathLike) -> Path:
             from lgn.analysis.figures import analysis_figures
 
             figures.update(analysis_figures(load_groups(analysis_dir / GROUPS_FILE), out))
-        sections.append(_analysis_section(analysis, figures))
+        sections["analysis"] = _analysis_section(analysis, figures)
+        sections["discovery"] = _discovery_section(analysis, analysis_dir)
     if probe_dir is not None:
         probe = _read_json(probe_dir / "probe.json")
         for name, file in probe.get("figures", {}).items():
             copy(probe_dir, name, file)
-        sections.append(_probe_section(probe, figures))
-    glossary = "".join(f"<dt>{html.escape(t)}</dt><dd>{html.escape(x)}</dd>" for t, x in _GLOSSARY)
-    title = f"LGN report: {d.resolve().name}"
-    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>\n"
-            + "\n".join(sections)
-            + f"\n<h2>How to read the numbers</h2><dl>{glossary}</dl>"
-            + "<p class='note'>Every index is scale-invariant and lies in [0, 1]. Generated by <code>lgn report"
-              "</code>.</p></body></html>\n")
+        sections["probe"] = _probe_section(probe, figures)
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    index.write_text(_render(title=f"LGN report: {d.resolve().name}", **sections), encoding="utf-8")
     return index

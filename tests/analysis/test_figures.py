@@ -1,5 +1,6 @@
 """Figures are drawn lazily, land on disk as PNGs, and the report folder is self-contained."""
 
+import json
 import re
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_report_of_a_run_is_self_contained(run_with_probe):
     assert index == run_with_probe / "report" / "index.html"
     page = index.read_text()
     assert (run_with_probe / "analysis" / "analysis.json").is_file()  # analysed on the way
-    images = re.findall(r"<img src='([^']+)'", page)
+    images = re.findall(r"<img src=\"([^\"]+)\"", page)
     assert {"generators.png", "dft.png", "orbits.png", "identity_action.png", "probe.png", "similarity.png",
             "training.png"} <= set(images)
     for name in images:
@@ -84,6 +85,38 @@ def test_report_of_a_run_is_self_contained(run_with_probe):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     for text in ("nearest op", "toeplitz", "finite_order", "rot90", "pool2", "metrics.jsonl"):
         assert text in page
+    # results first, the settings last and folded away
+    assert page.index("Results") < page.index("Learned generators") < page.index("<details><summary>config.json")
+
+
+def test_report_escapes_markup_from_every_file(tmp_path):
+    # a run folder is data: a name, a config value, a metrics key or an analysis field is shown, never run
+    # (the f-string report escaped some values and not others: the analysis' action and layer went in raw)
+    attack = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    save_model(lgn.build_model(n_layers=1, n_groups=2), tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"name": attack}, attack: 1}))
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 0.5, attack: attack}) + "\n")
+    analysis = write_analysis(groups_from_model(lgn.build_model(n_layers=1, n_groups=2)), tmp_path / "analysis",
+                              figures=False, save_arrays=False)
+    analysis["action"] = attack
+    analysis["generators"][0]["layer"] = attack
+    write_json(analysis, tmp_path / "analysis" / "analysis.json")
+    page = write_report(tmp_path).read_text()
+    assert "<script" not in page and "<img src=x" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;") >= 5
+
+
+def test_report_of_a_discovery_folder_gives_the_verdict(tmp_path):
+    g = groups_from_model(lgn.build_model(n_layers=1, n_groups=2))
+    analysis = write_analysis(g, tmp_path, figures=False, save_arrays=True)
+    analysis["discovery"] = {"data": "planted:rot90", "test_accuracy": 0.97,
+                             "verdict": {"found": True, "order": 4, "fit_residual": 0.01}}
+    write_json(analysis, tmp_path / "analysis.json")
+    (tmp_path / "verdict.txt").write_text("group found: cyclic of order 4 (asked 4)\nnearest known operation: rot90\n")
+    page = write_report(tmp_path).read_text()
+    assert "Discovery verdict" in page and "group found: cyclic of order 4" in page
+    assert page.index("Discovery verdict") < page.index("Learned generators")
+    assert "test_accuracy" in page and "0.970" in page
 
 
 def test_report_needs_something_to_report(tmp_path):
