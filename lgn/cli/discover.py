@@ -78,7 +78,8 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    bar = tqdm(total=config.epochs if data.labelled else 0, desc="discover", unit="epoch", leave=False)
+    bar = tqdm(total=config.epochs if data.labelled else 0, desc="discover", unit="epoch", leave=False,
+               disable=None)  # None: drawn on a terminal only, as lgn train's
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,
                       progress=lambda: bar.update())
     bar.close()

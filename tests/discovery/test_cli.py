@@ -28,8 +28,10 @@ def test_discover_npz_unseen_group(tmp_path, capsys):
     code = main(["discover", "--data", f"npz:{path}", "--group-size", "2", "--out", str(out),
                  "--epochs", "2", "--layers", "1"])
     assert code == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "group found: cyclic of order 2" in text and "transpose" in text
+    assert captured.err == ""  # no progress bar drawn into a stderr that is not a terminal
     with np.load(out / "groups.npz") as f:
         assert f["A"].shape == (1, 3, 1, 36, 36) and f["B"].shape == (1, 3, 1, 6, 6)
         assert alignment(f["A"], f["B"], t, 2) > 0.95
