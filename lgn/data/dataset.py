@@ -67,6 +67,9 @@ def _images(where: str, x) -> torch.Tensor:
         x = x[:, None]
     if x.ndim != 4:
         raise ValueError(f"{where} must have shape (N, H, W) or (N, C, H, W), got {x.shape}")
+    if x.shape[3] in (1, 3, 4) and x.shape[1] > 4 and x.shape[2] > 4:  # (N, 32, 32, 3): a colour image's layout
+        raise ValueError(f"{where} has shape {x.shape}, which looks channels-last (N, H, W, C); lgn reads "
+                         f"(N, C, H, W): transpose it first, e.g. x.transpose(0, 3, 1, 2)")
     if 0 in x.shape:
         raise ValueError(f"{where} is empty: shape {x.shape}")
     if x.dtype.kind == "f" and x.dtype.itemsize > 4:  # checked before the cast, which would make them Inf

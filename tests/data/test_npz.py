@@ -59,6 +59,8 @@ def _set(name, value):
     (_set("x_train", lambda x: x[:, :, 0]), r"\(N, H, W\) or \(N, C, H, W\)"),
     (_set("x_train", lambda x: x[..., None, None]), r"\(N, H, W\) or \(N, C, H, W\)"),
     (_set("x_test", lambda x: x[:, :4]), "must match"),
+    # a colour set saved as (N, H, W, C) used to fail later as "image_size too small for kernel_size"
+    (_set("x_train", lambda x: np.repeat(x[..., None], 3, axis=3)), r"looks channels-last \(N, H, W, C\).*transpose"),
     (_set("x_train", lambda x: x[:0]), "empty"),
     (_set("x_train", lambda x: x.astype(np.complex64)), "integers or floats"),
     (_set("y_train", lambda y: y.astype(np.str_)), "integer class labels"),
