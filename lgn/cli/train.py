@@ -6,11 +6,66 @@ import argparse
 import dataclasses
 import os
 
-# (flag destination, config section, config key): a flag given on the command line wins over --set and --config
-FLAGS = (("dataset", "data", "name"), ("data_dir", "data", "data_dir"), ("task", "model", "task"),
-         ("epochs", "train", "epochs"), ("seed", "train", "seed"), ("device", "train", "device"),
-         ("tensorboard", "train", "tensorboard"), ("progress", "train", "progress"),
-         ("checkpoint_every", "train", "checkpoint_every"), ("on_nan", "train", "on_nan"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One ``lgn train`` flag: its argparse options and, for a setting, the config key it sets."""
+
+    name: str                       # the option, without its leading dashes
+    options: dict                   # argparse keyword arguments (dest is derived from name unless given)
+    key: tuple[str, str] | None = None  # (section, key) it sets; a flag given wins over --set and --config
+    group: str | None = None        # flags of one group are mutually exclusive
+
+    @property
+    def dest(self) -> str:
+        return self.options.get("dest", self.name.replace("-", "_"))
+
+    def argv(self, value) -> list[str]:
+        """The command-line words that give ``value`` again (none for a value the flag would not set)."""
+        action = self.options.get("action")
+        if action == "append":
+            return [w for v in value for w in (f"--{self.name}", str(v))]
+        if action in ("store_true", "store_false"):
+            return [f"--{self.name}"] if value is (action == "store_true") else []
+        return [] if value is None else [f"--{self.name}", str(value)]
+
+
+# Every flag of lgn train but --nproc, once: the parser, the settings and the relaunch under torchrun read it
+FLAGS = (
+    Flag("dataset", dict(metavar="NAME", help="mnist5k, fashion-mnist, mnist, digits, cifar10, patches, "
+                                              "npz:PATH or planted:NAME"), ("data", "name")),
+    Flag("task", dict(choices=("classify", "reconstruct"), help="what the model learns (default classify)"),
+         ("model", "task")),
+    Flag("out", dict(required=True, metavar="DIR", help="the run folder to write")),
+    Flag("epochs", dict(type=int, metavar="N", help="passes over the training set (default 100)"),
+         ("train", "epochs")),
+    Flag("config", dict(metavar="FILE.toml", help="a TOML file with [model], [train] and [data] tables")),
+    Flag("set", dict(action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override one config key, e.g. --set model.n_groups=8 (repeatable)")),
+    Flag("seed", dict(type=int, metavar="S", help="seed of initialisation and data order (default 0)"),
+         ("train", "seed")),
+    Flag("data-dir", dict(metavar="DIR", help="folder of a file-based dataset (fashion-mnist, mnist, cifar10)"),
+         ("data", "data_dir")),
+    Flag("device", dict(metavar="cpu|cuda", help="where to train (default cpu)"), ("train", "device")),
+    Flag("resume", dict(action="store_true",
+                        help="continue the run in DIR exactly from its newest intact checkpoint, even mid-epoch "
+                             "(start afresh if it has none; an error if every checkpoint is damaged)"),
+         group="mode"),
+    Flag("force", dict(action="store_true", help="overwrite the run files of a non-empty DIR"), group="mode"),
+    Flag("checkpoint-every", dict(type=int, metavar="N",
+                                  help="also checkpoint every N optimiser steps (default: at epoch ends only)"),
+         ("train", "checkpoint_every")),
+    Flag("on-nan", dict(choices=("stop", "skip"),
+                        help="a non-finite loss or gradient: stop the run (default; the last good checkpoint "
+                             "stays) or skip the batch (10 skipped in a row still stop; a non-finite parameter "
+                             "always stops)"), ("train", "on_nan")),
+    Flag("tensorboard", dict(action="store_true", default=None,
+                             help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])"),
+         ("train", "tensorboard")),
+    Flag("no-progress", dict(dest="progress", action="store_false", default=None,
+                             help="no progress bar (it is shown only on a terminal anyway)"), ("train", "progress")),
+)
 
 
 def _config_keys() -> str:
@@ -41,35 +96,14 @@ def register(sub) -> None:
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
         epilog=_config_keys(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", metavar="NAME",
-                   help="mnist5k, fashion-mnist, mnist, digits, cifar10, patches, npz:PATH or planted:NAME")
-    p.add_argument("--task", choices=("classify", "reconstruct"), help="what the model learns (default classify)")
-    p.add_argument("--out", required=True, metavar="DIR", help="the run folder to write")
-    p.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default 100)")
-    p.add_argument("--config", metavar="FILE.toml", help="a TOML file with [model], [train] and [data] tables")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config key, e.g. --set model.n_groups=8 (repeatable)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of initialisation and data order (default 0)")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="folder of a file-based dataset (fashion-mnist, mnist, cifar10)")
-    p.add_argument("--device", metavar="cpu|cuda", help="where to train (default cpu)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true",
-                      help="continue the run in DIR exactly from its newest intact checkpoint, even mid-epoch "
-                           "(start afresh if it has none; an error if every checkpoint is damaged)")
-    mode.add_argument("--force", action="store_true", help="overwrite the run files of a non-empty DIR")
-    p.add_argument("--checkpoint-every", type=int, metavar="N",
-                   help="also checkpoint every N optimiser steps (default: at epoch ends only)")
-    p.add_argument("--on-nan", choices=("stop", "skip"),
-                   help="a non-finite loss or gradient: stop the run (default; the last good checkpoint stays) "
-                        "or skip the batch (10 skipped in a row still stop; a non-finite parameter always stops)")
+    groups = {}
+    for flag in FLAGS:
+        if flag.group is not None and flag.group not in groups:
+            groups[flag.group] = p.add_mutually_exclusive_group()
+        (p if flag.group is None else groups[flag.group]).add_argument(f"--{flag.name}", **flag.options)
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train data-parallel on N processes of this machine, through torchrun (gloo on CPU, "
                         "NCCL on CUDA); for several machines run torchrun yourself, see the README")
-    p.add_argument("--tensorboard", action="store_true", default=None,
-                   help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bar (it is shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -79,23 +113,16 @@ def settings_from_args(args) -> dict:
 
     settings = load_toml(args.config) if args.config else {}
     settings = apply_overrides(settings, args.set)
-    for dest, section, key in FLAGS:
-        value = getattr(args, dest, None)
-        if value is not None:
-            set_value(settings, section, key, value)
+    for flag in FLAGS:
+        value = getattr(args, flag.dest, None)
+        if flag.key is not None and value is not None:
+            set_value(settings, *flag.key, value)
     return settings
 
 
 def _relaunch_argv(args) -> list[str]:
     """The ``lgn train`` arguments of ``args`` without ``--nproc``, for each process torchrun starts."""
-    argv = ["--out", args.out, *(a for text in args.set for a in ("--set", text))]
-    for dest in ("dataset", "task", "epochs", "config", "seed", "data_dir", "device", "checkpoint_every", "on_nan"):
-        value = getattr(args, dest)
-        if value is not None:
-            argv += [f"--{dest.replace('_', '-')}", str(value)]
-    flags = {"resume": args.resume, "force": args.force, "tensorboard": args.tensorboard,
-             "no-progress": args.progress is False}
-    return argv + [f"--{name}" for name, on in flags.items() if on]
+    return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))]
 
 
 def _launch(nproc: int, argv: list[str]) -> int:

@@ -281,3 +281,22 @@ def test_nproc_relaunch_keeps_every_other_argument():
     assert again.nproc is None
     assert {k: v for k, v in vars(args).items() if k != "nproc"} == \
         {k: v for k, v in vars(again).items() if k != "nproc"}
+
+
+def test_every_train_flag_is_in_the_one_table_and_relaunches():
+    import argparse
+
+    from lgn.cli import build_parser
+    from lgn.cli.train import FLAGS, _relaunch_argv
+
+    parser = build_parser()
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    options = {o for a in train._actions for o in a.option_strings} - {"-h", "--help", "--nproc"}
+    assert options == {f"--{f.name}" for f in FLAGS}
+    argv = ["train", "--dataset", "digits", "--task", "reconstruct", "--out", "o", "--epochs", "3",
+            "--config", "c.toml", "--set", "train.lr=0.1", "--set", "model.eta=0.5", "--seed", "4",
+            "--data-dir", "d", "--device", "cpu", "--force", "--checkpoint-every", "5", "--on-nan", "skip",
+            "--tensorboard", "--no-progress"]
+    args = parser.parse_args(argv)
+    assert vars(parser.parse_args(["train", *_relaunch_argv(args)])) == vars(args)
+    assert sorted(_relaunch_argv(args)) == sorted(argv[1:])
