@@ -3,7 +3,8 @@
 A run's configuration has three sections: ``model`` (:class:`lgn.models.ModelConfig`),
 ``train`` (:class:`TrainConfig`) and ``data`` (:class:`DataConfig`). Settings
 are collected as a nested dict (defaults < TOML file < ``--set`` < command-line
-flags), each value checked against its field's type as it arrives, and then
+flags), each value checked against its field's type as it arrives (by
+pydantic in strict mode, :func:`check_value`), and then
 resolved against the dataset: the model's input channels, image size and
 class count come from the data.
 
@@ -15,12 +16,14 @@ a ``TypeError`` and a ``ValueError``.
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import ConfigDict, JsonValue, TypeAdapter, ValidationError
 
 from lgn.limits import check_float32
 from lgn.models import ModelConfig
@@ -147,63 +150,66 @@ def _describe(hint) -> str:
             dict: "a table"}.get(hint, str(hint))
 
 
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False)  # no coercion ('3' is not 3, 1 is not true), finite floats
+_PLAIN = "a string, number, boolean, list or table"  # what config.json can store
+
+
+@functools.cache
+def _adapter(hint) -> TypeAdapter:
+    """pydantic's strict validator of a field's type; a table (``data.options``) holds JSON values only."""
+    return TypeAdapter(dict[str, JsonValue] if hint is dict else hint, config=_STRICT)
+
+
+def _where_in_table(where: str, loc: tuple) -> str:
+    """``where`` and the table keys of a pydantic error location (union tags and list indices left out)."""
+    keys, expect_key = [], True
+    for part in loc:
+        if expect_key and isinstance(part, str):
+            keys.append(part)
+        expect_key = part == "dict"
+    return ".".join([where, *keys])
+
+
 def check_value(hint, value, where: str):
     """``value`` if it fits the type ``hint`` (ints are accepted as floats), else :class:`SettingTypeError`.
 
-    Floats must be finite: no setting means anything at infinity or NaN; and
-    within float32's range (``ValueError`` otherwise), which the run computes in.
-    A table (``data.options``) holds strings, numbers, booleans, none, and lists
-    and tables of them: what ``config.json`` can store.
+    The type is checked by pydantic in strict mode (no coercion: a string is
+    not a number, 1 is not true). Floats must be finite: no setting means
+    anything at infinity or NaN; and within float32's range (``ValueError``
+    otherwise), which the run computes in. A table (``data.options``) holds
+    strings, numbers, booleans, none, and lists and tables of them: what
+    ``config.json`` can store.
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingTypeError(f"{where} must be a finite number, got {value!r}")
-    if hint is dict and isinstance(value, dict):
-        for key, item in value.items():
-            _check_plain(item, f"{where}.{key}")
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        for arg in typing.get_args(hint):
-            if arg is not type(None):
-                try:
-                    return check_value(arg, value, where)
-                except TypeError:
-                    pass
-    elif origin is list:
-        try:
-            if isinstance(value, list):
-                return [check_value(typing.get_args(hint)[0], v, where) for v in value]
-        except TypeError:
-            pass
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an int beyond float's range
-                raise SettingTypeError(f"{where} must be a finite number, got {value!r}") from None
-            return check_float32(number, where)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, hint):
-        return value
-    raise SettingTypeError(f"{where} must be {_describe(hint)}, got {value!r}")
+    try:
+        checked = _adapter(hint).validate_python(value)
+    except ValidationError as e:
+        error = e.errors()[0]
+        if hint is dict and isinstance(value, dict):  # name the entry of the table
+            item, at = error.get("input"), _where_in_table(where, error["loc"])
+            if error["type"] == "finite_number":
+                raise SettingTypeError(f"{at} must be a finite number, got {item!r}") from None
+            raise SettingTypeError(f"{at} must be {_PLAIN}, got {type(item).__name__} {item!r}") from None
+        if error["type"] == "finite_number" or _overflows(value):
+            raise SettingTypeError(f"{where} must be a finite number, got {value!r}") from None
+        raise SettingTypeError(f"{where} must be {_describe(hint)}, got {value!r}") from None
+    if isinstance(checked, float):
+        check_float32(checked, where)
+    elif isinstance(checked, list):
+        for item in checked:
+            if isinstance(item, float):
+                check_float32(item, where)
+    return checked
 
 
-def _check_plain(value, where: str) -> None:
-    """Refuse anything in a table that JSON cannot store exactly (a date, NaN, ...)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingTypeError(f"{where} must be a finite number, got {value!r}")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_plain(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            _check_plain(item, where)
-    elif value is not None and not isinstance(value, (str, int, float)):
-        raise SettingTypeError(f"{where} must be a string, number, boolean, list or table, "
-                               f"got {type(value).__name__} {value!r}")
+def _overflows(value) -> bool:
+    """An int too large for a float (a number setting given 10**400)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 def _parse_text(text: str, where: str):
