@@ -5,7 +5,7 @@ learned generator A) inside an ordinary nn.Sequential, trained on mnist5k with
 Adam. The two lgn-specific lines are the regulariser added to the loss and
 the re-projection after each optimiser step:
 
-    python examples/group_convnet.py            # about a minute on a laptop CPU
+    python examples/group_convnet.py            # a minute or two on a laptop CPU
     python examples/group_convnet.py --steps 50 --generator cyclic
 """
 
