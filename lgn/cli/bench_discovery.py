@@ -61,7 +61,8 @@ def run(args) -> int:
         raise ValueError(f"unknown planted dataset(s) {', '.join(unknown)}; expected {', '.join(PLANTED_NAMES)}")
     methods = 1 if args.no_baseline else 2
     rows = []
-    with tqdm(total=len(names) * len(seeds) * methods * args.epochs, unit="epoch", desc="bench-discovery") as bar:
+    with tqdm(total=len(names) * len(seeds) * methods * args.epochs, unit="epoch", desc="bench-discovery",
+              disable=None) as bar:  # None: drawn on a terminal only
         for name in names:
             for seed in seeds:
                 bar.set_postfix_str(f"{name} seed {seed}")

@@ -51,7 +51,9 @@ def test_bench_discovery_tiny(tmp_path, capsys):
     code = main(["bench-discovery", "--datasets", "flip", "--seeds", "0", "--epochs", "1",
                  "--n-train", "200", "--n-test", "50", "--out", str(out)])
     assert code == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    assert captured.err == ""  # no progress bar drawn into a stderr that is not a terminal
     assert "flip" in table and "discover" in table and "paper" in table
     runs = json.loads(out.read_text())["runs"]
     assert {r["method"] for r in runs} == {"discover", "paper"}
