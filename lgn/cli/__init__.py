@@ -19,9 +19,10 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 
-__all__ = ["main", "UsageError", "one_line", "is_out_of_memory"]
+__all__ = ["main", "UsageError", "Interrupted", "one_line", "is_out_of_memory"]
 
 
 class UsageError(Exception):
@@ -43,6 +44,14 @@ def is_out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and any(marker in text for marker in _OUT_OF_MEMORY)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (``signum``) that stops a command, as ^C does; exit code 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lgn {args.command}: error: out of memory: {one_line(e)[:300]}; try smaller settings "
               f"(fewer layers, groups, examples or classes, or a smaller batch)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lgn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        how = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+        print(f"lgn {args.command}: interrupted{how}", file=sys.stderr)
+        return 128 + signum

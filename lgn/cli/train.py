@@ -125,27 +125,43 @@ def _relaunch_argv(args) -> list[str]:
     return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))]
 
 
+LAUNCHED = "LGN_LAUNCHED"  # set for the ranks lgn train --nproc starts: the launcher reports for them
+LEFT_BY_A_PEER = 3  # the exit code of a rank whose collective failed because another rank died
+
+
 def _launch(nproc: int, argv: list[str]) -> int:
     """``torchrun --standalone --nproc_per_node=nproc -m lgn train argv``, in this process.
 
-    In-process so that a failed rank ends in one line and exit code 2, like
-    every other error (torchrun's own ``main`` prints a traceback and exits 1):
-    a rank that exits with 2 has printed its error already.
+    In-process so that the job ends in one line, like every other error
+    (torchrun's own ``main`` prints a traceback and exits 1): a rank that exits
+    with 2 has printed its error already (the others stopped because of it);
+    one that exits with :data:`LEFT_BY_A_PEER` lost another rank, and that
+    one's death is reported; a signal to the launcher (SIGINT,
+    SIGTERM) ends it as an interrupted single process does. The ranks, told
+    by :data:`LAUNCHED`, stay quiet when interrupted or left by a peer.
     """
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
 
-    for name in ("torch.distributed.run", "torch.distributed.elastic"):  # its banner and stop notices
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from lgn.cli import Interrupted
+
+    for name in list(logging.root.manager.loggerDict):  # its banner and stop notices, each logger set its own level
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ[LAUNCHED] = "1"
     try:
         torchrun(parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "lgn", "train", *argv]))
+    except SignalException as e:
+        raise Interrupted(int(e.sigval)) from None
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
-        if failure.exitcode == 2:
+        failures = sorted(e.failures.items(), key=lambda item: item[1].timestamp)
+        if any(failure.exitcode == 2 for _, failure in failures):  # its error is printed; the rest followed it
             return 2
+        rank, failure = next((f for f in failures if f[1].exitcode != LEFT_BY_A_PEER), failures[0])
         how = (f"was killed by signal {failure.signal_name()}" if failure.exitcode < 0
                else f"exited with code {failure.exitcode}")
         raise ValueError(f"rank {rank} {how}; the run folder keeps its last checkpoint") from None
@@ -154,6 +170,7 @@ def _launch(nproc: int, argv: list[str]) -> int:
 
 def run(args) -> int:
     from lgn.train import train
+    from lgn.nn.functional import CollectiveError
     from lgn.train.distributed import PeerError
 
     if args.nproc is not None:
@@ -165,8 +182,14 @@ def run(args) -> int:
             return _launch(args.nproc, _relaunch_argv(args))
     try:
         result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
-    except PeerError:  # rank 0 stopped and prints the error; one line from it is enough
+    except PeerError:  # rank 0 stopped and prints the error
         return 2
+    except CollectiveError:  # another rank died: the launcher says which
+        return LEFT_BY_A_PEER
+    except KeyboardInterrupt:
+        if os.environ.get(LAUNCHED):  # the launcher prints the one line
+            return 130
+        raise
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = result.metrics[-1] if result.metrics else {}

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["output_size", "fused", "channels_last", "activation_layout", "analysis", "synthesis", "fista_step",
-           "batch_norm", "adaptive_avg_pool", "synchronized_batch_norm"]
+           "batch_norm", "adaptive_avg_pool", "synchronized_batch_norm", "CollectiveError"]
 
 # oneDNN's convolution with a fused addition and activation, as Inductor uses it
 # (absent from builds without mkldnn; _conv falls back to separate ops).
@@ -325,12 +325,23 @@ def synchronized_batch_norm(group):
         _SYNC_GROUP = previous
 
 
+class CollectiveError(RuntimeError):
+    """A collective operation failed: another process of the group stopped (its error is the one to report)."""
+
+    @classmethod
+    def of(cls, error: BaseException) -> "CollectiveError":
+        return cls(f"another process stopped during a collective: {str(error).splitlines()[0][:200]}")
+
+
 def _all_reduce(*tensors: torch.Tensor, group) -> list[torch.Tensor]:
-    """The sums over ``group`` of 1-D ``tensors``, by one collective."""
+    """The sums over ``group`` of 1-D ``tensors``, by one collective; :class:`CollectiveError` if it fails."""
     import torch.distributed as dist
 
     flat = torch.cat(tensors)
-    dist.all_reduce(flat, group=group)
+    try:
+        dist.all_reduce(flat, group=group)
+    except RuntimeError as e:  # gloo's or NCCL's error when another process died
+        raise CollectiveError.of(e) from None
     return list(flat.split([t.numel() for t in tensors]))
 
 

@@ -22,6 +22,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from lgn.nn.functional import CollectiveError
+
 __all__ = ["World", "SINGLE", "from_environment", "TIMEOUT_SECONDS", "PeerError"]
 
 # how long a collective may wait for a rank before the job fails (LGN_DIST_TIMEOUT overrides)
@@ -63,7 +65,10 @@ class World:
         if not self.distributed or not tensors:
             return
         flat = torch.cat([t.reshape(-1) for t in tensors])
-        dist.all_reduce(flat)
+        try:
+            dist.all_reduce(flat)
+        except RuntimeError as e:  # gloo's or NCCL's error when another rank died
+            raise CollectiveError.of(e) from None
         torch._foreach_copy_(tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]),
                                                                          tensors)])
 
@@ -75,7 +80,10 @@ class World:
         if not self.distributed:
             return obj
         box = [obj if self.rank == 0 else None]
-        dist.broadcast_object_list(box, src=0)
+        try:
+            dist.broadcast_object_list(box, src=0)
+        except RuntimeError as e:
+            raise CollectiveError.of(e) from None
         if isinstance(box[0], _Failure):
             raise PeerError(f"rank 0 stopped: {box[0].message}")
         return box[0]

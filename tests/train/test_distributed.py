@@ -87,9 +87,11 @@ def _rank(pid: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
-def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
+@pytest.mark.parametrize("launcher", ["torchrun", "lgn"])
+def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz, launcher):
     out, epochs = tmp_path / "cut", 8
-    proc = _torchrun(2, _args(npz, out, epochs, "--checkpoint-every", "1"))
+    args = _args(npz, out, epochs, "--checkpoint-every", "1")
+    proc = _torchrun(2, args) if launcher == "torchrun" else _lgn_popen(*args, "--nproc", "2")
     deadline = time.monotonic() + 240
     while proc.poll() is None and newest_step(out) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -98,6 +100,9 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
     os.kill(ranks[1], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=120)  # no hang: torchrun stops the other rank
     assert proc.returncode != 0
+    if launcher == "lgn":  # the surviving rank stays quiet: no gloo traceback before the launcher's one line
+        assert proc.returncode == 2, stderr
+        assert stderr == "lgn train: error: rank 1 was killed by signal SIGKILL; the run folder keeps its last checkpoint\n"
     assert not any(_rank(pid) is not None for pid in _children(proc.pid))
     reached = newest_step(out)
     assert 4 <= reached < 6 * epochs
@@ -105,6 +110,29 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, npz):
     assert main(["train", *_args(npz, tmp_path / "one", epochs)]) == 0
     assert [r["epoch"] for r in _records(out)] == list(range(1, epochs + 1))
     assert _max_diff(out, tmp_path / "one") < 1e-5
+
+
+def _lgn_popen(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LGN_DIST_TIMEOUT": "60"}
+    return subprocess.Popen([sys.executable, "-m", "lgn", "train", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_launcher_ends_in_one_line_and_the_run_resumes(tmp_path, npz, signum):
+    out, epochs = tmp_path / "cut", 8
+    proc = _lgn_popen(*_args(npz, out, epochs, "--checkpoint-every", "1", "--nproc", "2"))
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and newest_step(out) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    name = "" if signum == signal.SIGINT else " (SIGTERM)"
+    assert (proc.returncode, stderr) == (128 + signum, f"lgn train: interrupted{name}\n")
+    assert main(["train", *_args(npz, out, epochs, "--resume")]) == 0
+    assert [r["epoch"] for r in _records(out)] == list(range(1, epochs + 1))
 
 
 def _lgn(*args):
