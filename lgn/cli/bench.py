@@ -41,14 +41,12 @@ def _bench_module():
 
 
 def run(args) -> int:
-    import torch
-
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        from lgn.cli import set_threads
+
+        set_threads(args.threads)
     bench = _bench_module()
     report = bench.run_bench(args.device, rounds=args.rounds, profile=args.profile)
     print(bench.format_report(report))

@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--clusters", type=int, help="unlabelled data only: number of clusters, a multiple of P")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the model is tiny, more threads only contend)")
+                   help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")
     p.set_defaults(func=run)
 
 
@@ -68,9 +68,9 @@ def run(args) -> int:
     from lgn.data import get_dataset
     from lgn.discovery import DiscoveryConfig, alignment, discover, judge
 
-    import torch
+    from lgn.cli import set_threads
 
-    torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     options = parse_options(args.set)
     data = get_dataset(args.data, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,

@@ -142,8 +142,19 @@ def find_cycles(gram: np.ndarray, clusters: list[np.ndarray], order: int, *, wid
 
 def fit_orthogonal(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The orthogonal A ``(n, n)`` minimising ‖A · sourceᵀ − targetᵀ‖ for rows ``(m, n)`` (Procrustes)."""
-    u, _, vt = np.linalg.svd(target.T @ source)  # (n, n)
+    u, _, vt = _svd(target.T @ source)  # (n, n)
     return u @ vt
+
+
+def _svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.linalg.svd(m)``; where LAPACK's divide-and-conquer driver (gesdd) does not converge, as it
+    sometimes does not on rank-deficient products of centres, the slower QR-iteration driver (gesvd)."""
+    try:
+        return np.linalg.svd(m)
+    except np.linalg.LinAlgError:
+        from scipy.linalg import svd
+
+        return svd(m, lapack_driver="gesvd")
 
 
 def nearest_finite_order(a: np.ndarray, order: int) -> np.ndarray:

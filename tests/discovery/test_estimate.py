@@ -5,7 +5,7 @@ import pytest
 
 from lgn.data.planted import smooth_templates
 from lgn.discovery import alignment, estimate_group, judge
-from lgn.discovery.estimate import find_cycles, nearest_finite_order
+from lgn.discovery.estimate import find_cycles, fit_orthogonal, nearest_finite_order
 from lgn.discovery.verdict import FIT_THRESHOLD
 from lgn.groups import operators
 
@@ -86,6 +86,24 @@ def test_verdict_names_rot90():
     assert verdict.found and verdict.order == 4
     assert verdict.nearest_operation in ("rot90", "rot270")
     assert verdict.permutation_cycles == {4: 9}
+
+
+def test_procrustes_falls_back_when_the_svd_does_not_converge(monkeypatch):
+    """gesdd (numpy's driver) fails to converge on some rank-deficient inputs; gesvd then gives the map."""
+    rng = np.random.default_rng(6)
+    t = operators.cyclic_permutation(16, 4, seed=2)
+    source = np.zeros((6, 16))
+    source[:, :3] = rng.standard_normal((6, 3))  # rank 3 of 16
+    expected = fit_orthogonal(source, source @ t.T)
+
+    def no_convergence(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", no_convergence)
+    a = fit_orthogonal(source, source @ t.T)
+    assert np.allclose(a @ a.T, np.eye(16), atol=1e-9)
+    assert np.allclose(source @ a.T, source @ t.T, atol=1e-9)
+    assert np.allclose(source @ a.T, source @ expected.T, atol=1e-9)
 
 
 def test_bad_arguments():
