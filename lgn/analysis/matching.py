@@ -54,22 +54,35 @@ def similarity_matrix(generators, operations) -> np.ndarray:
 
     Args:
         generators: ``(G, m, m)`` (or one ``(m, m)``), m = C·n.
-        operations: ``(E, n, n)``, compared as I_C ⊗ M when C > 1.
+        operations: ``(E, n, n)``, compared as I_C ⊗ M when C > 1; or a scipy sparse array ``(E, n²)``
+            of the operations flattened row-major (:func:`lgn.groups.operators.library_matrix`).
 
     Returns:
         ``(G, E)`` cosines; rows or columns of zero matrices are 0.
     """
+    from scipy import sparse
+
     a = np.asarray(generators, dtype=np.float64)
-    ops = np.asarray(operations, dtype=np.float64)
     if a.ndim == 2:
         a = a[None]
-    if a.ndim != 3 or a.shape[-1] != a.shape[-2] or ops.ndim != 3 or ops.shape[-1] != ops.shape[-2]:
-        raise ValueError(f"expected generators (G, m, m) and operations (E, n, n), got {a.shape} and {ops.shape}")
-    n = ops.shape[-1]
+    if sparse.issparse(operations):
+        flat = sparse.csr_array(operations, dtype=np.float64)  # (E, n²)
+        n = int(round(flat.shape[1] ** 0.5))
+        shape_ok = n * n == flat.shape[1]
+        op_norms = np.sqrt(flat.multiply(flat).sum(axis=1)).ravel()  # (E,)
+    else:
+        ops = np.asarray(operations, dtype=np.float64)
+        shape_ok = ops.ndim == 3 and ops.shape[-1] == ops.shape[-2]
+        n = ops.shape[-1]
+        flat = ops.reshape(ops.shape[0], -1)  # (E, n²)
+        op_norms = np.linalg.norm(flat, axis=1)
+    if a.ndim != 3 or a.shape[-1] != a.shape[-2] or not shape_ok:
+        raise ValueError(f"expected generators (G, m, m) and operations (E, n, n) or sparse (E, n²), "
+                         f"got {a.shape} and {operations.shape}")
     norms = np.linalg.norm(a.reshape(a.shape[0], -1), axis=1)  # (G,)
     diag, c = _diagonal_sum(a, n)  # (G, n, n)
-    op_norms = np.linalg.norm(ops.reshape(ops.shape[0], -1), axis=1) * np.sqrt(c)  # (E,)
-    dots = diag.reshape(diag.shape[0], -1) @ ops.reshape(ops.shape[0], -1).T  # (G, E)
+    op_norms = op_norms * np.sqrt(c)
+    dots = np.asarray((flat @ diag.reshape(diag.shape[0], -1).T).T)  # (G, E)
     denom = norms[:, None] * op_norms[None, :]
     return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
 
@@ -78,13 +91,18 @@ def nearest_operations(generators, kernel_size: int, *, library: dict[str, np.nd
                        top: int = 1) -> list[list[Match]]:
     """The ``top`` best library matches of each generator ``(G, m, m)``, best first.
 
-    ``library`` defaults to :func:`lgn.groups.operators.library` for ``kernel_size``.
+    ``library`` (name → n×n matrix) defaults to the sparse form of :func:`lgn.groups.operators.library`
+    for ``kernel_size`` (:func:`lgn.groups.operators.library_matrix`), which fits in memory at any size.
     """
-    lib = operators.library(kernel_size) if library is None else library
-    if not lib:
+    if library is None:
+        names, ops = operators.library_matrix(kernel_size)
+        names = list(names)
+    else:
+        names = list(library)
+        ops = np.stack([library[name] for name in names]) if names else None
+    if not names:
         raise ValueError("the operation library is empty")
-    names = list(lib)
-    sims = similarity_matrix(generators, np.stack([lib[name] for name in names]))  # (G, E)
+    sims = similarity_matrix(generators, ops)  # (G, E)
     order = np.argsort(-np.abs(sims), axis=1, kind="stable")[:, :top]
     out = []
     for row, idx in zip(sims, order):

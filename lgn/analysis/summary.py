@@ -170,8 +170,8 @@ def analyze_groups(groups: Groups) -> dict:
     k = groups.kernel_size
     entries = list(_entries(groups))
     stack = np.stack([m for *_, m in entries])  # (G, m, m)
-    lib = operators.library(k)
-    matches = nearest_operations(stack, k, library=lib)
+    lib, _ = operators.library_matrix(k)  # names; the matcher uses the sparse matrices
+    matches = nearest_operations(stack, k)
     out = []
     for (l, g, c, mat), (match,) in zip(entries, matches):
         out.append({

@@ -24,6 +24,7 @@ __all__ = [
     "pool_rotation",
     "dft",
     "library",
+    "library_matrix",
     "family",
     "FAMILIES",
     "cyclic_permutation",
@@ -251,7 +252,8 @@ def _cyclic_offsets(k: int) -> list[int]:
 
 
 def _candidates(k: int, powers: tuple[int, ...]):
-    """(name, matrix) pairs, simplest first; the order decides which of two near-equal names survives."""
+    """(name, matrix) pairs, simplest first; the order decides which of two near-equal names survives.
+    Matrices dense numpy or scipy sparse ``(n, n)``."""
     yield "identity", identity(k)
     yield "flip-x", flip(k, "x")
     yield "flip-y", flip(k, "y")
@@ -269,8 +271,12 @@ def _candidates(k: int, powers: tuple[int, ...]):
                    key=lambda p: (abs(p[0]) + abs(p[1]), abs(p[1]), p[0] < 0, p[1] < 0))
     for dx, dy in pairs:
         yield f"shift({dx},{dy})", shift(k, dx, dy, cyclic=False)
-    pools = {r: average_pool(k, r) for r in range(1, 6)}
-    rots = {deg: rotation(k, deg) for deg in _QUARTER_TURNS + _OTHER_ANGLES}
+    # from here on, sparse (scipy CSR): at k = 28 some hundred dense 784×784 matrices and their
+    # products would dominate the memory and the time of building the library
+    from scipy import sparse
+
+    pools = {r: sparse.csr_array(average_pool(k, r)) for r in range(1, 6)}
+    rots = {deg: sparse.csr_array(rotation(k, deg)) for deg in _QUARTER_TURNS + _OTHER_ANGLES}
     for r, m in pools.items():
         yield f"pool{r}", m
     smooth = [(f"rot{deg}", rots[deg]) for deg in _OTHER_ANGLES]  # powers not already listed
@@ -282,25 +288,58 @@ def _candidates(k: int, powers: tuple[int, ...]):
     for name, m in smooth:
         base = f"({name})" if "+" in name else name
         for e in powers:
-            yield f"{base}^{e}", np.linalg.matrix_power(m, e)
+            power = m
+            for _ in range(e - 1):
+                power = power @ m
+            yield f"{base}^{e}", power
 
 
-@functools.lru_cache(maxsize=8)
-def _library(k: int, powers: tuple[int, ...], max_similarity: float) -> tuple[tuple[str, ...], np.ndarray]:
-    cands = [(name, m) for name, m in _candidates(k, powers) if np.linalg.norm(m) > 1e-12]
-    flat = np.stack([m.reshape(-1) for _, m in cands])  # (candidates, n²)
-    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
-    gram = np.abs(flat @ flat.T)  # (candidates, candidates) |cosine similarities|
-    kept: list[int] = []
-    for i in range(len(cands)):
+@functools.lru_cache(maxsize=4)
+def _library(k: int, powers: tuple[int, ...], max_similarity: float):
+    from scipy import sparse
+
+    names, data, columns, counts = [], [], [], []
+    for name, m in _candidates(k, powers):  # dense or sparse (n, n)
+        row = sparse.coo_array(m).reshape((1, k ** 4)).tocsr()
+        row.sum_duplicates()
+        if row.nnz and np.linalg.norm(row.data) > 1e-12:
+            names.append(name)
+            data.append(row.data)
+            columns.append(row.indices.astype(np.int32))
+            counts.append(row.nnz)
+    data, columns = np.concatenate(data), np.concatenate(columns)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    flat = sparse.csr_array((data, columns, indptr), shape=(len(names), k ** 4))  # (candidates, n²)
+    del data, columns
+    norms = np.sqrt(flat.multiply(flat).sum(axis=1)).ravel()
+    # |cosine similarities| (candidates, candidates), sparse: most pairs of operations share no entry
+    gram = (flat @ flat.T).tocsr()
+    rows_of = np.repeat(np.arange(gram.shape[0]), np.diff(gram.indptr))
+    gram.data = np.abs(gram.data) / (norms[rows_of] * norms[gram.indices])
+    del rows_of
+    kept = np.zeros(len(names), dtype=bool)
+    for i in range(len(names)):
         # a simpler name already standing for (nearly) this operation wins
-        if not kept or gram[i, kept].max() <= max_similarity:
-            kept.append(i)
-    names = [cands[i][0] for i in kept]
-    mats = [cands[i][1] for i in kept]
-    stack = np.stack(mats)  # (entries, n, n)
-    stack.setflags(write=False)
-    return tuple(names), stack
+        cols = gram.indices[gram.indptr[i]:gram.indptr[i + 1]]
+        vals = gram.data[gram.indptr[i]:gram.indptr[i + 1]]
+        kept[i] = not np.any(vals[kept[cols]] > max_similarity)
+    kept = np.flatnonzero(kept)
+    stack = flat[kept]
+    for part in (stack.data, stack.indices, stack.indptr):
+        part.setflags(write=False)
+    return tuple(names[i] for i in kept), stack
+
+
+def library_matrix(k: int, *, powers: tuple[int, ...] = (2, 3), max_similarity: float = 0.95):
+    """The :func:`library` as ``(names, rows)``: ``rows`` a scipy sparse CSR array ``(E, n²)`` whose row e is
+    entry e flattened row-major (``rows[[e]].toarray().reshape(n, n)``).
+
+    The form to use for large kernels: at k = 28 the dense library would be about 4,000 matrices of
+    784×784 (20 GB in float64); the sparse one holds their nonzero entries only. Cached per arguments;
+    the arrays are read-only.
+    """
+    _check_size(k)
+    return _library(int(k), tuple(powers), float(max_similarity))
 
 
 def library(k: int, *, powers: tuple[int, ...] = (2, 3), max_similarity: float = 0.95) -> dict[str, np.ndarray]:
@@ -322,8 +361,17 @@ def library(k: int, *, powers: tuple[int, ...] = (2, 3), max_similarity: float =
     earlier entry exceeds ``max_similarity`` is left out (e.g. on a 6×6 kernel
     ``pool5`` and ``pool5+rot90`` are the same uniform average), so every name left
     is at cosine ≤ ``max_similarity`` from every other and a matcher can tell them
-    apart under noise. Cached per arguments; the arrays are read-only.
+    apart under noise. Dense n×n arrays, one per entry: for large kernels use :func:`library_matrix`
+    (sparse), as the analysis does.
     """
     _check_size(k)
-    names, stack = _library(int(k), tuple(powers), float(max_similarity))
+    names, stack = _dense_library(int(k), tuple(powers), float(max_similarity))
     return dict(zip(names, stack))
+
+
+@functools.lru_cache(maxsize=4)
+def _dense_library(k: int, powers: tuple[int, ...], max_similarity: float):
+    names, rows = _library(k, powers, max_similarity)
+    stack = rows.toarray().reshape(len(names), k * k, k * k)  # (entries, n, n)
+    stack.setflags(write=False)
+    return names, stack
