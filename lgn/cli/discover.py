@@ -66,7 +66,7 @@ def run(args) -> int:
     from lgn.analysis import Groups, analyze_groups, save_groups
     from lgn.analysis.summary import write_json
     from lgn.data import get_dataset
-    from lgn.discovery import DiscoveryConfig, alignment, discover, judge
+    from lgn.discovery import DiscoveryConfig, alignment, alignment_floor, discover, judge
 
     from lgn.cli import set_threads
 
@@ -100,13 +100,17 @@ def run(args) -> int:
     truth = planted_truth(args.data, k, options)
     if truth is not None:
         summary["planted_alignment"] = alignment(result.generators, result.bases, *truth)
+        summary["alignment_floor"] = alignment_floor(result.generators, result.bases, *truth, seed=args.seed)
     analysis["discovery"] = summary
     write_json(analysis, out / "analysis.json")
     lines = [verdict.text()]
     if result.test_accuracy is not None:
         lines.append(f"test accuracy of the discovery LGN: {result.test_accuracy:.4f}")
     if "planted_alignment" in summary:
-        lines.append(f"alignment with the planted group (recovery score): {summary['planted_alignment']:.3f}")
+        floor = summary["alignment_floor"]
+        lines.append(f"alignment with the planted group (recovery score): {summary['planted_alignment']:.3f} "
+                     f"(floor: random generator {floor['random_generator']:.3f}, "
+                     f"unrelated filters {floor['unrelated_filters']:.3f})")
     text = "\n".join(lines)
     (out / "verdict.txt").write_text(text + "\n")
     print(text)

@@ -9,9 +9,9 @@
 
 from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.discovery.fit import DiscoveryConfig, DiscoveryResult, discover, paper_recipe_model, train_classifier
-from lgn.discovery.score import alignment, alignment_per_group, collapse, orbit_alignment
+from lgn.discovery.score import alignment, alignment_floor, alignment_per_group, collapse, orbit_alignment
 from lgn.discovery.verdict import Verdict, judge
 
 __all__ = ["GroupEstimate", "estimate_group", "DiscoveryConfig", "DiscoveryResult", "discover",
-           "paper_recipe_model", "train_classifier", "alignment", "alignment_per_group", "collapse",
-           "orbit_alignment", "Verdict", "judge"]
+           "paper_recipe_model", "train_classifier", "alignment", "alignment_floor", "alignment_per_group",
+           "collapse", "orbit_alignment", "Verdict", "judge"]

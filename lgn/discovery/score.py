@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-__all__ = ["COLLAPSE_THRESHOLD", "orbit_alignment", "alignment", "alignment_per_group", "collapse"]
+__all__ = ["COLLAPSE_THRESHOLD", "orbit_alignment", "alignment", "alignment_per_group", "collapse",
+           "alignment_floor"]
 
 COLLAPSE_THRESHOLD = 0.9
 
@@ -84,12 +85,8 @@ def alignment_per_group(generators, bases, planted, order: int) -> np.ndarray:
     return np.array([orbit_alignment(a[g], b[g], planted, order) for g in range(a.shape[0])])
 
 
-def alignment(generators, bases, planted, order: int) -> float:
-    """The benchmark's score of a layer: the mean of :func:`alignment_per_group`.
-
-    Accepts the ``groups.npz`` layout too: ``generators`` ``(L, K, C, n, n)`` and
-    ``bases`` ``(L, K, C, k, k)``, of which layer 0 and channel block 0 are scored.
-    """
+def _layer0(generators, bases) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, n, n)`` generators and ``(K, n)`` bases of layer 0 (``groups.npz`` layout or already flat)."""
     a = np.asarray(generators, dtype=np.float64)
     b = np.asarray(bases, dtype=np.float64)
     if a.ndim == 5:
@@ -97,4 +94,57 @@ def alignment(generators, bases, planted, order: int) -> float:
         b = b[0, :, 0].reshape(b.shape[1], -1)  # (K, k·k)
         if b.shape[-1] != a.shape[-1]:  # joint action: the base is all channels' pixels
             b = np.asarray(bases, dtype=np.float64)[0].reshape(a.shape[0], -1)
+    return a, b
+
+
+def _random_finite_order(n: int, order: int, rng: np.random.Generator) -> np.ndarray:
+    """A random orthogonal ``(n, n)`` with A**order = I: Q·D·Qᵀ, D of 2×2 rotations by random multiples of
+    2π/order (and ±1 on a last odd coordinate), Q Haar-random."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    q = q * np.sign(np.diag(r))
+    d = np.eye(n)
+    for i in range(0, n - 1, 2):
+        t = 2.0 * math.pi * rng.integers(1, order) / order
+        d[i:i + 2, i:i + 2] = [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]
+    return q @ d @ q.T
+
+
+def alignment_floor(generators, bases, planted, order: int, *, draws: int = 5, seed: int = 0) -> dict:
+    """What :func:`alignment` gives with no group learned, on the same base filters; two floors:
+
+    - ``random_generator``: generators replaced by random orthogonal matrices of the same order
+      (near 0: a random map sends b nowhere near T·b);
+    - ``unrelated_filters``: the orbit filters a**i·b replaced by other base filters of the layer,
+      drawn at random (on centred images far from 0: two centred digits overlap, and rotation keeps
+      strokes near the centre, so against a rotation such filters score about 0.5).
+
+    Mean over ``draws`` draws and over groups.
+    """
+    a, b = _layer0(generators, bases)
+    t = _check(a[0], b[0], planted)[2]
+    rng = np.random.default_rng(seed)
+    k, n = b.shape
+    random_scores = []
+    for _ in range(draws):
+        rand = _random_finite_order(n, order, rng)
+        random_scores.append(np.mean([orbit_alignment(rand, b[g], t, order) for g in range(k)]))
+    unrelated = []
+    if k > 1:
+        for _ in range(draws):
+            for g in range(k):
+                others = rng.choice(np.delete(np.arange(k), g), size=order - 1, replace=k - 1 < order - 1)
+                best = max(float(_cos(b[others], _orbit(np.linalg.matrix_power(t, j), b[g], order)[1:]).mean())
+                           for j in range(1, order) if math.gcd(j, order) == 1)
+                unrelated.append(best)
+    return {"random_generator": float(np.mean(random_scores)),
+            "unrelated_filters": float(np.mean(unrelated)) if unrelated else float("nan")}
+
+
+def alignment(generators, bases, planted, order: int) -> float:
+    """The benchmark's score of a layer: the mean of :func:`alignment_per_group`.
+
+    Accepts the ``groups.npz`` layout too: ``generators`` ``(L, K, C, n, n)`` and
+    ``bases`` ``(L, K, C, k, k)``, of which layer 0 and channel block 0 are scored.
+    """
+    a, b = _layer0(generators, bases)
     return float(alignment_per_group(a, b, planted, order).mean())

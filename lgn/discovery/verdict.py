@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lgn.discovery.estimate import GroupEstimate
+from lgn.discovery.estimate import GroupEstimate, null_residuals
 from lgn.groups import operators
 
-__all__ = ["FIT_THRESHOLD", "MATCH_THRESHOLD", "Verdict", "action_similarity", "orbit_order",
+__all__ = ["NULL_RATIO", "NULL_DRAWS", "MATCH_THRESHOLD", "Verdict", "action_similarity", "library_similarities", "orbit_order",
            "nearest_permutation", "judge"]
 
-FIT_THRESHOLD = 0.2     # relative residual ‖Aμ − μ_π‖/‖μ‖ under which a group counts as found
+NULL_RATIO = 0.5        # a group is found when its residual is under this fraction of the null's median
+NULL_DRAWS = 19         # null draws: below all of them is a one-sided p-value of 1/20 = 0.05
 MATCH_THRESHOLD = 0.95  # action similarity at which a known operation (or a permutation) is named
 
 
@@ -27,6 +28,26 @@ def action_similarity(a: np.ndarray, op: np.ndarray, points: np.ndarray) -> floa
     u, v = points @ a.T, points @ op.T  # (m, n)
     den = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
     return float(np.mean(np.where(den > 0, (u * v).sum(1) / np.where(den > 0, den, 1.0), 0.0)))
+
+
+def library_similarities(a: np.ndarray, ops, points: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """:func:`action_similarity` of ``a`` ``(n, n)`` with every row of ``ops``, a scipy sparse ``(E, n²)`` array
+    of operations flattened row-major (:func:`lgn.groups.operators.library_matrix`) → ``(E,)``.
+
+    Applied as sparse products, ``chunk`` operations at a time, so that no ``(E, n, n)`` array exists.
+    """
+    n = a.shape[0]
+    u = points @ a.T  # (m, n)
+    nu = np.linalg.norm(u, axis=1)  # (m,)
+    out = np.empty(ops.shape[0])
+    for lo in range(0, ops.shape[0], chunk):
+        part = ops[lo:lo + chunk]
+        e = part.shape[0]
+        v = np.asarray(part.reshape((e * n, n)) @ points.T).reshape(e, n, -1)  # (e, n, m): op·μ
+        den = nu[None, :] * np.linalg.norm(v, axis=1)  # (e, m)
+        dots = np.einsum("rm,erm->em", u.T, v)
+        out[lo:lo + e] = np.mean(np.where(den > 0, dots / np.where(den > 0, den, 1.0), 0.0), axis=1)
+    return out
 
 
 def orbit_order(a: np.ndarray, points: np.ndarray, order: int, threshold: float = 0.99) -> int:
@@ -65,10 +86,13 @@ def _cycle_type(perm: np.ndarray) -> dict[int, int]:
 
 @dataclass
 class Verdict:
-    found: bool                     # the generator cycles the data's clusters (fit residual small)
+    found: bool                     # the generator cycles the data's clusters far better than the null does
     group_size: int                 # p asked for
     order: int                      # the order the generator shows on the data (divides p)
     fit_residual: float             # ‖Aμ − μ_π‖/‖μ‖
+    null_quantiles: dict            # '0', '0.05', '0.5', '0.95' → quantiles of the null residuals
+    p_value: float                  # (1 + null draws with residual ≤ fit_residual) / (1 + draws)
+    null_draws: int                 # null draws in which the search found a cycle (those counted)
     gram_residual: float            # ‖G[π,π] − G‖/‖G‖
     nearest_operation: str | None   # simplest library operation acting like a generator of the group on the data
     operation_similarity: float
@@ -78,14 +102,28 @@ class Verdict:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["permutation_cycles"] = {str(k): v for k, v in self.permutation_cycles.items()}
+        d["null_ratio"] = self.null_ratio
         return d
+
+    @property
+    def null_ratio(self) -> float:
+        """The residual over the null's median: 1 for a map no better than chance, 0 for an exact one."""
+        median = self.null_quantiles["0.5"]
+        return self.fit_residual / median if median > 0 else float("inf")
+
+    def calibration(self) -> str:
+        q = self.null_quantiles
+        return (f"null (same centres, mixed within each cycle, {self.null_draws} draws): median {q['0.5']:.3f}, "
+                f"5% {q['0.05']:.3f}; residual/median {self.null_ratio:.2f}, p = {self.p_value:.2f}")
 
     def text(self) -> str:
         if not self.found:
             return (f"no group of size {self.group_size} found: the best map cycling the data's clusters "
-                    f"leaves a relative residual {self.fit_residual:.2f} (a group gives < {FIT_THRESHOLD})")
+                    f"leaves a relative residual {self.fit_residual:.2f} (a group gives < {NULL_RATIO} × the "
+                    f"null's median and p ≤ 0.05)\n{self.calibration()}")
         lines = [f"group found: cyclic of order {self.order} (asked {self.group_size}); "
-                 f"it maps the data's cluster centres onto each other with residual {self.fit_residual:.3f}"]
+                 f"it maps the data's cluster centres onto each other with residual {self.fit_residual:.3f}",
+                 self.calibration()]
         if self.nearest_operation is not None and self.operation_similarity >= MATCH_THRESHOLD:
             lines.append(f"nearest known operation: generated by {self.nearest_operation} "
                          f"(similarity {self.operation_similarity:.3f} on the data)")
@@ -99,29 +137,44 @@ class Verdict:
         return "\n".join(lines)
 
 
-def judge(estimate: GroupEstimate, kernel_size: int | None = None, channels: int = 1) -> Verdict:
-    """The verdict on ``estimate``; known operations are looked up for single-channel k×k images."""
+def judge(estimate: GroupEstimate, kernel_size: int | None = None, channels: int = 1, *,
+          null_draws: int = NULL_DRAWS, seed: int = 0) -> Verdict:
+    """The verdict on ``estimate``; known operations are looked up for single-channel k×k images.
+
+    Found: the fit residual is under :data:`NULL_RATIO` times the median of ``null_draws`` residuals
+    of the same search on centres with the map destroyed (:func:`lgn.discovery.estimate.null_residuals`),
+    and under all of them at the 5% level (p ≤ 0.05).
+    """
     a, points, p = estimate.generator, estimate.centres, estimate.order
     name, similarity = None, float("nan")
     if kernel_size is not None and channels == 1 and kernel_size ** 2 == len(a):
         # every power a**s with s coprime to p generates the same group: name the simplest
         # operation (earliest in the library) that any of them matches best
         best = (-np.inf, 0, None)
-        lib = [(op_name, op) for op_name, op in operators.library(kernel_size).items() if op_name != "identity"]
+        names, ops = operators.library_matrix(kernel_size)
+        keep = [e for e, op_name in enumerate(names) if op_name != "identity"]
+        ops = ops[keep]
         for s in (s for s in range(1, p) if math.gcd(s, p) == 1):
-            power = np.linalg.matrix_power(a, s)
-            for rank, (op_name, op) in enumerate(lib):
-                score = round(action_similarity(power, op, points), 3)
-                if (score, -rank) > best[:2]:
-                    best = (score, -rank, op_name)
+            scores = np.round(library_similarities(np.linalg.matrix_power(a, s), ops, points), 3)
+            rank = int(np.argmax(scores))  # the first (simplest) of the best
+            if (scores[rank], -rank) > best[:2]:
+                best = (float(scores[rank]), -rank, names[keep[rank]])
         similarity, name = best[0], best[2]
+    null = null_residuals(estimate, draws=null_draws, seed=seed)
+    null = null[np.isfinite(null)]  # draws where the search found no cycle are left out
+    quantiles = {str(q): float(np.quantile(null, q)) if len(null) else float("nan") for q in (0, 0.05, 0.5, 0.95)}
+    p_value = float((1 + np.sum(null <= estimate.fit_residual)) / (1 + len(null)))
+    found = len(null) > 0 and p_value <= 0.05 + 1e-12 and estimate.fit_residual < NULL_RATIO * quantiles["0.5"]
     perm = nearest_permutation(a, points)
     perm_similarity = action_similarity(a, operators.permutation_matrix(perm), points)
     return Verdict(
-        found=estimate.fit_residual < FIT_THRESHOLD,
+        found=bool(found),
         group_size=p,
         order=orbit_order(a, points, p),
         fit_residual=estimate.fit_residual,
+        null_quantiles=quantiles,
+        p_value=p_value,
+        null_draws=int(len(null)),
         gram_residual=estimate.gram_residual,
         nearest_operation=name,
         operation_similarity=similarity,

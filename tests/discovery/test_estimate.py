@@ -6,7 +6,7 @@ import pytest
 from lgn.data.planted import smooth_templates
 from lgn.discovery import alignment, estimate_group, judge
 from lgn.discovery.estimate import find_cycles, fit_orthogonal, nearest_finite_order
-from lgn.discovery.verdict import FIT_THRESHOLD
+from lgn.discovery.verdict import NULL_RATIO
 from lgn.groups import operators
 
 
@@ -76,7 +76,7 @@ def test_no_group_is_reported_as_not_found():
     x = temps[c, j] + 0.1 * rng.standard_normal((600, 36))
     est = estimate_group(x, c, 4)
     verdict = judge(est, 6)
-    assert est.fit_residual > FIT_THRESHOLD
+    assert verdict.null_ratio > NULL_RATIO
     assert not verdict.found and verdict.text().startswith("no group")
 
 
@@ -112,3 +112,31 @@ def test_bad_arguments():
         estimate_group(x, np.zeros(10, int), 1)
     with pytest.raises(ValueError, match="n_clusters"):
         estimate_group(x, None, 2)
+
+
+def _digits(n_per_class, moved):
+    """Real 16×16 digits of classes 0, 2, 3, 4 (the first ``n_per_class`` of each, 600 images in all), each turned by a random
+    multiple of 90° when ``moved``."""
+    from lgn.data.planted import digit_images
+
+    x, y, _, _ = digit_images(16)
+    keep = np.concatenate([np.flatnonzero(y == c)[:n_per_class] for c in (0, 2, 3, 4)])
+    x, y = x[keep], y[keep]
+    if moved:
+        turns = np.random.default_rng(0).integers(0, 4, len(x))
+        x = np.stack([np.rot90(im, t) for im, t in zip(x, turns)])
+    x = x.reshape(len(x), -1)
+    return (x - x.mean()) / x.std(), y
+
+
+def test_verdict_is_calibrated_on_real_digits():
+    """Turned digits: found, far under the null; the same digits unturned: refused, inside the null."""
+    x, y = _digits(150, moved=True)
+    turned = judge(estimate_group(x, y, 4), 16)
+    assert turned.found and turned.null_ratio < NULL_RATIO and turned.p_value <= 0.05
+    assert turned.nearest_operation in ("rot90", "rot270")
+    x, y = _digits(150, moved=False)
+    plain = judge(estimate_group(x, y, 4), 16)
+    assert not plain.found and plain.null_ratio > 0.8
+    assert set(plain.null_quantiles) == {"0", "0.05", "0.5", "0.95"}
+    assert "null" in plain.text() and "p =" in plain.text()

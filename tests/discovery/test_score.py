@@ -87,3 +87,21 @@ def test_bad_shapes_raise():
         orbit_alignment(np.eye(4), np.ones(K * K), t, p)
     with pytest.raises(ValueError, match="order"):
         orbit_alignment(t, np.ones(K * K), t, 1)
+
+
+def test_alignment_floor_is_high_for_rotation_of_centred_digits_and_low_for_a_permutation():
+    """Centred digits overlap, and rotation keeps strokes near the centre: unrelated filters score far above 0
+    against rot90, near 0 against a scrambling permutation; a random generator of the same order near 0."""
+    from lgn.data.planted import digit_images, planted_generator
+    from lgn.discovery import alignment_floor
+
+    x, y, _, _ = digit_images(16)
+    b = np.stack([x[y == c][0] for c in range(10)]).reshape(10, -1)
+    b = (b - x.mean()) / x.std()
+    floors = {}
+    for name in ("digits-rot90", "digits-perm4"):
+        t, p = planted_generator(name, 16)
+        floors[name] = alignment_floor(np.stack([t] * 10), b, t, p, draws=3)
+        assert abs(floors[name]["random_generator"]) < 0.2
+    assert floors["digits-rot90"]["unrelated_filters"] > 0.3
+    assert floors["digits-perm4"]["unrelated_filters"] < 0.1
