@@ -7,6 +7,7 @@ Numbers live in numpy-only modules (:mod:`~lgn.analysis.measures`,
 :mod:`~lgn.analysis.report` writes the HTML page.
 """
 
+from lgn.analysis.energy import code_energy
 from lgn.analysis.matching import Match, cosine_similarity, nearest_operation, nearest_operations, similarity_matrix
 from lgn.analysis.measures import (
     GROUP_ERROR_NAMES,
@@ -38,7 +39,7 @@ from lgn.analysis.summary import (
 )
 
 __all__ = [
-    "Match", "cosine_similarity", "nearest_operation", "nearest_operations", "similarity_matrix",
+    "code_energy", "Match", "cosine_similarity", "nearest_operation", "nearest_operations", "similarity_matrix",
     "GROUP_ERROR_NAMES", "INDEX_NAMES", "block_index", "circulant_index", "dft_conjugate",
     "dft_diagonal_index", "dft_top_index", "finite_order_error", "group_errors", "orthogonality_error",
     "skew_index", "structure_indices", "symmetric_index", "toeplitz_index",

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lgn.data.preprocess import Preprocessing
 
-__all__ = ["task_loss", "evaluate", "evaluate_run", "psnr"]
+__all__ = ["task_loss", "evaluate", "evaluate_run", "load_run_split", "psnr"]
 
 
 def task_loss(output: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None, task: str) -> torch.Tensor:
@@ -62,15 +62,11 @@ def _dtype(model: torch.nn.Module, default: torch.dtype) -> torch.dtype:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), default)
 
 
-def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
-                 device: str = "cpu", batch_size: int | None = None) -> dict:
-    """Re-evaluate the model saved in the run folder ``run_dir`` on a split of its dataset or of ``dataset``.
-
-    The run's own preprocessing is applied. Without ``dataset`` the run's data
-    settings are reused (folder, options, subsets), so the test figure of
-    its last epoch is reproduced. Returns ``{'dataset', 'split', 'examples',
-    'loss', 'acc' | 'psnr'}``.
-    """
+def load_run_split(run_dir, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
+                   device: str = "cpu") -> dict:
+    """The model of the run folder ``run_dir`` and a split of its dataset (or of ``dataset``), preprocessed as
+    the run was: ``{'model', 'x', 'y', 'name', 'data', 'preprocessing', 'config'}`` (``y`` None when the task
+    does not use labels)."""
     from lgn.data import get_dataset, load_preprocessing
     from lgn.data.preprocess import PREPROCESS_FILE
     from lgn.models import load_model
@@ -110,6 +106,22 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
                          f"run's model takes {model.config.in_channels}")
     x = prep(x.to(device))
     model.check_input(x[:1].to(_dtype(model, x.dtype)))
+    return {"model": model, "x": x, "y": y, "name": name, "data": ds, "preprocessing": prep, "config": config}
+
+
+def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
+                 device: str = "cpu", batch_size: int | None = None) -> dict:
+    """Re-evaluate the model saved in the run folder ``run_dir`` on a split of its dataset or of ``dataset``.
+
+    The run's own preprocessing is applied. Without ``dataset`` the run's data
+    settings are reused (folder, options, subsets), so the test figure of
+    its last epoch is reproduced. Returns ``{'dataset', 'split', 'examples',
+    'loss', 'acc' | 'psnr'}``.
+    """
+    loaded = load_run_split(run_dir, dataset=dataset, data_dir=data_dir, split=split, device=device)
+    model, x, y, name, ds, prep, config = (loaded[k] for k in ("model", "x", "y", "name", "data", "preprocessing",
+                                                               "config"))
+    task = model.config.task
     metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep,
                        batch_size=batch_size or config.get("train", {}).get("eval_batch_size", 1000))
     bad = next((k for k, v in metrics.items() if not math.isfinite(v)), None)

@@ -93,3 +93,22 @@ def test_probe_on_cifar10_uses_the_data_loader(tmp_path, monkeypatch, capsys):
     assert seen == {"name": "cifar10", "data_dir": "somewhere"}
     data = json.loads((tmp_path / "probe.json").read_text())
     assert data["dataset"] == "cifar10" and data["maps"][0]["rel_error"] < 1e-6
+
+
+def test_analyze_a_trained_run_reports_code_energy_per_power(tmp_path, capsys):
+    from tests.train.helpers import TINY_SET, write_tiny_npz
+
+    npz = write_tiny_npz(tmp_path / "tiny.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"npz:{npz}", "--out", str(run), "--epochs", "1", "--no-progress",
+                 *TINY_SET]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "code energy per orbit power" in out and "A^0·B" in out
+    energy = json.loads((run / "analysis" / "analysis.json").read_text())["code_energy"]
+    assert energy["split"] == "test" and energy["examples"] == 24
+    from lgn.models import load_model
+
+    assert len(energy["fractions"]) == load_model(run).config.group_size
+    assert abs(sum(energy["fractions"]) - 1) < 1e-9 and min(energy["fractions"]) >= 0

@@ -1,0 +1,37 @@
+"""Which orbit powers carry a model's code: the share of the code's energy per power i of the generator.
+
+An LGN layer's filters are the orbits {B, A·B, …, A**(p−1)·B}; the code's channel
+i·K + g is the response to A**i·b_g. If training lets the powers i ≥ 1 die (A shrinks,
+or A**i·b falls under the threshold), the group is not used, whatever A looks like.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["code_energy"]
+
+
+@torch.no_grad()
+def code_energy(model, x: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
+    """Fractions ``(p,)`` of Σ code² over the images ``x`` ``(N, C, H, W)`` carried by each orbit power.
+
+    The code is ``model.encode(x)`` ``(N, K·p, h, w)``, channel i·K + g for power i of group g
+    (the final layer's code). All zeros when the code is zero everywhere.
+    """
+    c = model.config
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    was_training = model.training
+    model.eval()
+    energy = torch.zeros(c.group_size, dtype=torch.float64)
+    try:
+        for lo in range(0, len(x), batch_size):
+            code = model.encode(x[lo:lo + batch_size].to(model.encoder.thresholds[0].dtype))  # (b, K·p, h, w)
+            per = code.double().reshape(code.shape[0], c.group_size, c.n_groups, -1)  # (b, p, K, h·w)
+            energy += (per ** 2).sum(dim=(0, 2, 3)).cpu()
+    finally:
+        model.train(was_training)
+    total = float(energy.sum())
+    return (energy / total).numpy() if total > 0 else np.zeros(c.group_size)
