@@ -12,13 +12,17 @@ def register(sub) -> None:
                                    "paper's recipe (free generators, unit norm, auxiliary inverse) on the same "
                                    "architecture and data; report the alignment with the planted group and the "
                                    "test accuracy, mean ± standard deviation over seeds.")
-    p.add_argument("--datasets", default="shift-x,rot90,flip,perm4", help="comma-separated planted names")
+    p.add_argument("--datasets", default="shift-x,rot90,flip,perm4",
+                   help="comma-separated planted names (also digits-rot90, digits-shift-y, digits-perm4)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data, clustering, training)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--sigma", type=float, default=0.1, help="noise level of the planted data")
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-test", type=int, default=2000)
-    p.add_argument("--no-baseline", action="store_true", help="skip the paper's recipe")
+    p.add_argument("--methods", default="discover,paper",
+                   help="comma-separated recipes: discover (the estimate), learn (gradient descent from random "
+                        "starts), paper (the paper's recipe)")
+    p.add_argument("--restarts", type=int, default=8, help="random starts of the learn recipe")
     p.add_argument("--out", metavar="FILE.json", help="also write every run's numbers here")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(func=run)
@@ -35,14 +39,14 @@ def summarise(rows: list[dict]) -> str:
     """The table: one line per dataset and method, mean ± std (and min) of alignment and accuracy."""
     import numpy as np
 
-    keys = sorted({(r["dataset"], r["method"]) for r in rows}, key=lambda k: (k[0], k[1] != "discover"))
-    lines = [f"{'dataset':<10} {'method':<9} {'alignment mean ± std (min)':<28} {'test accuracy mean ± std':<26} seeds",
-             "-" * 82]
+    keys = list(dict.fromkeys((r["dataset"], r["method"]) for r in rows))
+    lines = [f"{'dataset':<14} {'method':<9} {'alignment mean ± std (min)':<28} {'test accuracy mean ± std':<26} seeds",
+             "-" * 86]
     for ds, method in keys:
         sel = [r for r in rows if r["dataset"] == ds and r["method"] == method]
         al = np.array([r["alignment"] for r in sel])
         acc = np.array([r["accuracy"] for r in sel])
-        lines.append(f"{ds:<10} {method:<9} {al.mean():6.3f} ± {al.std():5.3f} ({al.min():6.3f})      "
+        lines.append(f"{ds:<14} {method:<9} {al.mean():6.3f} ± {al.std():5.3f} ({al.min():6.3f})      "
                      f"{acc.mean():6.4f} ± {acc.std():6.4f}        {len(sel)}")
     return "\n".join(lines)
 
@@ -59,18 +63,21 @@ def run(args) -> int:
     unknown = [n for n in names if n not in PLANTED_NAMES]
     if unknown:
         raise ValueError(f"unknown planted dataset(s) {', '.join(unknown)}; expected {', '.join(PLANTED_NAMES)}")
-    methods = 1 if args.no_baseline else 2
+    methods = tuple(_csv(args.methods))
+    steps = len(methods) * args.epochs + ("learn" in methods) * args.restarts
     rows = []
-    with tqdm(total=len(names) * len(seeds) * methods * args.epochs, unit="epoch", desc="bench-discovery",
+    with tqdm(total=len(names) * len(seeds) * steps, unit="step", desc="bench-discovery",
               disable=None) as bar:  # None: drawn on a terminal only
         for name in names:
             for seed in seeds:
                 bar.set_postfix_str(f"{name} seed {seed}")
                 rows += bench_one(name, seed, epochs=args.epochs, sigma=args.sigma, n_train=args.n_train,
-                                  n_test=args.n_test, baseline=not args.no_baseline, progress=bar.update)
+                                  n_test=args.n_test, methods=methods, restarts=args.restarts,
+                                  progress=bar.update)
+                if args.out:  # after every dataset and seed, so a long benchmark leaves what it finished
+                    Path(args.out).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()
+                                                                   if k != "func"}, "runs": rows}, indent=2) + "\n")
     print(summarise(rows))
     if args.out:
-        Path(args.out).write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "func"},
-                                              "runs": rows}, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0

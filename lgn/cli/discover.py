@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--anchor-weight", type=float, default=1.0,
                    help="weight of the term keeping layer-0 base filters near the data (default 1)")
     p.add_argument("--clusters", type=int, help="unlabelled data only: number of clusters, a multiple of P")
+    p.add_argument("--method", choices=("estimate", "learn"), default="estimate",
+                   help="estimate: read the group off the data's clusters (default); learn: train the generator "
+                        "by gradient descent from random starts (labelled data only; see docs/discovery.md)")
+    p.add_argument("--restarts", type=int, default=8, help="--method learn: random starts of the generator")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")
@@ -66,7 +71,7 @@ def run(args) -> int:
     from lgn.analysis import Groups, analyze_groups, save_groups
     from lgn.analysis.summary import write_json
     from lgn.data import get_dataset
-    from lgn.discovery import DiscoveryConfig, alignment, alignment_floor, discover, judge
+    from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
 
     from lgn.cli import set_threads
 
@@ -74,12 +79,14 @@ def run(args) -> int:
     options = parse_options(args.set)
     data = get_dataset(args.data, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
-                             anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed)
+                             anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
+                             method=args.method, learn=LearnConfig(restarts=args.restarts))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    bar = tqdm(total=config.epochs if data.labelled else 0, desc="discover", unit="epoch", leave=False,
-               disable=None)  # None: drawn on a terminal only, as lgn train's
+    starts = config.learn.restarts if config.method == "learn" else 0
+    bar = tqdm(total=(config.epochs + starts) if data.labelled else 0, desc=f"discover ({config.method})",
+               unit="step", leave=False, disable=None)  # None: drawn on a terminal only, as lgn train's
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,
                       progress=lambda: bar.update())
     bar.close()
@@ -94,7 +101,7 @@ def run(args) -> int:
         from lgn.analysis.figures import analysis_figures
 
         analysis["figures"] = analysis_figures(groups, out)
-    summary = {"data": args.data, "options": options, "seed": args.seed, "config": vars(config),
+    summary = {"data": args.data, "options": options, "seed": args.seed, "config": dataclasses.asdict(config),
                "verdict": verdict.to_dict(), "test_accuracy": result.test_accuracy,
                "seconds": round(time.time() - start, 1)}
     truth = planted_truth(args.data, k, options)

@@ -1,6 +1,12 @@
-"""The planted-symmetry benchmark of one dataset and seed: the discovery recipe against the paper's recipe.
+"""The planted-symmetry benchmark of one dataset and seed: each recipe's recovery of the planted group.
 
-Shared by ``lgn bench-discovery`` and ``lgn reproduce``.
+Recipes (``methods``):
+
+- ``discover``: ``lgn discover``'s default, the group estimated from cluster centres;
+- ``learn``: ``lgn discover --method learn``, the generator learned by gradient descent from random starts;
+- ``paper``: the paper's recipe (free generators, unit norm, auxiliary inverse, random start).
+
+All train the same architecture with the same loop. Shared by ``lgn bench-discovery`` and ``lgn reproduce``.
 """
 
 from __future__ import annotations
@@ -11,34 +17,53 @@ import torch
 
 from lgn.discovery.fit import (DiscoveryConfig, discover, model_groups, paper_recipe_model, standardise,
                                train_classifier)
+from lgn.discovery.learn import LearnConfig
 from lgn.discovery.score import alignment
 
-__all__ = ["bench_one"]
+__all__ = ["BENCH_METHODS", "bench_one"]
+
+BENCH_METHODS = ("discover", "learn", "paper")
+
+
+def _paper(x_train, y_train, x_test, y_test, order, config, n_groups, progress):
+    torch.manual_seed(config.seed)
+    model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1, n_groups,
+                               config.n_layers)
+    xs = standardise(x_train, x_test)
+    acc, _ = train_classifier(model, xs[0], y_train, xs[1], y_test, config, progress=progress)
+    return (*model_groups(model), acc)
 
 
 def bench_one(name: str, seed: int, *, epochs: int, sigma: float, n_train: int, n_test: int,
-              baseline: bool, progress=None) -> list[dict]:
-    """Both recipes on one planted set: a list of ``{dataset, seed, method, alignment, accuracy, seconds}``."""
-    from lgn.data.planted import planted_dataset
+              methods: tuple[str, ...] = ("discover", "paper"), restarts: int = 8,
+              progress=None) -> list[dict]:
+    """The ``methods`` on one planted set: a list of ``{dataset, seed, method, alignment, accuracy, seconds}``.
 
-    x_train, y_train, x_test, y_test, planted, order = planted_dataset(
-        name, sigma=sigma, n_train=n_train, n_test=n_test, seed=seed)
-    config = DiscoveryConfig(epochs=epochs, seed=seed)
+    ``sigma``, ``n_train`` and ``n_test`` apply to template sets; ``digits-*`` sets are
+    the mnist5k split. ``restarts``: random starts of ``learn``. ``paper`` uses as many
+    groups as the first recipe run before it (one per class).
+    """
+    from lgn.data.planted import DIGIT_NAMES, planted_data
+
+    unknown = [m for m in methods if m not in BENCH_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; expected {', '.join(BENCH_METHODS)}")
+    options = {} if name in DIGIT_NAMES else {"sigma": sigma, "n_train": n_train, "n_test": n_test}
+    x_train, y_train, x_test, y_test, planted, order = planted_data(name, seed=seed, **options)
+    n_groups = None
     rows = []
-    start = time.time()
-    result = discover(x_train, y_train, x_test, y_test, order, config, progress=progress)
-    rows.append({"dataset": name, "seed": seed, "method": "discover",
-                 "alignment": alignment(result.generators, result.bases, planted, order),
-                 "accuracy": result.test_accuracy, "seconds": time.time() - start})
-    if baseline:
+    for method in methods:
         start = time.time()
-        torch.manual_seed(seed)
-        n_groups = result.generators.shape[1]
-        model = paper_recipe_model(1, x_train.shape[-1], order, int(y_train.max()) + 1, n_groups, config.n_layers)
-        xs = standardise(x_train, x_test)
-        acc, _ = train_classifier(model, xs[0], y_train, xs[1], y_test, config, progress=progress)
-        a, b = model_groups(model)
-        rows.append({"dataset": name, "seed": seed, "method": "paper",
-                     "alignment": alignment(a, b, planted, order), "accuracy": acc,
-                     "seconds": time.time() - start})
+        if method == "paper":
+            config = DiscoveryConfig(epochs=epochs, seed=seed)
+            groups = n_groups or min(int(y_train.max()) + 1, 16)
+            a, b, acc = _paper(x_train, y_train, x_test, y_test, order, config, groups, progress)
+        else:
+            config = DiscoveryConfig(epochs=epochs, seed=seed, method="learn" if method == "learn" else "estimate",
+                                     learn=LearnConfig(restarts=restarts))
+            result = discover(x_train, y_train, x_test, y_test, order, config, progress=progress)
+            a, b, acc = result.generators, result.bases, result.test_accuracy
+            n_groups = a.shape[1]
+        rows.append({"dataset": name, "seed": seed, "method": method, "alignment": alignment(a, b, planted, order),
+                     "accuracy": acc, "seconds": time.time() - start})
     return rows

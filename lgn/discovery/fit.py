@@ -2,8 +2,11 @@
 
 The recipe (``lgn discover``; numbers in docs/discovery.md):
 
-1. estimate the group from the data (:func:`lgn.discovery.estimate.estimate_group`):
-   an orthogonal A with A**p = I that cycles the data's cluster centres;
+1. find the group: ``method="estimate"`` reads it off the data
+   (:func:`lgn.discovery.estimate.estimate_group`: an orthogonal A with A**p = I
+   that cycles the data's cluster centres); ``method="learn"`` learns it by
+   gradient descent from random starts (:func:`lgn.discovery.learn.learn_generator`),
+   with training images in the place of the centres below;
 2. build an unfolded LGN with dense filters (kernel = image size, no padding)
    whose generator in every layer is that A, fixed, and whose base filters
    start at cluster centres (one class per group);
@@ -19,20 +22,23 @@ start) is :func:`paper_recipe_model` trained by the same loop: the baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lgn.discovery.estimate import GroupEstimate, estimate_group
+from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.groups import FixedGenerator
 from lgn.models import LGN, build_model
 from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
-           "train_classifier", "discover", "model_groups"]
+           "train_classifier", "discover", "model_groups", "METHODS"]
 
 MAX_DEFAULT_GROUPS = 16
+METHODS = ("estimate", "learn")
 
 
 @dataclass
@@ -46,8 +52,12 @@ class DiscoveryConfig:
     beam_width: int = 64            # beam of the cycle search over cluster centres
     n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
     seed: int = 0                   # seeds k-means, initialisation and batch order
+    method: Literal["estimate", "learn"] = "estimate"  # how the group is found (see the module docstring)
+    learn: LearnConfig = field(default_factory=LearnConfig)  # method="learn" only
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name in ("n_layers", "epochs", "batch_size", "beam_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -161,10 +171,13 @@ def model_groups(model: LGN) -> tuple[np.ndarray, np.ndarray]:
 def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.Tensor,
              y_test: torch.Tensor | None, order: int, config: DiscoveryConfig | None = None,
              progress=None) -> DiscoveryResult:
-    """Estimate the group of ``order`` in the data and, with labels, train the discovery LGN on them.
+    """Find the group of ``order`` in the data (``config.method``) and, with labels, train the discovery
+    LGN on them.
 
     Images ``(N, C, k, k)``; labels ``(N,)`` int64 or None. Unlabelled data give
-    the estimate only (generators repeated over layers, base filters at centres).
+    the estimate only (generators repeated over layers, base filters at centres);
+    ``method="learn"`` needs labels. ``progress`` is called with no argument after
+    every training epoch.
     """
     config = config or DiscoveryConfig()
     channels, k = _square(x_train)
@@ -174,8 +187,12 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     n_clusters = config.n_clusters
     if labels is None and n_clusters is None:
         raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
-    estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
-                              seed=config.seed)
+    if config.method == "learn":
+        estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
+                                      progress=None if progress is None else (lambda _text: progress()))
+    else:
+        estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
+                                  seed=config.seed)
     n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None
                                       else len(estimate.centres) // order, MAX_DEFAULT_GROUPS)
     if labels is None:
