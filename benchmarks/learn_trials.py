@@ -6,14 +6,16 @@ scored by the alignment of A's orbits with the planted ones, with 16 training
 images as base filters (mean of :func:`lgn.discovery.score.orbit_alignment`).
 No LGN is trained here: this isolates whether the generator is found.
 
-    python -m benchmarks.learn_trials APPROACH DATASETS [SEEDS]
+    python -m benchmarks.learn_trials APPROACH DATASETS [SEEDS [STEPS]]
     python -m benchmarks.learn_trials cyclic-restarts-match perm4,rot90 0,1,2
+    python -m benchmarks.learn_trials free-spectrum digits-perm4 0,1,2 1500
 
 APPROACH: free-commutator, cyclic-commutator, cyclic-restarts-spread,
 cyclic-restarts-match (the generator stage of ``lgn discover --method learn``),
 free-spectrum. DATASETS: planted names, or perm6 (a random permutation of six
 6-cycles), perm23 (six 2-cycles and six 3-cycles, order 6), diag (cyclic
-diagonal shift, order 6), all 6×6 with 8 templates, σ = 0.1, 6,000 images.
+diagonal shift, order 6), all 6×6 with 8 templates, σ = 0.1, 6,000 images; and the
+``digits-*`` sets. STEPS replaces the approach's (final) number of steps.
 One torch thread; numbers depend on the seed only.
 """
 
@@ -198,12 +200,13 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     torch.set_num_threads(1)
     seeds = [int(v) for v in (argv[2] if len(argv) > 2 else "0,1,2").split(",")]
+    steps = {"steps": int(argv[3])} if len(argv) > 3 else {}
     for name in argv[1].split(","):
         if name in DIGIT_NAMES and argv[0] != "free-spectrum":
             print(f"note: {name} is 256-dimensional; {argv[0]} takes minutes per start there")
         for seed in seeds:
             start = time.time()
-            value = APPROACHES[argv[0]](name, seed)
+            value = APPROACHES[argv[0]](name, seed, **steps)
             print(f"{argv[0]} {name} seed {seed}: alignment {value:.3f} ({time.time() - start:.0f} s)", flush=True)
 
 
