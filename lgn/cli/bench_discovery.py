@@ -40,7 +40,8 @@ def summarise(rows: list[dict]) -> str:
     import numpy as np
 
     keys = list(dict.fromkeys((r["dataset"], r["method"]) for r in rows))
-    lines = [f"{'dataset':<14} {'method':<9} {'alignment mean ± std (min)':<28} {'test accuracy mean ± std':<26} seeds",
+    lines = [f"{'dataset':<14} {'method':<9} {'alignment mean ± std (min)':<28} "
+             f"{'test accuracy mean ± std':<26} seeds",
              "-" * 86]
     for ds, method in keys:
         sel = [r for r in rows if r["dataset"] == ds and r["method"] == method]
