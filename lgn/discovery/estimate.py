@@ -45,6 +45,8 @@ class GroupEstimate:
     gram_residual: ‖G[π, π] − G‖ / ‖G‖: 0 when π preserves every inner product.
     fit_residual: ‖A μ − μ[π]‖ / ‖μ‖ over all centres, after rounding to order p.
     order: p.
+    null: residuals of the same fit where no map is present, when the method that made the
+        estimate brings its own (``--method learn``); None: :func:`null_residuals` draws them.
     """
 
     generator: np.ndarray
@@ -54,6 +56,7 @@ class GroupEstimate:
     gram_residual: float
     fit_residual: float
     order: int
+    null: np.ndarray | None = None
 
     def orbit_of(self, centre: int) -> list[int]:
         """The centres visited from ``centre`` by repeated application of the generator."""

@@ -39,6 +39,8 @@ import torch
 from lgn.discovery.estimate import GroupEstimate
 from lgn.groups.generators import CyclicGenerator
 
+NULL_DRAWS = 19  # random generators the verdict compares the learned one with (p-values down to 0.05)
+
 __all__ = ["LearnConfig", "class_moments", "symmetry_loss", "matching_loss", "learn_generator"]
 
 
@@ -122,8 +124,8 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: L
     (its ``centres`` are ``config.points`` random training images, its ``clusters``
     their indices by class, ``cycles`` maps each to the same-class point nearest to
     its image under A, ``fit_residual`` is the root of the mean of
-    ‖A x − x'‖²/‖x‖² with x' the nearest same-class training image; no Gram
-    residual: NaN) and one record per start
+    ‖A x − x'‖²/‖x‖² with x' the nearest same-class training image, ``null`` the
+    same residual for 19 random generators of the same order; no Gram residual: NaN) and one record per start
     (``symmetry``, ``matching``, ``chosen``). ``progress(text)`` is called after each start.
     """
     if not isinstance(order, (int, np.integer)) or order < 2:
@@ -154,13 +156,19 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: L
     records[best]["chosen"] = True
     gen = starts[best]
     _steps(gen, moments, x, labels, config.final_steps, config, True, g)
+    px, py = x[points], labels[points]
+
+    def residual(a: torch.Tensor) -> float:  # against every training image of the class
+        return float(_nearest(a, px, py, x, labels)[0].mean().sqrt())
+
     with torch.no_grad():
         a = gen.matrix()[0, 0]
-        px, py = x[points], labels[points]
-        residual = _nearest(a, px, py, x, labels)[0]  # against every training image
         nearest = _nearest(a, px, py, px, py)[1]  # the cycle map among the points themselves
+        # the null: the same residual for random generators of the same order (no symmetry learned)
+        null = np.array([residual(CyclicGenerator(1, 1, n, int(order), init_scale=config.init_scale).double()
+                                  .matrix()[0, 0]) for _ in range(NULL_DRAWS)])
     pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
     return GroupEstimate(
         generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=nearest.numpy(),
-        gram_residual=float("nan"), fit_residual=float(residual.mean().sqrt()), order=int(order),
+        gram_residual=float("nan"), fit_residual=residual(a), order=int(order), null=null,
     ), records

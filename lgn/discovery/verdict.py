@@ -160,7 +160,7 @@ def judge(estimate: GroupEstimate, kernel_size: int | None = None, channels: int
             if (scores[rank], -rank) > best[:2]:
                 best = (float(scores[rank]), -rank, names[keep[rank]])
         similarity, name = best[0], best[2]
-    null = null_residuals(estimate, draws=null_draws, seed=seed)
+    null = estimate.null if estimate.null is not None else null_residuals(estimate, draws=null_draws, seed=seed)
     null = null[np.isfinite(null)]  # draws where the search found no cycle are left out
     quantiles = {str(q): float(np.quantile(null, q)) if len(null) else float("nan") for q in (0, 0.05, 0.5, 0.95)}
     p_value = float((1 + np.sum(null <= estimate.fit_residual)) / (1 + len(null)))

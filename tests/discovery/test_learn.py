@@ -8,7 +8,7 @@ import torch
 
 from lgn.cli import main
 from lgn.data.planted import planted_data, planted_generator
-from lgn.discovery import LearnConfig, learn_generator
+from lgn.discovery import LearnConfig, judge, learn_generator
 from lgn.discovery.learn import class_moments, matching_loss, symmetry_loss
 from lgn.discovery.score import alignment_per_group
 from lgn.groups import operators
@@ -62,6 +62,10 @@ def test_learned_generator_recovers_a_planted_permutation_from_random_starts():
     assert chosen["matching"] == min(r["matching"] for r in records)
     scores = alignment_per_group(np.stack([a] * 8), estimate.centres[:8], t, p)
     assert scores.mean() > 0.9
+    # the verdict compares the learned map's residual with random generators' of the same order
+    assert estimate.null.shape == (19,) and estimate.fit_residual < estimate.null.min()
+    verdict = judge(estimate, 4)
+    assert verdict.found and verdict.p_value == pytest.approx(0.05)
     # and not because any generator of order 4 would do: a random one, same base filters
     q = _random_orthogonal(16, seed).numpy()
     random = q @ np.linalg.matrix_power(t, 1) @ q.T
