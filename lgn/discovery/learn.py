@@ -116,33 +116,14 @@ def _steps(gen: CyclicGenerator, moments, x, y, steps: int, config: LearnConfig,
         opt.step()
 
 
-def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: LearnConfig | None = None, *,
-                    seed: int = 0, progress=None) -> tuple[GroupEstimate, list[dict]]:
-    """Learn a generator of a cyclic group of ``order`` under which the data ``x`` ``(N, n)`` are symmetric.
-
-    ``labels`` ``(N,)`` int64. Returns the learned group as a :class:`GroupEstimate`
-    (its ``centres`` are ``config.points`` random training images, its ``clusters``
-    their indices by class, ``cycles`` maps each to the same-class point nearest to
-    its image under A, ``fit_residual`` is the root of the mean of
-    ‖A x − x'‖²/‖x‖² with x' the nearest same-class training image, ``null`` the
-    same residual for 19 random generators of the same order; no Gram residual: NaN) and one record per start
-    (``symmetry``, ``matching``, ``chosen``). ``progress(text)`` is called after each start.
-    """
-    if not isinstance(order, (int, np.integer)) or order < 2:
-        raise ValueError(f"the group size must be an integer >= 2, got {order!r}")
-    if labels is None:
-        raise ValueError("--method learn needs labelled data: its losses compare images of one class")
-    config = config or LearnConfig()
-    x = x.reshape(len(x), -1).double()  # (N, n)
-    labels = labels.reshape(-1)
+def _search(x: torch.Tensor, labels: torch.Tensor, order: int, points: torch.Tensor, config: LearnConfig,
+            g: torch.Generator, progress) -> tuple[GroupEstimate, list[dict]]:
+    """The starts, the choice among them, the final steps and the null; torch's generator already seeded."""
     n = x.shape[1]
     moments = class_moments(x, labels)
-    g = torch.Generator().manual_seed(seed)
-    points = torch.randperm(len(x), generator=g)[:config.points]
-    torch.manual_seed(seed)
     starts, records = [], []
     for r in range(config.restarts):
-        gen = CyclicGenerator(1, 1, n, int(order), init_scale=config.init_scale).double()
+        gen = CyclicGenerator(1, 1, n, order, init_scale=config.init_scale).double()
         _steps(gen, moments, x, labels, config.warm_steps, config, False, g)
         _steps(gen, moments, x, labels, config.match_steps, config, True, g)
         with torch.no_grad():
@@ -165,10 +146,39 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: L
         a = gen.matrix()[0, 0]
         nearest = _nearest(a, px, py, px, py)[1]  # the cycle map among the points themselves
         # the null: the same residual for random generators of the same order (no symmetry learned)
-        null = np.array([residual(CyclicGenerator(1, 1, n, int(order), init_scale=config.init_scale).double()
+        null = np.array([residual(CyclicGenerator(1, 1, n, order, init_scale=config.init_scale).double()
                                   .matrix()[0, 0]) for _ in range(NULL_DRAWS)])
+        fit = residual(a)
     pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
     return GroupEstimate(
         generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=nearest.numpy(),
-        gram_residual=float("nan"), fit_residual=residual(a), order=int(order), null=null,
+        gram_residual=float("nan"), fit_residual=fit, order=order, null=null,
     ), records
+
+
+def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: LearnConfig | None = None, *,
+                    seed: int = 0, progress=None) -> tuple[GroupEstimate, list[dict]]:
+    """Learn a generator of a cyclic group of ``order`` under which the data ``x`` ``(N, n)`` are symmetric.
+
+    ``labels`` ``(N,)`` int64. Returns the learned group as a :class:`GroupEstimate`
+    (its ``centres`` are ``config.points`` random training images, its ``clusters``
+    their indices by class, ``cycles`` maps each to the same-class point nearest to
+    its image under A, ``fit_residual`` is the root of the mean of
+    ‖A x − x'‖²/‖x‖² with x' the nearest same-class training image, ``null`` the
+    same residual for 19 random generators of the same order; no Gram residual:
+    NaN) and one record per start (``symmetry``, ``matching``, ``chosen``).
+    ``progress(text)`` is called after each start. Deterministic for a ``seed``;
+    torch's global random state is left as the caller had it.
+    """
+    if not isinstance(order, (int, np.integer)) or order < 2:
+        raise ValueError(f"the group size must be an integer >= 2, got {order!r}")
+    if labels is None:
+        raise ValueError("--method learn needs labelled data: its losses compare images of one class")
+    config = config or LearnConfig()
+    x = x.reshape(len(x), -1).double()  # (N, n)
+    labels = labels.reshape(-1)
+    g = torch.Generator().manual_seed(seed)
+    points = torch.randperm(len(x), generator=g)[:config.points]
+    with torch.random.fork_rng(devices=[]):  # the starts draw from torch's generator; the caller's is restored
+        torch.manual_seed(seed)
+        return _search(x, labels, int(order), points, config, g, progress)

@@ -97,3 +97,14 @@ def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys):
         assert f["A"].shape == (1, 2, 1, 4, 4)
         assert np.allclose(np.linalg.matrix_power(f["A"][0, 0, 0], 2), np.eye(4), atol=1e-5)
     assert (out / "verdict.txt").is_file()
+
+
+def test_learn_leaves_the_callers_random_state_alone_and_is_deterministic():
+    x, y = torch.randn(40, 4, dtype=torch.float64), torch.arange(40) % 2
+    tiny = LearnConfig(restarts=1, warm_steps=2, match_steps=2, final_steps=2, batch_size=8, reference=16, points=8)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first, _ = learn_generator(x, y, 2, tiny, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+    again, _ = learn_generator(x, y, 2, tiny, seed=5)
+    assert np.array_equal(first.generator, again.generator)
