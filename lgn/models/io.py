@@ -75,9 +75,10 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         model = build_model(config)  # an LGN, or the CNN baseline
     except (TypeError, ValueError) as e:
         raise ValueError(f"{config_path}: {e}") from None
-    dtype = next(iter(state.values())).dtype if state else torch.float32
-    if dtype.is_floating_point:
-        model = model.to(dtype)
+    # the float dtype it was saved in; safetensors gives no key order, and counters such as
+    # BatchNorm's num_batches_tracked are integers, so look past those
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    model = model.to(dtype)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -50,3 +50,25 @@ def test_load_run_follows_the_device_and_needs_the_preprocessing(run, tmp_path):
         (bare / name).write_bytes((out / name).read_bytes())
     with pytest.raises(FileNotFoundError, match="preprocess.safetensors"):
         load_run(bare)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_load_model_keeps_the_saved_float_dtype_whatever_order_the_tensors_come_in(run, tmp_path, monkeypatch, dtype):
+    # safetensors returns its tensors in no set order; an integer counter (BatchNorm's
+    # num_batches_tracked) coming first must not decide the model's dtype
+    import lgn.models.io as io
+    from lgn.models import save_model
+
+    out, _ = run
+    save_model(load_model(out).to(dtype), tmp_path)
+    real = io.read_safetensors
+
+    def integers_first(path, device="cpu"):
+        state, metadata = real(path, device)
+        assert any(not v.is_floating_point() for v in state.values())
+        ordered = sorted(state.items(), key=lambda kv: kv[1].is_floating_point())
+        return dict(ordered), metadata
+
+    monkeypatch.setattr(io, "read_safetensors", integers_first)
+    model = load_model(tmp_path)
+    assert {p.dtype for p in model.parameters()} == {dtype}
