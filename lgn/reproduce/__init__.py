@@ -20,12 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from lgn.reproduce.grid import FULL, LGN_MODELS, MODELS, QUICK, DataPlan, Recipe, RunSpec, build_grid, data_plans
+from lgn.reproduce.grid import (AUTHORS_PREPROCESSING, LGN_MODELS, MODELS, PAPER, QUICK, SCALES, DataPlan, Recipe,
+                                RunSpec, build_grid, data_plans)
 from lgn.reproduce.planted import FULL_DISCOVERY, QUICK_DISCOVERY
 
-__all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "FULL", "DataPlan",
-           "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY", "FULL_DISCOVERY",
-           "GRID_FILE", "RESULTS_JSON", "RESULTS_MD"]
+__all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "PAPER", "SCALES",
+           "AUTHORS_PREPROCESSING", "DataPlan", "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY",
+           "FULL_DISCOVERY", "GRID_FILE", "RESULTS_JSON", "RESULTS_MD"]
 
 GRID_FILE = "runs/grid.json"  # state files live beside the run folders
 RESULTS_JSON = "results.json"
@@ -93,19 +94,20 @@ def check_grid(out: Path, grid: dict, force: bool) -> None:
 
 def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe = QUICK, seeds: int = 3,
               device: str = "cpu", force: bool = False, discovery: dict | None = QUICK_DISCOVERY,
-              command: str = "lgn reproduce", full_command: str = "lgn reproduce",
+              command: str = "lgn reproduce", full_command: str = "lgn reproduce --scale paper",
               log: Callable[[str], None] | None = print, limit: int | None = None,
-              models: tuple[str, ...] = tuple(MODELS)) -> dict | None:
+              models: tuple[str, ...] | None = None) -> dict:
     """Run (or finish) the grid into ``out`` and write ``results.json`` and ``RESULTS.md``; returns the results.
 
     ``discovery`` is the planted-symmetry setting (None: skip it); ``models`` a subset
-    of :data:`MODELS` (the default: all). ``limit`` stops
-    after training that many runs (returns None, writes no results): a partial
-    invocation, as if killed, for tests.
+    of :data:`MODELS` (default: the recipe's). ``limit`` stops after training that many
+    runs: the results are then partial (``complete`` false), their tables mark the
+    runs not yet run with the time each is projected to need, and the planted-symmetry
+    comparison waits for the complete grid.
     """
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
-    from lgn.reproduce.results import cell_tables, claim, distances, targets, time_budget
+    from lgn.reproduce.results import cell_tables, claim, distances, remaining, targets, time_budget
     from lgn.reproduce.runner import run_all
     from lgn.train.loop import resolve_device
 
@@ -120,16 +122,17 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     if log:
         log(f"lgn reproduce: {len(specs)} runs ({recipe.name} recipe) into {out}/runs")
     records, reused = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit)
-    if len(records) < len(specs):
-        if log:
-            log(f"stopped after {len(records)} of {len(specs)} runs; run the same command again to continue")
-        return None
-    planted = run_discovery(out, discovery, log) if discovery is not None else None
+    complete = len(records) == len(specs)
+    if not complete and log:
+        log(f"stopped with {len(records)} of {len(specs)} runs finished; run the same command again to continue")
+    planted = run_discovery(out, discovery, log) if discovery is not None and complete else None
     dist = distances(records, out / "runs")
     commit, dirty = _git()
+    done = {r["name"] for r in records}
     results = {
         "command": command,
         "full_command": full_command,
+        "complete": complete,
         "machine": machine_info(device),
         "started": started,
         "wall_seconds": None,
@@ -140,7 +143,9 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "recipe": recipe.to_dict(),
         "seeds": seeds,
         "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records],
+        "cells": [list(c) for c in dict.fromkeys(s.cell for s in specs)],
         "tables": cell_tables(records),
+        "remaining": remaining([s for s in specs if s.name not in done], records),
         "targets": None,
         "distances": dist,
         "claim": claim(dist),
@@ -155,5 +160,6 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     write_json(results, out / RESULTS_JSON)
     write_markdown(results, out / RESULTS_MD)
     if log:
-        log(f"wrote {out / RESULTS_MD} and {out / RESULTS_JSON} in {results['wall_seconds'] / 60:.1f} min")
+        log(f"wrote {out / RESULTS_MD} and {out / RESULTS_JSON} in {results['wall_seconds'] / 60:.1f} min"
+            + ("" if complete else " (partial: the runs not yet run are marked)"))
     return results

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MODELS", "LGN_MODELS", "DataPlan", "Recipe", "RunSpec", "QUICK", "FULL", "data_plans", "build_grid",
-           "PATCH_SIZE"]
+__all__ = ["MODELS", "LGN_MODELS", "DataPlan", "Recipe", "RunSpec", "QUICK", "PAPER", "SCALES", "data_plans",
+           "build_grid", "PATCH_SIZE", "AUTHORS_PREPROCESSING"]
 
 # model name → model settings; everything else is the paper's default (docs/method.md §2, §5)
 MODELS: dict[str, dict] = {
@@ -44,18 +44,29 @@ class DataPlan:
 class Recipe:
     """How every run of the grid trains; the rest is the paper's recipe (Adam 0.01, the step schedule, clip 2)."""
 
-    name: str                                  # 'quick' or 'full'
+    name: str                                  # 'quick' or 'paper'
     epochs: dict                               # task → epochs
     train_subset: dict = field(default_factory=dict)  # task → first N training examples (absent: all)
     test_subset: dict = field(default_factory=dict)   # task → first N test examples (absent: all)
     baseline_seeds: int | None = None          # seeds of the non-LGN models; None: as many as the LGN models
     model: dict = field(default_factory=dict)  # model settings shared by every run (tests: a tiny net)
     train: dict = field(default_factory=dict)  # train settings shared by every run
+    data: dict = field(default_factory=dict)   # data settings shared by every run (preprocessing)
+    models: tuple[str, ...] | None = None      # the models of the grid; None: all of MODELS
+    datasets: tuple[str, ...] | None = None    # the datasets kept from the plans; None: all
 
     def to_dict(self) -> dict:
         return {"name": self.name, "epochs": dict(self.epochs), "train_subset": dict(self.train_subset),
                 "test_subset": dict(self.test_subset), "baseline_seeds": self.baseline_seeds,
-                "model": dict(self.model), "train": dict(self.train)}
+                "model": dict(self.model), "train": dict(self.train), "data": dict(self.data),
+                "models": list(self.grid_models()), "datasets": None if self.datasets is None else list(self.datasets)}
+
+    def grid_models(self) -> tuple[str, ...]:
+        """The models this recipe trains, in the order of :data:`MODELS`."""
+        return tuple(m for m in MODELS if self.models is None or m in self.models)
+
+    def keeps(self, plan: "DataPlan") -> bool:
+        return self.datasets is None or plan.dataset in self.datasets
 
 
 # --quick: < 20 min on a 2-core CPU. Classification keeps 8 epochs (mnist5k reaches ≈ 0.977, the demo's
@@ -64,8 +75,15 @@ class Recipe:
 QUICK = Recipe("quick", epochs={"classify": 8, "reconstruct": 8},
                train_subset={"classify": 4000, "reconstruct": 4000},
                test_subset={"classify": 2000, "reconstruct": 1000}, baseline_seeds=1)
-# the full grid: the paper's recipe, 100 epochs on all the data, every model on every seed
-FULL = Recipe("full", epochs={"classify": 100, "reconstruct": 100})
+# the paper's scale: its recipe for 100 epochs on all the data (mnist5k 4,000 / 1,000, Fashion-MNIST 60,000 / 10,000,
+# full MNIST and CIFAR-10 when their folders are given), every model on every seed. Not rot90 (the authors' earlier
+# fixed group, not a model of the paper's comparison) and not the natural patches (not in the paper's data).
+PAPER = Recipe("paper", epochs={"classify": 100, "reconstruct": 100},
+               models=tuple(m for m in MODELS if m != "rot90"), datasets=("mnist5k", "mnist", "fashion-mnist", "cifar10"))
+SCALES = {"quick": QUICK, "paper": PAPER}  # the recipes `lgn reproduce --scale` selects
+
+# The authors' preprocessing of MNIST: standardise, then ZCA-whiten with ε = 1e-8 (docs/reproduce.md)
+AUTHORS_PREPROCESSING = {"zca": True, "zca_epsilon": 1e-8}
 
 
 @dataclass(frozen=True)
@@ -132,7 +150,7 @@ def data_plans(*, mnist_dir=None, fashion_dir=None, cifar_dir=None, data_root=No
 
 
 def _settings(plan: DataPlan, task: str, model: str, seed: int, recipe: Recipe) -> tuple[dict, int, int]:
-    data = copy.deepcopy(plan.data)
+    data = {**copy.deepcopy(plan.data), **recipe.data}
     n_train, n_test = plan.n_train, plan.n_test
     if recipe.train_subset.get(task) is not None and recipe.train_subset[task] < n_train:
         n_train = data["train_subset"] = recipe.train_subset[task]
@@ -147,8 +165,13 @@ def _settings(plan: DataPlan, task: str, model: str, seed: int, recipe: Recipe) 
 
 
 def build_grid(plans: list[DataPlan], recipe: Recipe, seeds: int,
-               models: tuple[str, ...] = tuple(MODELS)) -> list[RunSpec]:
-    """Every run: per dataset and task, per model, per seed (LGN models on ``seeds`` seeds, 0..seeds−1)."""
+               models: tuple[str, ...] | None = None) -> list[RunSpec]:
+    """Every run: per dataset and task, per model, per seed (LGN models on ``seeds`` seeds, 0..seeds−1).
+
+    ``models`` defaults to the recipe's; datasets the recipe leaves out are skipped.
+    """
+    if models is None:
+        models = recipe.grid_models()
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     unknown = [m for m in models if m not in MODELS]
@@ -156,6 +179,8 @@ def build_grid(plans: list[DataPlan], recipe: Recipe, seeds: int,
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     specs = []
     for plan in plans:
+        if not recipe.keeps(plan):
+            continue
         for task in plan.tasks:
             for model in models:
                 n_seeds = seeds if model in LGN_MODELS or recipe.baseline_seeds is None \

@@ -83,15 +83,64 @@ def _recipe_text(recipe: dict, seeds: int) -> str:
     def per_task(d):
         return ", ".join(f"{task} {v:,}" for task, v in d.items()) if d else "all"
 
-    baseline = (f"{recipe['baseline_seeds']} seed(s) for the baselines (unconstrained, rot90, cnn)"
+    models = recipe.get("models") or []
+    lgn = [m for m in models if m.startswith("lgn-")]
+    baselines = [m for m in models if not m.startswith("lgn-")]
+    baseline = (f"{recipe['baseline_seeds']} seed(s) for the baselines ({', '.join(baselines)})"
                 if recipe["baseline_seeds"] is not None else "the same seeds for the baselines")
+    data = recipe.get("data") or {}
+    prep = (f"per-channel standardisation, then ZCA with ε = {data.get('zca_epsilon', 0.01):g}" if data.get("zca")
+            else "per-channel standardisation")
     return (f"**{recipe['name']}**: epochs {', '.join(f'{t} {e}' for t, e in recipe['epochs'].items())}; "
             f"training images: {per_task(recipe['train_subset'])}; test images: {per_task(recipe['test_subset'])}; "
-            f"{seeds} seed(s) for the LGN models (lgn-free, lgn-cyclic), {baseline}. Everything else is the "
+            + (f"datasets {', '.join(recipe['datasets'])} where given; " if recipe.get("datasets") else "")
+            + f"{seeds} seed(s) for the LGN models ({', '.join(lgn)}), {baseline}. Everything else is the "
             f"paper's recipe: L=4, K=5, p=4, k=6, Adam lr 0.01 halved at 1/2, 3/4, 7/8 of the epochs, "
-            f"gradient clipping 2.0, batch 128, per-channel standardisation"
+            f"gradient clipping 2.0, batch 128, {prep}"
             + (f"; model settings {recipe['model']}" if recipe["model"] else "")
             + (f"; train settings {recipe['train']}" if recipe["train"] else "") + ".")
+
+
+def _projected(row: dict) -> str:
+    each = "time not yet projected" if row["seconds_per_run"] is None else \
+        f"about {fmt_hours(row['seconds_per_run'] / 3600)} each"
+    return f"not yet run: {len(row['seeds'])} run(s), {each}"
+
+
+def _partial_text(r: dict) -> str:
+    rows = r["remaining"]
+    runs = sum(len(x["seeds"]) for x in rows)
+    known = [x["seconds_per_run"] * len(x["seeds"]) for x in rows if x["seconds_per_run"] is not None]
+    unknown = sum(len(x["seeds"]) for x in rows if x["seconds_per_run"] is None)
+    return (f"**PARTIAL RESULTS**: {len(r['runs'])} of {len(r['runs']) + runs} runs of this grid have finished; the "
+            f"{runs} not yet run are marked *not yet run* in the tables below with the time each is projected to "
+            f"need (seconds per image-epoch measured in the finished runs on this machine: an estimate). Remaining: "
+            f"about {fmt_hours(sum(known) / 3600)}" + (f" plus {unknown} run(s) not yet projected" if unknown else "")
+            + f". Repeat `{r['command']}` to continue. Means and claims below use only the finished runs.")
+
+
+def _cell_sections(r: dict) -> list[str]:
+    """One table per (dataset, task) cell of the grid: finished models with their numbers, the rest marked."""
+    lines = []
+    tables = {(t["dataset"], t["task"]): t for t in r["tables"]}
+    missing: dict = {}
+    for x in r.get("remaining", []):
+        missing.setdefault((x["dataset"], x["task"]), []).append(x)
+    cells = [tuple(c) for c in r.get("cells", [])] or list(tables)
+    for cell in cells:
+        dataset, task = cell
+        t = tables.get(cell)
+        metric = "test accuracy" if task == "classify" else "test PSNR (dB)"
+        digits = 4 if task == "classify" else 2
+        lines += [f"### {dataset} · {task}", ""]
+        rows = [[row["model"], _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
+                 f"{row['params_export']:,}", f"{row['train_seconds']:.0f}", f"{row['epochs']} × {row['n_train']:,}"]
+                for row in (t["models"] if t else [])]
+        rows += [[x["model"], _projected(x), f"seeds {', '.join(map(str, x['seeds']))}", "–", "–", "–",
+                  f"{x['epochs']} × {x['n_train']:,}"] for x in missing.get(cell, [])]
+        lines += _table(["model", metric, "seeds", "params", "exported", "train s", "epochs × images"], rows)
+        lines.append("")
+    return lines
 
 
 def write_markdown(results: dict, path: Path) -> Path:
@@ -115,6 +164,10 @@ def write_markdown(results: dict, path: Path) -> Path:
         + (" with uncommitted changes" if r.get("git_dirty") else ""),
         f"- Recipe: {_recipe_text(r['recipe'], r['seeds'])}",
         "",
+    ]
+    if not r.get("complete", True):
+        lines += [_partial_text(r), ""]
+    lines += [
         "Model names: `lgn-free` is the paper's LGN (free generators, auxiliary-inverse regulariser); `lgn-cyclic` "
         "has exact cyclic groups (A^p = I); `unconstrained` is the same unfolded network with K·p independent "
         "filters; `rot90` uses a fixed 90° rotation as every generator; `cnn` is a plain CNN with K·p channels "
@@ -129,15 +182,7 @@ def write_markdown(results: dict, path: Path) -> Path:
     lines += ["", "## Accuracy and reconstruction quality", "",
               "Mean ± standard deviation over seeds (n − 1); *train s* is the mean training time of one run "
               "(all epochs, evaluation excluded).", ""]
-    for t in r["tables"]:
-        metric = "test accuracy" if t["metric_name"] == "test_acc" else "test PSNR (dB)"
-        digits = 4 if t["metric_name"] == "test_acc" else 2
-        lines += [f"### {t['dataset']} · {t['task']}", ""]
-        lines += _table(["model", metric, "seeds", "params", "exported", "train s", "epochs × images"],
-                        [[row["model"], _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
-                          f"{row['params_export']:,}", f"{row['train_seconds']:.0f}",
-                          f"{row['epochs']} × {row['n_train']:,}"] for row in t["models"]])
-        lines.append("")
+    lines += _cell_sections(r)
     lines += ["## Do the learned groups depend on the data and on the task?", "",
               "Distance between two runs (`lgn.analysis.distance`): every generator is described by scale-free "
               "features, its 7 structure indices and its singular-value spectrum normalised to unit length; per "
@@ -203,7 +248,9 @@ def write_markdown(results: dict, path: Path) -> Path:
         lines += [f"**{key}**", "", f"![{key}]({fig})", ""]
     lines += ["## Discovery on planted symmetries", ""]
     d = r.get("discovery")
-    if d:
+    if not r.get("complete", True):
+        lines += ["Runs once every run of the grid has finished.", ""]
+    elif d:
         s = d["settings"]
         lines += [f"`lgn bench-discovery`'s comparison run here ({', '.join(s['datasets'])}; seeds "
                   f"{', '.join(map(str, s['seeds']))}; {s['epochs']} epochs on {s['n_train']:,} images, "
@@ -219,11 +266,11 @@ def write_markdown(results: dict, path: Path) -> Path:
     else:
         lines += ["Not run here: see docs/discovery.md for the benchmark numbers (`lgn bench-discovery`).", ""]
     b = r["time_budget"]
-    lines += ["## Time budget of the full grid (an estimate)", ""]
+    lines += ["## Time budget of the paper-scale grid (an estimate)", ""]
     if b["rows"]:
-        lines += [f"The full grid is `{r['full_command']}`: "
+        lines += [f"The paper-scale grid is `{r['full_command']}`: "
                   f"{_recipe_text(b['recipe'], b['seeds'])} Estimated from the seconds per training and test image "
-                  f"per epoch measured in these runs ({m['device']}, this machine), times the full grid's images "
+                  f"per epoch measured in these runs ({m['device']}, this machine), times the paper-scale grid's images "
                   f"and epochs: **about {fmt_hours(b['total_hours'])}** for the grid above"
                   + (f", plus about {fmt_hours(b['cifar10_extra_hours'])} with CIFAR-10 (`--cifar-dir`; "
                      f"extrapolated by values per image)" if b.get("cifar10_extra_hours") else "")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.grid import FULL, LGN_MODELS, MODELS, PATCH_SIZE, DataPlan, Recipe, build_grid
+from lgn.reproduce.grid import LGN_MODELS, MODELS, PAPER, PATCH_SIZE, DataPlan, Recipe, RunSpec, build_grid
 
-__all__ = ["stats", "cell_tables", "targets", "distances", "claim", "time_budget", "fmt_hours", "fmt_num",
+__all__ = ["stats", "cell_tables", "targets", "distances", "claim", "time_budget", "remaining", "fmt_hours", "fmt_num",
            "MNIST_TARGET", "MATCH_TOLERANCE", "PIXELS"]
 
 MNIST_TARGET = 0.97     # LGN test accuracy on mnist5k
@@ -230,8 +230,35 @@ def _rates(records: list[dict]) -> dict:
             for k, v in groups.items()}
 
 
-def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: Recipe = FULL) -> dict:
-    """The estimated cost of the full grid from the measured per-example epoch times of ``records``.
+def _rate(rates: dict, dataset: str, task: str, model: str) -> tuple[tuple[float, float] | None, str]:
+    """Seconds per training and per test example-epoch of (dataset, task, model), and where they come from.
+
+    Measured when that triple ran; else extrapolated by values per image from the same
+    task and model on another dataset; else borrowed from another model of the same task
+    (on this dataset first). (None, 'no run of this task measured yet') when nothing fits.
+    """
+    if (dataset, task, model) in rates:
+        return rates[(dataset, task, model)], "measured"
+
+    def scaled(ref, rate):
+        scale = PIXELS.get(dataset, PIXELS.get(ref, 1)) / PIXELS.get(ref, 1)
+        return (rate[0] * scale, rate[1] * scale), scale
+
+    refs = [(k, v) for k, v in rates.items() if k[1:] == (task, model) and k[0] in PIXELS]
+    if refs:
+        (ref, _, _), rate = refs[0]
+        rate, scale = scaled(ref, rate)
+        return rate, f"extrapolated from {ref} by values per image (×{scale:.2f})"
+    refs = sorted(((k, v) for k, v in rates.items() if k[1] == task), key=lambda kv: kv[0][0] != dataset)
+    if refs:
+        (ref, _, other), rate = refs[0]
+        rate, scale = scaled(ref, rate)
+        return rate, f"borrowed from {other} on {ref}" + (f" (×{scale:.2f} values per image)" if ref != dataset else "")
+    return None, "no run of this task measured yet"
+
+
+def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: Recipe = PAPER) -> dict:
+    """The estimated cost of the paper-scale grid from the measured per-example epoch times of ``records``.
 
     A (dataset, task, model) that was not measured (CIFAR-10 when no folder was
     given) is extrapolated from a measured dataset of the same task and model by
@@ -249,15 +276,9 @@ def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: 
     for (dataset, task, model), specs in _group(build_grid(plans, recipe, seeds)).items():
         spec = specs[0]
         epochs = spec.settings["train"]["epochs"]
-        how = "measured"
-        rate = rates.get((dataset, task, model))
+        rate, how = _rate({k: v for k, v in rates.items() if k[2] == model}, dataset, task, model)
         if rate is None:
-            refs = [(k, v) for k, v in rates.items() if k[1:] == (task, model) and k[0] in PIXELS]
-            if not refs:
-                continue
-            (ref, _, _), (rt, re) = refs[0]
-            scale = PIXELS.get(dataset, PIXELS[ref]) / PIXELS[ref]
-            rate, how = (rt * scale, re * scale), f"extrapolated from {ref} by values per image (×{scale:.2f})"
+            continue
         seconds = (rate[0] * spec.n_train + rate[1] * spec.n_test) * epochs
         rows.append({"dataset": dataset, "task": task, "model": model, "runs": len(specs), "epochs": epochs,
                      "n_train": spec.n_train, "seconds_per_epoch": rate[0] * spec.n_train,
@@ -267,8 +288,29 @@ def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: 
     return {"recipe": recipe.to_dict(), "seeds": seeds, "rows": rows, "total_hours": total,
             "cifar10_extra_hours": extra if extra else None,
             "note": "an estimate: measured seconds per training and test example per epoch of these runs, "
-                    "times the full grid's examples and epochs, on the same device; epochs get no faster or "
+                    "times the paper-scale grid's examples and epochs, on the same device; epochs get no faster or "
                     "slower with more data in this estimate"}
+
+
+def remaining(missing: list[RunSpec], records: list[dict]) -> list[dict]:
+    """The runs of a grid not yet run, per (dataset, task, model): how many, which seeds, the projected time.
+
+    The time of one run is its epochs × (training images × measured seconds per training
+    image-epoch + test images × seconds per test image-epoch), the rates from the finished
+    ``records`` (:func:`_rate` says how each was found); None when no run of the task has
+    finished yet.
+    """
+    rates = _rates(records)
+    rows = []
+    for (dataset, task, model), specs in _group(missing).items():
+        spec = specs[0]
+        rate, how = _rate(rates, dataset, task, model)
+        seconds = None if rate is None else \
+            (rate[0] * spec.n_train + rate[1] * spec.n_test) * spec.settings["train"]["epochs"]
+        rows.append({"dataset": dataset, "task": task, "model": model, "seeds": [s.seed for s in specs],
+                     "epochs": spec.settings["train"]["epochs"], "n_train": spec.n_train,
+                     "seconds_per_run": seconds, "basis": how})
+    return rows
 
 
 def _group(specs) -> dict:

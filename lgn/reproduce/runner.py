@@ -116,12 +116,15 @@ def format_line(i: int, n: int, record: dict, reused: bool) -> str:
 
 def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force: bool = False,
             log: Callable[[str], None] | None = print, limit: int | None = None) -> tuple[list[dict], list[bool]]:
-    """Every spec in order (at most ``limit`` trained in this call); returns the records and which were reused."""
+    """Every spec in order (at most ``limit`` trained in this call, the finished ones after it still read back);
+    returns the records and which were reused."""
     records, reused_flags, trained = [], [], 0
     for i, spec in enumerate(specs, 1):
         run_dir = runs_dir / spec.name
-        if limit is not None and trained >= limit and read_record(run_dir) is None:
-            break
+        if limit is not None and trained >= limit:
+            saved = read_record(run_dir)
+            if saved is None or saved.get("settings") != spec.settings:
+                continue  # past the limit only finished runs are read back
         record, reused = run_spec(spec, run_dir, device=device, force=force)
         trained += not reused
         records.append(record)

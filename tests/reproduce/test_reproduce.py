@@ -66,7 +66,7 @@ def test_results_md(tiny):
     md = (out / "RESULTS.md").read_text()
     assert "`lgn reproduce --tiny`" in md and "wall time" in md and results["machine"]["cpu"] in md
     for section in ("## Targets", "### rot90 · classify", "### flip · reconstruct", "### lgn-free", "### lgn-cyclic",
-                    "Claim check", "## Discovery on planted symmetries", "## Time budget of the full grid"):
+                    "Claim check", "## Discovery on planted symmetries", "## Time budget of the paper-scale grid"):
         assert section in md
     assert "**N/A**" in md  # no mnist5k or Fashion-MNIST in this grid
     assert "an estimate" in md
@@ -101,7 +101,15 @@ def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
     recipe = Recipe("tiny2", epochs={"classify": 2, "reconstruct": 1}, baseline_seeds=1, model=RECIPE.model,
                     train=RECIPE.train)
     kwargs = dict(plans=plans, recipe=recipe, seeds=1, discovery=None, models=("lgn-free", "unconstrained"), log=None)
-    assert reproduce(tmp_path, limit=1, **kwargs) is None
+    partial = reproduce(tmp_path, limit=1, **kwargs)
+    assert partial["complete"] is False and len(partial["runs"]) == 1
+    assert [(x["task"], x["model"], x["seeds"]) for x in partial["remaining"]] == [
+        ("classify", "unconstrained", [0]), ("reconstruct", "lgn-free", [0]), ("reconstruct", "unconstrained", [0])]
+    # the unfinished classify run is projected from the finished one; reconstruction has no measured run yet
+    assert partial["remaining"][0]["seconds_per_run"] > 0 and partial["remaining"][1]["seconds_per_run"] is None
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "**PARTIAL RESULTS**: 1 of 4 runs" in md and "### rot90 · reconstruct" in md
+    assert "| unconstrained | not yet run: 1 run(s), about " in md and "time not yet projected" in md
     first = tmp_path / "runs" / "rot90-classify-lgn-free-s0"
     stamp = (first / RECORD_FILE).stat().st_mtime_ns
     assert not (tmp_path / "runs" / "rot90-classify-unconstrained-s0").exists()
@@ -120,6 +128,8 @@ def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
     epoch1 = json.loads((tmp_path / "runs" / spec.name / "metrics.jsonl").read_text().splitlines()[0])
 
     results = reproduce(tmp_path, **kwargs)
+    assert results["complete"] is True and results["remaining"] == []
+    assert "PARTIAL" not in (tmp_path / "RESULTS.md").read_text()
     assert (first / RECORD_FILE).stat().st_mtime_ns == stamp
     assert results["reused_runs"] == 1 and len(results["runs"]) == 4
     metrics = [json.loads(line) for line in (tmp_path / "runs" / spec.name / "metrics.jsonl").read_text().splitlines()]
@@ -131,6 +141,50 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--cifar-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--seeds must be at least 1" in err[0] and "is not a folder" in err[1]
+
+
+def test_scales_select_their_epochs_sizes_and_models():
+    from lgn.reproduce import PAPER, QUICK, SCALES, build_grid, data_plans
+
+    plans = data_plans()  # mnist5k, fashion-mnist, patches
+    paper = build_grid(plans, SCALES["paper"], seeds=3)
+    assert SCALES["paper"] is PAPER and SCALES["quick"] is QUICK
+    assert {s.dataset for s in paper} == {"mnist5k", "fashion-mnist"}  # no patches at the paper's scale
+    assert {s.model for s in paper} == {"lgn-free", "lgn-cyclic", "unconstrained", "cnn"} | (
+        {"lgn-learned"} if "lgn-learned" in PAPER.grid_models() else set())
+    assert all(s.settings["train"]["epochs"] == 100 for s in paper)
+    sizes = {(s.dataset, s.task): (s.n_train, s.n_test) for s in paper}
+    assert sizes[("mnist5k", "classify")] == sizes[("mnist5k", "reconstruct")] == (4000, 1000)
+    assert sizes[("fashion-mnist", "classify")] == sizes[("fashion-mnist", "reconstruct")] == (60000, 10000)
+    assert all("train_subset" not in s.settings["data"] and "test_subset" not in s.settings["data"] for s in paper)
+    assert all(sum(1 for t in paper if (t.cell, t.model) == (s.cell, s.model)) == 3 for s in paper)  # 3 seeds each
+    quick = build_grid(plans, SCALES["quick"], seeds=3)
+    assert all(s.settings["train"]["epochs"] == 8 for s in quick)
+    fashion = next(s for s in quick if s.dataset == "fashion-mnist" and s.task == "classify")
+    assert (fashion.n_train, fashion.n_test) == (4000, 2000) and fashion.settings["data"]["train_subset"] == 4000
+    assert {s.dataset for s in quick} == {"mnist5k", "fashion-mnist", "patches"} and "rot90" in {s.model for s in quick}
+
+
+@pytest.mark.parametrize("argv, scale", [([], "paper"), (["--quick"], "quick"), (["--scale", "quick"], "quick"),
+                                         (["--scale", "paper"], "paper"), (["--quick", "--scale", "quick"], "quick")])
+def test_cli_scale_and_its_quick_alias(argv, scale):
+    from lgn.cli import build_parser
+    from lgn.cli.reproduce import scale_of
+
+    assert scale_of(build_parser().parse_args(["reproduce", "--out", "x", *argv])) == scale
+
+
+def test_authors_preprocessing_reaches_every_run(tmp_path, capsys):
+    import dataclasses
+
+    from lgn.reproduce import AUTHORS_PREPROCESSING, QUICK, build_grid, data_plans
+
+    recipe = dataclasses.replace(QUICK, data=AUTHORS_PREPROCESSING)
+    specs = build_grid(data_plans(), recipe, seeds=1)
+    assert all(s.settings["data"]["zca"] is True and s.settings["data"]["zca_epsilon"] == 1e-8 for s in specs)
+    assert all("zca" not in s.settings["data"] for s in build_grid(data_plans(), QUICK, seeds=1))
+    assert main(["reproduce", "--out", str(tmp_path), "--quick", "--scale", "paper"]) == 2
+    assert "--quick is --scale quick" in capsys.readouterr().err
 
 
 def test_moved_from_init_rebuilds_the_starting_generators():
