@@ -107,7 +107,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     """
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
-    from lgn.reproduce.results import cell_tables, claim, distances, remaining, targets, time_budget
+    from lgn.reproduce.results import cell_tables, claim, dependence, distances, remaining, targets, time_budget
     from lgn.reproduce.runner import run_all
     from lgn.train.loop import resolve_device
 
@@ -149,6 +149,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "targets": None,
         "distances": dist,
         "claim": claim(dist),
+        "dependence": dependence(dist),
         "discovery": planted,
         "time_budget": time_budget(records, plans, seeds),
     }

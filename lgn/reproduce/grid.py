@@ -97,10 +97,11 @@ class RunSpec:
     settings: dict        # the nested settings given to train() (without the device)
     n_train: int          # training examples the run sees per epoch
     n_test: int
+    tag: str = ""         # tells apart runs of one dataset, task, model and seed (a curve's training size)
 
     @property
     def name(self) -> str:
-        return f"{self.dataset}-{self.task}-{self.model}-s{self.seed}"
+        return f"{self.dataset}-{self.task}-{self.model}-s{self.seed}" + (f"-{self.tag}" if self.tag else "")
 
     @property
     def cell(self) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.results import MATCH_TOLERANCE, fmt_hours, fmt_num
+from lgn.reproduce.results import MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, stats
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
 
@@ -101,6 +101,79 @@ def _recipe_text(recipe: dict, seeds: int) -> str:
             + (f"; train settings {recipe['train']}" if recipe["train"] else "") + ".")
 
 
+PSNR_TOLERANCE = 0.1  # dB: reconstruction scores this close tie whatever the seed spread
+
+
+def _scale_words(recipe: dict) -> str:
+    epochs = sorted(set(recipe["epochs"].values()))
+    sizes = recipe.get("train_subset") or {}
+    return (f"{'/'.join(map(str, epochs))} epochs on "
+            + (f"at most {max(sizes.values()):,} training images" if sizes else "all the training images"))
+
+
+def _headlines(r: dict) -> list[str]:
+    """Plain sentences first: each claim of the paper, what these runs measured, agree or disagree."""
+    scale = _scale_words(r["recipe"])
+    paper_scale = r["recipe"]["name"] == "paper"
+    lines = ["## Headline findings", "",
+             f"Measured at the **{r['recipe']['name']}** scale ({scale})"
+             + ("" if paper_scale else "; the paper trains 100 epochs on all the data, so these are not "
+                                       "paper-scale numbers")
+             + ("; **partial**: only the finished runs count (see the banner above)"
+                if not r.get("complete", True) else "") + ".", ""]
+    for t in r["tables"]:
+        if t["task"] != "classify":
+            continue
+        rows = {row["model"]: row for row in t["models"]}
+        lgn = [m for m in rows if m.startswith("lgn-")]
+        base = [m for m in ("unconstrained", "cnn") if m in rows]
+        if not lgn or not base:
+            continue
+        for m in lgn:
+            parts, outcomes = [], []
+            for b in base:
+                outcome, diff, margin = compare(rows[m]["metric"], rows[b]["metric"], MATCH_TOLERANCE)
+                outcomes.append(outcome)
+                parts.append(f"{b} {_pm(rows[b]['metric'], 4)} ({rows[b]['params']:,} trainable, "
+                             f"{rows[b]['params_export']:,} exported parameters; n={rows[b]['metric']['n']}): "
+                             f"{outcome} ({diff:+.4f}, margin {margin:.4f})")
+            verdict = "agree" if all(o == "win" for o in outcomes) else \
+                "disagree" if any(o == "lose" for o in outcomes) else "neither (ties)"
+            lines.append(f"- *Paper: LGNs improve parameter efficiency and generalisation.* {t['dataset']} "
+                         f"classification, {m} {_pm(rows[m]['metric'], 4)} (n={rows[m]['metric']['n']}; "
+                         f"{rows[m]['params']:,} trainable, {rows[m]['params_export']:,} exported parameters) "
+                         f"against " + "; ".join(parts) + f". **{verdict}**.")
+    for model, dep in r.get("dependence", {}).items():
+        sig = [dep[f].get("significant") for f in ("data", "task")]
+        verdict = ("cannot be tested here" if None in sig else "agree" if all(sig) else
+                   "partly: only " + ("data" if sig[0] else "task") + " dependence shown" if any(sig) else
+                   "not shown by these runs (neither dependence is significant)")
+        p = [f"p = {dep[f]['p']:.3g}" if dep[f].get("p") is not None else "untested" for f in ("data", "task")]
+        lines.append(f"- *Paper: the learned group depends on the data and the task.* {model}: data dependence "
+                     f"{p[0]}, task dependence {p[1]} (permutation tests against the seed-to-seed floor, details "
+                     f"below). **{verdict}**.")
+    energy = _energy_by_cell(r)
+    if energy:
+        lines.append("- *Is the orbit used?* Share of the final code's energy per orbit power (B, A·B, A²·B, …; mean "
+                     "over seeds, test images; equal shares mean every power carries the code, all on B means the "
+                     "group is not used): "
+                     + "; ".join(f"{key} " + "/".join(f"{f:.2f}" for f in fr) for key, fr in energy.items()) + ".")
+    for t in r["targets"]:
+        if t["verdict"] != "N/A":
+            lines.append(f"- Target: {t['target']}: {t['measured']}. **{t['verdict']}**.")
+    return lines + [""]
+
+
+def _energy_by_cell(r: dict) -> dict:
+    """'<dataset> <task> <model>' → the mean code energy per orbit power over its seeds."""
+    out: dict = {}
+    for x in r["runs"]:
+        e = (x.get("analysis") or {}).get("code_energy")
+        if e:
+            out.setdefault(f"{x['dataset']} {x['task']} {x['model']}", []).append(e)
+    return {k: list(np.mean(v, axis=0)) for k, v in out.items()}
+
+
 def _projected(row: dict) -> str:
     each = "time not yet projected" if row["seconds_per_run"] is None else \
         f"about {fmt_hours(row['seconds_per_run'] / 3600)} each"
@@ -167,6 +240,7 @@ def write_markdown(results: dict, path: Path) -> Path:
     ]
     if not r.get("complete", True):
         lines += [_partial_text(r), ""]
+    lines += _headlines(r)
     lines += [
         "Model names: `lgn-free` is the paper's LGN (free generators, auxiliary-inverse regulariser); `lgn-cyclic` "
         "has exact cyclic groups (A^p = I); `unconstrained` is the same unfolded network with K·p independent "
@@ -185,7 +259,10 @@ def write_markdown(results: dict, path: Path) -> Path:
     lines += _cell_sections(r)
     lines += ["## Do the learned groups depend on the data and on the task?", "",
               "Distance between two runs (`lgn.analysis.distance`): every generator is described by scale-free "
-              "features, its 7 structure indices and its singular-value spectrum normalised to unit length; per "
+              "features, its 7 structure indices, its singular-value spectrum normalised to unit length, its sorted "
+              "eigenvalue angles (a conjugacy invariant: it tells orthogonal generators apart, whose singular values "
+              "are all 1) and its commutation residuals with the library's exact operators (quarter turn, flips, "
+              "transposes, shifts: which pixel geometry it respects); per "
               "layer the two runs' generators are paired by optimal assignment (Hungarian) on the root-mean-square "
               "feature difference, and the distance is the mean matched cost over layers. It is 0 for a run and "
               "itself, symmetric, and does not change when the groups are reordered or a generator is scaled. "
@@ -208,6 +285,10 @@ def write_markdown(results: dict, path: Path) -> Path:
         fig = r["figures"]["distances"].get(model)
         if fig:
             lines += ["", f"![{model} distance matrix]({fig})"]
+        dep = r.get("dependence", {}).get(model)
+        if dep:
+            lines += ["", f"**Dependence tests** (permutation tests against the seed-to-seed floor, level "
+                          f"{SIGNIFICANCE}): {dep['verdict']}"]
         c = r["claim"].get(model)
         if c:
             lines += ["", f"**Claim check** (same-task-different-data closer than same-data-different-task; borne "
@@ -233,15 +314,19 @@ def write_markdown(results: dict, path: Path) -> Path:
         if x.get("analysis"):
             s = x["analysis"]["summary"]
             fams = ", ".join(f"{f} {n}" for f, n in s["families"].items())
+            energy = x["analysis"].get("code_energy")
             summary_rows.append([x["name"], fams, f"{s['mean_similarity']:.2f}",
                                  fmt_num(s["indices"]["toeplitz"], 2), fmt_num(s["indices"]["skew"], 2),
                                  fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3),
-                                 fmt_num(x["analysis"].get("moved_from_init"), 3)])
+                                 fmt_num(x["analysis"].get("moved_from_init"), 3),
+                                 "/".join(f"{f:.2f}" for f in energy) if energy else "–"])
     if summary_rows:
         lines += ["*moved* is the run distance between the learned generators and those the run started from: "
                   "distances between runs are only meaningful where training moved the generators well beyond the "
-                  "seed-to-seed noise floor.", ""]
-        lines += _table(["run", "nearest families", "mean sim.", "Toeplitz", "skew", "block", "order err.", "moved"],
+                  "seed-to-seed noise floor. *code energy per power* is the share of the final code's energy (test "
+                  "images) carried by B, A·B, A²·B, … (`lgn analyze`, lgn.analysis.code_energy).", ""]
+        lines += _table(["run", "nearest families", "mean sim.", "Toeplitz", "skew", "block", "order err.", "moved",
+                         "code energy per power"],
                         summary_rows)
         lines.append("")
     for key, fig in r["figures"]["generators"].items():

@@ -14,7 +14,7 @@ import numpy as np
 
 from lgn.reproduce.grid import LGN_MODELS, MODELS, PAPER, PATCH_SIZE, DataPlan, Recipe, RunSpec, build_grid
 
-__all__ = ["stats", "cell_tables", "targets", "distances", "claim", "time_budget", "remaining", "fmt_hours", "fmt_num",
+__all__ = ["stats", "compare", "cell_tables", "targets", "distances", "claim", "dependence", "time_budget", "remaining", "fmt_hours", "fmt_num",
            "MNIST_TARGET", "MATCH_TOLERANCE", "PIXELS"]
 
 MNIST_TARGET = 0.97     # LGN test accuracy on mnist5k
@@ -28,6 +28,18 @@ def stats(values) -> dict:
     v = [float(x) for x in values]
     return {"mean": float(np.mean(v)) if v else None,
             "std": float(np.std(v, ddof=1)) if len(v) > 1 else None, "n": len(v), "values": v}
+
+
+def compare(a: dict, b: dict, tolerance: float) -> tuple[str, float, float]:
+    """'win', 'tie' or 'lose' of :func:`stats` ``a`` against ``b``, the difference of means and the margin.
+
+    The margin is the seed spread of the difference, √(s_a² + s_b²) (a single seed adds 0),
+    but at least ``tolerance``: ``a`` wins when its mean is above ``b``'s by more than the
+    margin, loses when below by more, and ties otherwise.
+    """
+    diff = a["mean"] - b["mean"]
+    margin = max(math.sqrt((a["std"] or 0.0) ** 2 + (b["std"] or 0.0) ** 2), tolerance)
+    return ("win" if diff > margin else "lose" if diff < -margin else "tie"), diff, margin
 
 
 def _cells(records: list[dict]) -> list[tuple[str, str]]:
@@ -139,7 +151,64 @@ def distances(records: list[dict], runs_dir: Path, models: tuple[str, ...] = LGN
             mean[a][b], std[a][b], pairs[a][b] = s["mean"], s["std"], s["n"]
         out[model] = {"cells": [f"{ds} {task}" for ds, task in cells], "cell_keys": [list(c) for c in cells],
                       "mean": mean, "std": std, "n_pairs": pairs, "pairing": pairing,
-                      "runs": [r["name"] for r in sel], "run_matrix": d.tolist()}
+                      "runs": [r["name"] for r in sel], "run_keys": [[r["dataset"], r["task"], r["seed"]] for r in sel],
+                      "run_matrix": d.tolist()}
+    return out
+
+
+SIGNIFICANCE = 0.05  # the level of the dependence tests' verdicts
+
+
+def _one_dependence(m: dict, factor: str) -> dict:
+    """The permutation test of ``factor`` ('data' or 'task') on one model's run distances."""
+    from lgn.analysis.distance import dependence_test
+
+    keys = m["run_keys"]
+    label_at, stratum_at = (0, 1) if factor == "data" else (1, 0)
+    levels: dict = {}
+    for k in keys:
+        levels.setdefault(k[stratum_at], set()).add(k[label_at])
+    keep = [i for i, k in enumerate(keys) if len(levels[k[stratum_at]]) > 1]  # strata with two labels at least
+    held = "task" if factor == "data" else "dataset"
+    if not keep:
+        return {"factor": factor, "p": None, "verdict": f"{factor} dependence cannot be tested: no {held} has runs "
+                                                        f"of two {'datasets' if factor == 'data' else 'tasks'}"}
+    d = np.asarray(m["run_matrix"])[np.ix_(keep, keep)]
+    sub = [keys[i] for i in keep]
+    result = dependence_test(d, [k[label_at] for k in sub], [k[stratum_at] for k in sub], [k[2] for k in sub])
+    result["factor"] = factor
+    other = "data" if factor == "data" else "tasks"
+    if result["p"] is None:
+        result["verdict"] = f"{factor} dependence cannot be tested: {result['reason']}"
+        return result
+    significant = result["p"] < SIGNIFICANCE
+    result["significant"] = significant
+    result["verdict"] = (
+        f"{factor} dependence: runs on different {other} (same {held}, different seeds) are {result['between']:.3f} "
+        f"apart against a seed-to-seed floor of {result['floor']:.3f} (same {held} and "
+        f"{'data' if factor == 'data' else 'task'}), a gap of {result['gap']:+.3f}; permutation test p = "
+        f"{result['p']:.3g} ({'all' if result['exact'] else 'random'} {result['arrangements']:,} arrangements of the "
+        f"{'dataset' if factor == 'data' else 'task'} labels within each {held}; the smallest p this design allows "
+        f"is {result['min_p']:.3g}): " + ("significant" if significant else "not significant") + f" at "
+        f"{SIGNIFICANCE}.")
+    return result
+
+
+def dependence(dist: dict) -> dict:
+    """Per LGN model: is there data dependence, and task dependence, beyond the seed-to-seed floor?
+
+    Each is a permutation test (:func:`lgn.analysis.distance.dependence_test`) on the
+    run distances: data dependence compares runs of one task on different datasets with
+    runs of one task and dataset (the floor), the dataset labels permuted within each
+    task; task dependence the same with the roles swapped, over the datasets used for
+    both tasks. Only runs of different seeds are compared.
+    """
+    out = {}
+    for model, m in dist.items():
+        if "run_keys" not in m:
+            continue
+        data, task = _one_dependence(m, "data"), _one_dependence(m, "task")
+        out[model] = {"data": data, "task": task, "verdict": f"{model}: {data['verdict']} {task['verdict']}"}
     return out
 
 

@@ -55,8 +55,11 @@ def _train(spec: RunSpec, run_dir: Path, device: str, force: bool):
         raise
 
 
-def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool = False) -> tuple[dict, bool]:
-    """Train (or finish, or reuse) one run; returns its record and whether it was reused as it was."""
+def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool = False,
+             analyse: bool = True) -> tuple[dict, bool]:
+    """Train (or finish, or reuse) one run; returns its record and whether it was reused as it was.
+
+    An LGN run is analysed (groups, distance moved, code energy) unless ``analyse`` is false."""
     record = read_record(run_dir)
     if record is not None and record.get("settings") == spec.settings:
         return record, True
@@ -79,17 +82,27 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "test_loss": last["test_loss"], "device": str(result.config.train.device),
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
     }
-    if spec.model in LGN_MODELS:
+    if spec.model in LGN_MODELS and analyse:
         from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, groups_from_model, write_analysis
 
         groups = groups_from_model(model, source=str(run_dir))
         analysis = write_analysis(groups, run_dir / ANALYSIS_DIR, figures=False, save_arrays=True)
         record["analysis"] = {"summary": analysis["summary"], "file": f"{ANALYSIS_DIR}/{ANALYSIS_FILE}",
                               "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}",
-                              "moved_from_init": _moved_from_init(model, spec.seed, groups)}
+                              "moved_from_init": _moved_from_init(model, spec.seed, groups),
+                              "code_energy": _code_energy(run_dir)}
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False
+
+
+def _code_energy(run_dir: Path) -> list[float]:
+    """The share of the final code's energy per orbit power on the run's test split (as ``lgn analyze``)."""
+    from lgn.analysis import code_energy
+    from lgn.train.evaluate import load_run_split
+
+    loaded = load_run_split(run_dir, split="test")
+    return [float(f) for f in code_energy(loaded["model"], loaded["x"])]
 
 
 def _moved_from_init(model, seed: int, trained) -> float:
@@ -110,12 +123,14 @@ def format_line(i: int, n: int, record: dict, reused: bool) -> str:
     score = (f"test_acc {record['metric']:.3f}" if record["metric_name"] == "test_acc"
              else f"test_psnr {record['metric']:.2f} dB")
     when = "done earlier" if reused else f"{record['wall_seconds']:.0f} s"
-    return (f"[{i}/{n}] {record['dataset']} {record['task']} {record['model']} s{record['seed']}: "
+    size = f" n={record['n_train']:,}" if record["name"].endswith(f"-n{record['n_train']}") else ""
+    return (f"[{i}/{n}] {record['dataset']} {record['task']}{size} {record['model']} s{record['seed']}: "
             f"{score}, {record['params']:,} params, {when}")
 
 
 def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force: bool = False,
-            log: Callable[[str], None] | None = print, limit: int | None = None) -> tuple[list[dict], list[bool]]:
+            log: Callable[[str], None] | None = print, limit: int | None = None,
+            analyse: bool = True) -> tuple[list[dict], list[bool]]:
     """Every spec in order (at most ``limit`` trained in this call, the finished ones after it still read back);
     returns the records and which were reused."""
     records, reused_flags, trained = [], [], 0
@@ -125,7 +140,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
             saved = read_record(run_dir)
             if saved is None or saved.get("settings") != spec.settings:
                 continue  # past the limit only finished runs are read back
-        record, reused = run_spec(spec, run_dir, device=device, force=force)
+        record, reused = run_spec(spec, run_dir, device=device, force=force, analyse=analyse)
         trained += not reused
         records.append(record)
         reused_flags.append(reused)

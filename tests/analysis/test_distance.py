@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from lgn.analysis.distance import distance_matrix, feature_distance, generator_features, group_distance, run_features
+from lgn.analysis.distance import (COMMUTATION_OPERATORS, commutation_residuals, dependence_test, distance_matrix,
+                                   eigen_angles, feature_distance, generator_features, group_distance, run_features)
 from lgn.analysis.measures import structure_indices
 from lgn.groups import operators as ops
 
@@ -78,7 +79,13 @@ def test_agrees_with_brute_force_matching():
         d_idx = sum((ix[n] - iy[n]) ** 2 for n in ix) / 7
         sx, sy = np.linalg.svd(x, compute_uv=False), np.linalg.svd(y, compute_uv=False)
         d_spec = float(np.sum((sx / np.linalg.norm(sx) - sy / np.linalg.norm(sy)) ** 2)) / 2
-        return math.sqrt((d_idx + d_spec) / 2)
+        ax = np.sort(np.abs(np.angle(np.linalg.eigvals(x)))) / np.pi
+        ay = np.sort(np.abs(np.angle(np.linalg.eigvals(y)))) / np.pi
+        d_ang = float(np.sum((ax - ay) ** 2)) / (K * K)
+        res = [[np.linalg.norm(m @ o - o @ m) / (2 * np.linalg.norm(m)) for o in
+                (ops.named_operator(name, K) for name in COMMUTATION_OPERATORS)] for m in (x, y)]
+        d_res = float(np.sum((np.array(res[0]) - np.array(res[1])) ** 2)) / len(COMMUTATION_OPERATORS)
+        return math.sqrt((d_idx + d_spec + d_ang + d_res) / 4)
 
     best = min(np.mean([cost(a[i], b[j]) for j, i in enumerate(pick)]) for pick in itertools.permutations(range(4), 3))
     assert group_distance(_stack(a), _stack(b)) == pytest.approx(best, abs=1e-10)
@@ -86,8 +93,10 @@ def test_agrees_with_brute_force_matching():
 
 def test_features_and_matrix():
     f = generator_features(ops.shift(K, 1, 0))
-    assert f.shape == (7 + K * K,)
-    np.testing.assert_allclose(f[7:], np.full(K * K, 1 / K))  # a permutation: a flat unit spectrum
+    assert f.shape == (7 + 2 * K * K + len(COMMUTATION_OPERATORS),)
+    np.testing.assert_allclose(f[7:7 + K * K], np.full(K * K, 1 / K))  # a permutation: a flat unit spectrum
+    residuals = dict(zip(COMMUTATION_OPERATORS, f[7 + 2 * K * K:]))
+    assert residuals["shift-x"] == residuals["shift-y"] == 0 and residuals["rot90"] > 0.1  # shifts commute
     runs = [run_features(_stack(SHIFTS)), run_features(_stack(ROTATIONS)), run_features(_stack(SHIFTS[::-1]))]
     d = distance_matrix(runs)
     assert d.shape == (3, 3) and np.allclose(d, d.T) and np.allclose(np.diag(d), 0)
@@ -99,3 +108,127 @@ def test_refuses_runs_of_different_depth_and_bad_shapes():
         group_distance(_stack(SHIFTS, 2), _stack(SHIFTS, 1))
     with pytest.raises(ValueError, match="shape"):
         run_features(np.zeros((2, 36, 36)))
+
+
+def _conjugated(rng, blocks):
+    """An orthogonal generator Q·D·Qᵀ with D block-diagonal from ``blocks`` (2×2 rotations by angle, or ±1)."""
+    d = np.zeros((K * K, K * K))
+    i = 0
+    for b in blocks:
+        if isinstance(b, float):
+            c, s = math.cos(b), math.sin(b)
+            d[i:i + 2, i:i + 2] = [[c, -s], [s, c]]
+            i += 2
+        else:
+            d[i, i] = b
+            i += 1
+    assert i == K * K
+    q, _ = np.linalg.qr(rng.standard_normal((K * K, K * K)))
+    return q @ d @ q.T
+
+
+def test_eigen_angles_are_a_conjugacy_invariant_that_tells_orthogonal_generators_of_one_order_apart():
+    """Two random orthogonal generators of order 4: all quarter turns, or quarter turns mixed with ±1.
+
+    Singular values are all 1 and the structure indices of a random conjugate carry no class, so only
+    the eigenvalue angles tell the two classes apart; within a class they agree exactly."""
+    rng = np.random.default_rng(5)
+    quarter = [math.pi / 2] * 18
+    mixed = [math.pi / 2] * 9 + [1] * 9 + [-1] * 9
+    a = [_conjugated(rng, quarter) for _ in range(4)]
+    a2 = [_conjugated(rng, quarter) for _ in range(4)]
+    b = [_conjugated(rng, mixed) for _ in range(4)]
+    for x in a + b:
+        assert np.allclose(np.linalg.matrix_power(x, 4), np.eye(K * K), atol=1e-9)
+    np.testing.assert_allclose(eigen_angles(a[0]), np.full(K * K, 0.5), atol=1e-9)
+    np.testing.assert_allclose(eigen_angles(a[0]), eigen_angles(a2[3]), atol=1e-9)
+    within = group_distance(_stack(a), _stack(a2))
+    across = group_distance(_stack(a), _stack(b))
+    assert across > 0.1 and across > 3 * within
+
+
+def test_commutation_separates_a_rotation_group_from_a_shift_group_of_the_same_order():
+    """On 4×4 kernels a quarter turn and a one-pixel cyclic shift are both permutations of order 4 with four
+    4-cycles: conjugate, so their singular values and eigenvalue angles are identical. Commutation with the
+    library's operators tells them apart."""
+    k = 4
+    rot, shift = ops.rotation(k, 90), ops.shift(k, 1, 0)
+    for x in (rot, shift):
+        assert np.allclose(np.linalg.matrix_power(x, 4), np.eye(k * k)) and not np.allclose(x @ x, np.eye(k * k))
+    np.testing.assert_allclose(eigen_angles(rot), eigen_angles(shift), atol=1e-9)
+    r_rot, r_shift = commutation_residuals(rot, k), commutation_residuals(shift, k)
+    names = list(COMMUTATION_OPERATORS)
+    assert r_rot[names.index("rot90")] == 0 and r_rot[names.index("shift-x")] > 0.3
+    assert r_shift[names.index("shift-x")] == 0 and r_shift[names.index("rot90")] > 0.3
+
+    def stack(mats):
+        return np.stack([np.stack(mats)[:, None]])
+
+    rotations = stack([rot, ops.rotation(k, 270), rot.T, rot @ rot @ rot])        # the quarter turns, both ways
+    shifts = stack([shift, ops.shift(k, -1, 0), ops.shift(k, 0, 1), ops.shift(k, 0, -1)])  # order-4 shifts
+    other_rotations = stack([ops.rotation(k, 270), rot, rot, ops.rotation(k, 270)])
+    within = max(group_distance(rotations, other_rotations, k), group_distance(shifts, shifts[:, ::-1], k))
+    across = group_distance(rotations, shifts, k)
+    assert across > 0.1 and across > 5 * max(within, 1e-3)
+
+
+def test_commutation_residuals_are_scale_free_and_act_on_every_channel_block():
+    k = 3
+    rot = ops.rotation(k, 90)
+    joint = np.kron(np.eye(2), rot)  # the same quarter turn on each of two channels
+    np.testing.assert_allclose(commutation_residuals(joint, k), commutation_residuals(rot, k), atol=1e-12)
+    np.testing.assert_allclose(commutation_residuals(7.5 * rot, k), commutation_residuals(rot, k), atol=1e-12)
+    assert not commutation_residuals(np.zeros((9, 9)), k).any()
+
+
+def _constructed(rng, data_effect, task_effect, sigma=0.3, seeds=3):
+    """Runs of 2 datasets × 2 tasks × ``seeds`` seeds as points: cell centre (effects along two axes) plus noise."""
+    labels, points = [], []
+    for ds in ("a", "b"):
+        for task in ("classify", "reconstruct"):
+            centre = np.zeros(6)
+            centre[0] = data_effect * (ds == "b")
+            centre[1] = task_effect * (task == "reconstruct")
+            for s in range(seeds):
+                labels.append((ds, task, s))
+                points.append(centre + sigma * rng.standard_normal(6))
+    points = np.array(points)
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    ds, task, seed = (np.array(x, dtype=object) for x in zip(*labels))
+    return d, ds, task, seed
+
+
+def test_dependence_test_finds_the_effects_built_in_and_not_the_others():
+    for trial in range(5):
+        rng = np.random.default_rng(100 + trial)
+        d, ds, task, seed = _constructed(rng, data_effect=2.0, task_effect=0.0)
+        data = dependence_test(d, ds, task, seed)
+        on_task = dependence_test(d, task, ds, seed)
+        # per task, 3 + 3 runs split into two labelled halves: 20 arrangements, 10 splits (a and b swapped tie)
+        assert data["exact"] and data["arrangements"] == 400 and data["min_p"] == pytest.approx(1 / 100)
+        assert data["p"] == pytest.approx(data["min_p"]) and data["gap"] > 0.5
+        assert on_task["p"] > 0.05
+        d, ds, task, seed = _constructed(rng, data_effect=0.0, task_effect=2.0)
+        assert dependence_test(d, task, ds, seed)["p"] < 0.05 and dependence_test(d, ds, task, seed)["p"] > 0.05
+
+
+def test_dependence_test_on_noise_rejects_at_about_its_level():
+    """Without an effect the p-values are roughly uniform: at 0.05 about 5 % of 60 noise sets are rejected."""
+    rng = np.random.default_rng(7)
+    ps = []
+    for _ in range(60):
+        d, ds, task, seed = _constructed(rng, 0.0, 0.0)
+        ps.append(dependence_test(d, ds, task, seed)["p"])
+    ps = np.array(ps)
+    assert np.mean(ps < 0.05) <= 0.15 and 0.3 < np.median(ps) < 0.7
+
+
+def test_dependence_test_random_permutations_and_refusals():
+    rng = np.random.default_rng(8)
+    d, ds, task, seed = _constructed(rng, 2.0, 0.0)
+    sampled = dependence_test(d, ds, task, seed, max_exact=10, n_random=999)
+    assert not sampled["exact"] and sampled["min_p"] == pytest.approx(1 / 1000) and sampled["p"] < 0.01
+    one_seed = dependence_test(d, ds, task, np.zeros(len(ds), dtype=int))  # no pairs of different seeds
+    assert one_seed["p"] is None and "two seeds" in one_seed["reason"]
+    with pytest.raises(ValueError, match="distance matrix"):
+        dependence_test(d[:3, :3], ds, task, seed)

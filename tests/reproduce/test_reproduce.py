@@ -43,6 +43,14 @@ def test_results_json_schema(tiny):
         assert (out / "runs" / run["run_dir"] / "config.json").is_file()
     lgn_run = next(r for r in saved["runs"] if r["model"] == "lgn-free")
     assert lgn_run["analysis"]["moved_from_init"] > 0  # training moved the generators
+    energy = lgn_run["analysis"]["code_energy"]  # one share per orbit power (p = 2 in the tiny net)
+    assert len(energy) == 2 and sum(energy) == pytest.approx(1.0) and min(energy) >= 0
+    for model in ("lgn-free", "lgn-cyclic"):
+        dep = saved["dependence"][model]
+        for factor in ("data", "task"):  # 2 datasets × 2 tasks × 3 seeds: 400 arrangements, 100 splits
+            assert dep[factor]["exact"] and dep[factor]["arrangements"] == 400 and 0 < dep[factor]["p"] <= 1
+            assert dep[factor]["min_p"] == pytest.approx(0.01)
+        assert f"{model}: data dependence: " in dep["verdict"] and "task dependence: " in dep["verdict"]
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "groups.npz").is_file()
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "analysis.json").is_file()
 
@@ -65,6 +73,10 @@ def test_results_md(tiny):
     out, results, lines = tiny
     md = (out / "RESULTS.md").read_text()
     assert "`lgn reproduce --tiny`" in md and "wall time" in md and results["machine"]["cpu"] in md
+    assert md.index("## Headline findings") < md.index("## Targets")
+    assert "*Paper: the learned group depends on the data and the task.* lgn-free: data dependence p = " in md
+    assert "*Paper: LGNs improve parameter efficiency and generalisation.* rot90 classification, lgn-free " in md
+    assert "**Dependence tests**" in md and "code energy per power" in md and "not paper-scale numbers" in md
     for section in ("## Targets", "### rot90 · classify", "### flip · reconstruct", "### lgn-free", "### lgn-cyclic",
                     "Claim check", "## Discovery on planted symmetries", "## Time budget of the paper-scale grid"):
         assert section in md

@@ -1,0 +1,288 @@
+"""Sample-efficiency curves: test accuracy against the number of training images, every model, over seeds.
+
+:func:`curves` trains, for each classification dataset, training size, model and seed,
+one ordinary ``train()`` run into ``OUT/runs/<dataset>-classify-<model>-s<seed>-n<size>/``
+(:mod:`~lgn.reproduce.runner`: finished runs are read back, a partial one resumed), and
+writes ``OUT/curves.json``, ``OUT/CURVES.md`` and the figure ``OUT/curves.png``.
+
+Every run takes the same number of optimisation steps, whatever its training size:
+``epochs = ⌈steps / ⌈n / batch⌉⌉``. With the default 256 steps at batch 128 that is
+the quick recipe's 8 epochs at 4,000 images and 128 epochs at 250, so a small set is
+not under-trained merely for having fewer batches per epoch. The rest is the paper's
+recipe (the learning rate halved at 1/2, 3/4 and 7/8 of the epochs). Runs are ordered
+seed by seed, so a stopped invocation leaves whole curves of the first seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lgn.reproduce.grid import LGN_MODELS, MODELS, PAPER, DataPlan, RunSpec
+
+__all__ = ["CurveSettings", "CURVES", "curve_epochs", "build_curves", "curves", "curve_table", "curve_verdicts",
+           "CURVES_JSON", "CURVES_MD", "CURVES_FIGURE"]
+
+CURVES_JSON = "curves.json"
+CURVES_MD = "CURVES.md"
+CURVES_FIGURE = "curves.png"
+BASELINES = ("unconstrained", "cnn")  # what every LGN model is compared with, where the grid has them
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """What the curves train: sizes, seeds, the step budget of every run, the test images, the models."""
+
+    sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000)
+    seeds: int = 3
+    steps: int = 256                 # optimisation steps of every run (8 epochs × 32 batches of 4,000 images)
+    test_subset: int = 1000          # the first N test images (all of mnist5k's; Fashion-MNIST's first 1,000)
+    models: tuple[str, ...] = field(default_factory=PAPER.grid_models)
+    model: dict = field(default_factory=dict)   # model settings shared by every run (tests: a tiny net)
+    train: dict = field(default_factory=dict)   # train settings shared by every run
+
+    def __post_init__(self) -> None:
+        if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
+            raise ValueError(f"training sizes must be positive integers, got {self.sizes}")
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {self.steps}")
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.train.get("batch_size", 128))
+
+    def to_dict(self) -> dict:
+        return {"sizes": list(self.sizes), "seeds": self.seeds, "steps": self.steps, "test_subset": self.test_subset,
+                "models": list(self.models), "model": dict(self.model), "train": dict(self.train),
+                "batch_size": self.batch_size}
+
+
+CURVES = CurveSettings()
+
+
+def curve_epochs(n: int, steps: int, batch_size: int = 128) -> int:
+    """Epochs that give at least ``steps`` optimisation steps on ``n`` images at ``batch_size``."""
+    return math.ceil(steps / math.ceil(n / batch_size))
+
+
+def build_curves(plans: list[DataPlan], settings: CurveSettings = CURVES) -> list[RunSpec]:
+    """Every run: per seed, per classification dataset, per size (at most the dataset's), per model."""
+    specs = []
+    for seed in range(settings.seeds):
+        for plan in plans:
+            if "classify" not in plan.tasks:
+                continue
+            for n in settings.sizes:
+                if n > plan.n_train:
+                    raise ValueError(f"training size {n} exceeds {plan.dataset}'s {plan.n_train:,} training images")
+                n_test = min(settings.test_subset, plan.n_test)
+                data = {**plan.data, "train_subset": n}
+                if n_test < plan.n_test:
+                    data["test_subset"] = n_test
+                for model in settings.models:
+                    run = {"model": {**settings.model, **MODELS[model], "task": "classify"},
+                           "train": {**settings.train, "epochs": curve_epochs(n, settings.steps, settings.batch_size),
+                                     "seed": seed},
+                           "data": data}
+                    specs.append(RunSpec(plan.dataset, "classify", model, seed, run, n, n_test, tag=f"n{n}"))
+    return specs
+
+
+def curve_table(records: list[dict], specs: list[RunSpec]) -> list[dict]:
+    """Per dataset, size and model: accuracy over the finished seeds, parameter counts, epochs, seeds missing."""
+    from lgn.reproduce.results import stats
+
+    rows = []
+    for key in dict.fromkeys((s.dataset, s.n_train, s.model) for s in specs):
+        dataset, n, model = key
+        done = [r for r in records if (r["dataset"], r["n_train"], r["model"]) == key]
+        want = [s for s in specs if (s.dataset, s.n_train, s.model) == key]
+        rows.append({"dataset": dataset, "n_train": n, "model": model,
+                     "accuracy": stats([r["metric"] for r in done]),
+                     "params": done[0]["params"] if done else None,
+                     "params_export": done[0]["params_export"] if done else None,
+                     "epochs": want[0].settings["train"]["epochs"],
+                     "seeds_done": sorted(r["seed"] for r in done),
+                     "seeds_missing": sorted({s.seed for s in want} - {r["seed"] for r in done}),
+                     "train_seconds": float(np.mean([r["train_seconds"] for r in done])) if done else None})
+    return rows
+
+
+def curve_verdicts(table: list[dict]) -> list[dict]:
+    """Each LGN model against each baseline, per dataset and size: win, tie or lose with the seed spread."""
+    from lgn.reproduce.results import MATCH_TOLERANCE, compare
+
+    index = {(r["dataset"], r["n_train"], r["model"]): r for r in table}
+    out = []
+    for (dataset, n, model), row in index.items():
+        if model not in LGN_MODELS or not row["accuracy"]["n"]:
+            continue
+        for base in BASELINES:
+            other = index.get((dataset, n, base))
+            if other is None or not other["accuracy"]["n"]:
+                continue
+            outcome, diff, margin = compare(row["accuracy"], other["accuracy"], MATCH_TOLERANCE)
+            out.append({"dataset": dataset, "n_train": n, "model": model, "baseline": base, "outcome": outcome,
+                        "difference": diff, "margin": margin, "seeds": [row["accuracy"]["n"], other["accuracy"]["n"]]})
+    return out
+
+
+def _figure(table: list[dict], path: Path) -> Path:
+    from lgn.analysis.figures import new_figure
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    fig = new_figure((5.0 * len(datasets), 4.0))
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        for model in dict.fromkeys(r["model"] for r in table):
+            rows = [r for r in table if (r["dataset"], r["model"]) == (dataset, model) and r["accuracy"]["n"]]
+            if not rows:
+                continue
+            x = [r["n_train"] for r in rows]
+            y = [r["accuracy"]["mean"] for r in rows]
+            err = [r["accuracy"]["std"] or 0.0 for r in rows]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("training images")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{dataset}: mean ± std over seeds", fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def _pm(s: dict) -> str:
+    if not s["n"]:
+        return "–"
+    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "") + f" (n={s['n']})"
+
+
+def _summary_sentences(verdicts: list[dict]) -> list[str]:
+    """One sentence per dataset, LGN model and baseline: at which sizes it wins, ties and loses."""
+    lines = []
+    for key in dict.fromkeys((v["dataset"], v["model"], v["baseline"]) for v in verdicts):
+        sel = [v for v in verdicts if (v["dataset"], v["model"], v["baseline"]) == key]
+        parts = []
+        for outcome, word in (("win", "wins"), ("tie", "ties"), ("lose", "loses")):
+            at = [f"{v['n_train']:,} ({v['difference']:+.4f} ± {v['margin']:.4f})" for v in sel
+                  if v["outcome"] == outcome]
+            if at:
+                parts.append(f"{word} at " + ", ".join(at))
+        lines.append(f"- {key[0]}: {key[1]} against {key[2]} " + "; ".join(parts) + ".")
+    return lines
+
+
+def _markdown(result: dict, path: Path) -> Path:
+    s = result["settings"]
+    table = result["table"]
+    lines = ["# Sample-efficiency curves", "",
+             "Generated by `lgn curves`; do not edit by hand (re-run the command instead).", "",
+             f"- Command: `{result['command']}`",
+             f"- Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, torch "
+             f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads), device "
+             f"{result['machine']['device']}",
+             f"- Code: commit `{result['git_commit'] or 'unknown'}`" + (" with uncommitted changes"
+                                                                      if result.get("git_dirty") else ""),
+             f"- Training: classification, the first N training images for N in "
+             f"{', '.join(f'{n:,}' for n in s['sizes'])}; every run takes {s['steps']} optimisation steps at batch "
+             f"{s['batch_size']} (epochs = ⌈{s['steps']} / ⌈N / {s['batch_size']}⌉⌉: "
+             + ", ".join(f"{n:,} → {curve_epochs(n, s['steps'], s['batch_size'])}" for n in s["sizes"])
+             + f"), the paper's recipe otherwise (Adam 0.01 halved at 1/2, 3/4, 7/8 of the epochs, clipping 2.0, "
+             f"per-channel standardisation); seeds 0..{s['seeds'] - 1}; tested on the first {s['test_subset']:,} "
+             f"test images" + (f"; model settings {s['model']}" if s["model"] else "")
+             + (f"; train settings {s['train']}" if s["train"] else "") + ".", ""]
+    if not result["complete"]:
+        missing = sum(len(r["seeds_missing"]) for r in table)
+        lines += [f"**PARTIAL RESULTS**: {len(result['runs'])} of {len(result['runs']) + missing} runs have "
+                  f"finished; cells of unfinished runs say which seeds are missing"
+                  + (f" (about {result['seconds_per_missing_run']:.0f} s each, measured mean of the finished runs "
+                     f"on this machine)" if result.get("seconds_per_missing_run") else "")
+                  + f". Repeat `{result['command']}` to continue.", ""]
+    lines += ["## Verdicts", "",
+              "An LGN model *wins* against a baseline at a size when its mean test accuracy is above the "
+              "baseline's by more than the seed spread of the difference, √(s₁² + s₂²) (at least 0.005), "
+              "*loses* when below by more, and *ties* otherwise. Differences ± that margin:", ""]
+    lines += _summary_sentences(result["verdicts"]) or ["No size has both an LGN and a baseline finished yet."]
+    lines += ["", f"![test accuracy against training size]({CURVES_FIGURE})", "", "## Test accuracy", "",
+              "Mean ± standard deviation over seeds (n − 1).", ""]
+    models = list(dict.fromkeys(r["model"] for r in table))
+    for dataset in dict.fromkeys(r["dataset"] for r in table):
+        lines += [f"### {dataset}", "", "| training images | epochs | " + " | ".join(models) + " |",
+                  "|---|---|" + "---|" * len(models)]
+        for n in dict.fromkeys(r["n_train"] for r in table if r["dataset"] == dataset):
+            cells = []
+            for m in models:
+                row = next(r for r in table if (r["dataset"], r["n_train"], r["model"]) == (dataset, n, m))
+                cell = _pm(row["accuracy"])
+                if row["seeds_missing"]:
+                    cell += f"; not yet run: seed(s) {', '.join(map(str, row['seeds_missing']))}"
+                cells.append(cell)
+            epochs = next(r["epochs"] for r in table if (r["dataset"], r["n_train"]) == (dataset, n))
+            lines.append(f"| {n:,} | {epochs} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Parameters", "",
+              "*trainable* counts what training updates (the free LGN's auxiliary inverses included); *exported* "
+              "what the plain network after `export()` holds (what inference needs).", "",
+              "| model | trainable | exported |", "|---|---|---|"]
+    for m in models:
+        row = next((r for r in table if r["model"] == m and r["params"] is not None), None)
+        lines.append(f"| {m} | {row['params']:,} | {row['params_export']:,} |" if row else f"| {m} | – | – |")
+    lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSettings = CURVES, device: str = "cpu",
+           force: bool = False, command: str = "lgn curves", log: Callable[[str], None] | None = print,
+           limit: int | None = None) -> dict:
+    """Train (or finish) the curves into ``out``; write ``curves.json``, ``CURVES.md`` and ``curves.png``.
+
+    ``limit`` trains at most that many runs in this call; the outputs are then partial
+    (``complete`` false) and mark the seeds not yet run.
+    """
+    from lgn.analysis.summary import write_json
+    from lgn.reproduce import _git, check_grid, machine_info
+    from lgn.reproduce.runner import run_all
+    from lgn.train.loop import resolve_device
+
+    start = time.perf_counter()
+    resolve_device(device)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    specs = build_curves(plans, settings)
+    check_grid(out, {"curves": settings.to_dict(), "runs": {s.name: s.settings for s in specs}}, force)
+    if log:
+        log(f"lgn curves: {len(specs)} runs into {out}/runs")
+    records, _ = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit, analyse=False)
+    complete = len(records) == len(specs)
+    table = curve_table(records, specs)
+    commit, dirty = _git()
+    seconds = [r["wall_seconds"] for r in records]
+    result = {"command": command, "complete": complete, "machine": machine_info(device), "git_commit": commit,
+              "git_dirty": dirty, "settings": settings.to_dict(),
+              "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records], "table": table,
+              "verdicts": curve_verdicts(table),
+              "seconds_per_missing_run": float(np.mean(seconds)) if seconds and not complete else None}
+    _figure(table, out / CURVES_FIGURE)
+    result["wall_seconds"] = time.perf_counter() - start
+    write_json(result, out / CURVES_JSON)
+    _markdown(result, out / CURVES_MD)
+    if log:
+        log(f"wrote {out / CURVES_MD}, {out / CURVES_JSON} and {out / CURVES_FIGURE}"
+            + ("" if complete else f" (partial: {len(records)} of {len(specs)} runs)"))
+    return result
