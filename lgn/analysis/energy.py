@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["code_energy"]
+__all__ = ["code_energy", "run_code_energy"]
 
 
 @torch.no_grad()
@@ -35,3 +35,15 @@ def code_energy(model, x: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray
         model.train(was_training)
     total = float(energy.sum())
     return (energy / total).numpy() if total > 0 else np.zeros(c.group_size)
+
+
+def run_code_energy(run_dir, *, split: str = "test") -> dict:
+    """:func:`code_energy` of a run folder's model on a split of its data, preprocessed as the run was.
+
+    Returns ``{"split", "examples", "fractions"}`` (``fractions``: a list, one share per orbit power).
+    """
+    from lgn.train.evaluate import load_run_split
+
+    loaded = load_run_split(run_dir, split=split)
+    fractions = code_energy(loaded["model"], loaded["x"])
+    return {"split": split, "examples": len(loaded["x"]), "fractions": [float(f) for f in fractions]}

@@ -46,7 +46,9 @@ def run(args) -> int:
     analysis = write_analysis(groups, out, figures=not args.no_figures, save_arrays=args.run is not None)
     print(format_table(analysis))
     if args.run is not None and (Path(args.run) / "config.json").is_file():
-        energy = _code_energy(args.run)
+        from lgn.analysis.energy import run_code_energy
+
+        energy = run_code_energy(args.run)
         analysis["code_energy"] = energy
         write_json(analysis, out / "analysis.json")
         print(f"code energy per orbit power (final code, {energy['examples']} {energy['split']} images): "
@@ -54,13 +56,3 @@ def run(args) -> int:
     print(f"wrote {out / 'analysis.json'}"
           + (f" and {len(analysis['figures'])} figures" if analysis["figures"] else ""))
     return 0
-
-
-def _code_energy(run_dir: str) -> dict:
-    """The share of the final code's energy per orbit power on the run's test split (its own preprocessing)."""
-    from lgn.analysis import code_energy
-    from lgn.train.evaluate import load_run_split
-
-    loaded = load_run_split(run_dir, split="test")
-    fractions = code_energy(loaded["model"], loaded["x"])
-    return {"split": "test", "examples": len(loaded["x"]), "fractions": [float(f) for f in fractions]}

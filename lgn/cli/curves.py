@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from lgn.cli.reproduce import add_run_flags, data_and_device, limit_and_threads
+
 DESCRIPTION = """\
 Train every model of the paper-scale grid (lgn-free, lgn-cyclic, unconstrained, cnn) on
 the first N training images of mnist5k (or full MNIST with --mnist-dir) and
@@ -40,18 +42,7 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 of every model (default 3)")
     p.add_argument("--steps", type=int, default=256, metavar="N",
                    help="optimisation steps of every run (default 256)")
-    p.add_argument("--mnist-dir", metavar="DIR", help="folder of the four MNIST IDX files: full MNIST instead "
-                                                      "of mnist5k")
-    p.add_argument("--fashion-dir", metavar="DIR", help="folder of Fashion-MNIST (default: Debian's "
-                                                        "/usr/share/datasets/fashion-mnist)")
-    p.add_argument("--data-dir", metavar="DIR", help="a folder whose sub-folders mnist/ and fashion-mnist/ are "
-                                                     "used when present")
-    p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to train (default cpu)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and BLAS (default: torch's)")
-    p.add_argument("--max-runs", type=int, metavar="N", help="train at most N runs in this invocation, then write "
-                                                            "the partial tables (0: only the tables)")
-    p.add_argument("--force", action="store_true", help="accept other settings for an existing DIR: runs whose "
-                                                        "settings changed are retrained")
+    add_run_flags(p, "the partial tables (0: only the tables)", "mnist/ and fashion-mnist/")
     p.set_defaults(func=run)
 
 
@@ -62,12 +53,7 @@ def _command(args) -> str:
     for flag, default in (("seeds", 3), ("steps", 256)):
         if getattr(args, flag) != default:
             parts += ["--" + flag, str(getattr(args, flag))]
-    for flag in ("mnist_dir", "fashion_dir", "data_dir"):
-        if getattr(args, flag):
-            parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
-    if args.device != "cpu":
-        parts += ["--device", args.device]
-    return shlex.join(parts)
+    return shlex.join(parts + data_and_device(args, ("mnist_dir", "fashion_dir", "data_dir")))
 
 
 def run(args) -> int:
@@ -75,12 +61,7 @@ def run(args) -> int:
     from lgn.reproduce.curves import CurveSettings, curves
 
     settings = CurveSettings(sizes=args.sizes, seeds=args.seeds, steps=args.steps)
-    if args.max_runs is not None and args.max_runs < 0:
-        raise ValueError(f"--max-runs must be 0 or more, got {args.max_runs}")
-    if args.threads is not None:
-        from lgn.cli import set_threads
-
-        set_threads(args.threads)
+    limit_and_threads(args)
     plans = [p for p in data_plans(mnist_dir=args.mnist_dir, fashion_dir=args.fashion_dir, data_root=args.data_dir)
              if p.dataset in ("mnist5k", "mnist", "fashion-mnist")]
     result = curves(args.out, plans=plans, settings=settings, device=args.device, force=args.force,

@@ -47,22 +47,28 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="the same as --scale quick")
     p.add_argument("--preprocessing", choices=("ours", "authors"), default="ours",
                    help="ours: per-channel standardisation (default); authors: then ZCA with epsilon 1e-8")
-    p.add_argument("--max-runs", type=int, metavar="N", help="train at most N runs in this invocation, then write "
-                                                            "the partial RESULTS.md (0: only the report)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and BLAS (default: torch's)")
     p.add_argument("--seeds", type=int, default=3, metavar="N",
                    help="seeds 0..N-1 of every LGN model (default 3, the least for a spread)")
+    p.add_argument("--cifar-dir", metavar="DIR", help="folder of python-batch CIFAR-10: adds CIFAR-10 to the grid")
+    add_run_flags(p, "the partial RESULTS.md (0: only the report)", "mnist/, fashion-mnist/ and cifar10/ (or "
+                                                                    "cifar-10-batches-py/)")
+    p.set_defaults(func=run)
+
+
+def add_run_flags(p, partial: str, sub_folders: str) -> None:
+    """The flags ``lgn reproduce`` and ``lgn curves`` share: data folders, device, threads, --max-runs, --force."""
     p.add_argument("--mnist-dir", metavar="DIR", help="folder of the four MNIST IDX files: full MNIST instead "
                                                       "of mnist5k")
     p.add_argument("--fashion-dir", metavar="DIR", help="folder of Fashion-MNIST (default: Debian's "
                                                         "/usr/share/datasets/fashion-mnist)")
-    p.add_argument("--cifar-dir", metavar="DIR", help="folder of python-batch CIFAR-10: adds CIFAR-10 to the grid")
-    p.add_argument("--data-dir", metavar="DIR", help="a folder whose sub-folders mnist/, fashion-mnist/ and "
-                                                     "cifar10/ (or cifar-10-batches-py/) are used when present")
+    p.add_argument("--data-dir", metavar="DIR", help=f"a folder whose sub-folders {sub_folders} are used when "
+                                                     f"present")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to train (default cpu)")
-    p.add_argument("--force", action="store_true", help="accept other grid settings for an existing DIR: "
-                                                        "runs whose settings changed are retrained")
-    p.set_defaults(func=run)
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and BLAS (default: torch's)")
+    p.add_argument("--max-runs", type=int, metavar="N", help=f"train at most N runs in this invocation, then write "
+                                                            f"{partial}")
+    p.add_argument("--force", action="store_true", help="accept other settings for an existing DIR: runs whose "
+                                                        "settings changed are retrained")
 
 
 def scale_of(args) -> str:
@@ -79,12 +85,28 @@ def _command(args, scale: str) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.preprocessing != "ours":
         parts += ["--preprocessing", args.preprocessing]
-    for flag in ("mnist_dir", "fashion_dir", "cifar_dir", "data_dir"):
+    return shlex.join(parts + data_and_device(args, ("mnist_dir", "fashion_dir", "cifar_dir", "data_dir")))
+
+
+def data_and_device(args, flags: tuple[str, ...]) -> list[str]:
+    """The folder ``flags`` given in ``args`` and a device other than the CPU, as command-line words."""
+    parts = []
+    for flag in flags:
         if getattr(args, flag):
             parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
     if args.device != "cpu":
         parts += ["--device", args.device]
-    return shlex.join(parts)
+    return parts
+
+
+def limit_and_threads(args) -> None:
+    """Check ``--max-runs`` and apply ``--threads`` (a process-wide setting: the CLI's to make)."""
+    if args.max_runs is not None and args.max_runs < 0:
+        raise ValueError(f"--max-runs must be 0 or more, got {args.max_runs}")
+    if args.threads is not None:
+        from lgn.cli import set_threads
+
+        set_threads(args.threads)
 
 
 def run(args) -> int:
@@ -95,13 +117,8 @@ def run(args) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.max_runs is not None and args.max_runs < 0:
-        raise ValueError(f"--max-runs must be 0 or more, got {args.max_runs}")
     scale = scale_of(args)
-    if args.threads is not None:
-        from lgn.cli import set_threads
-
-        set_threads(args.threads)
+    limit_and_threads(args)
     recipe = SCALES[scale]
     if args.preprocessing == "authors":
         recipe = dataclasses.replace(recipe, data={**recipe.data, **AUTHORS_PREPROCESSING})

@@ -83,6 +83,7 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
     }
     if spec.model in LGN_MODELS and analyse:
+        from lgn.analysis.energy import run_code_energy
         from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, groups_from_model, write_analysis
 
         groups = groups_from_model(model, source=str(run_dir))
@@ -90,19 +91,10 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         record["analysis"] = {"summary": analysis["summary"], "file": f"{ANALYSIS_DIR}/{ANALYSIS_FILE}",
                               "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}",
                               "moved_from_init": _moved_from_init(model, spec.seed, groups),
-                              "code_energy": _code_energy(run_dir)}
+                              "code_energy": run_code_energy(run_dir)["fractions"]}
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False
-
-
-def _code_energy(run_dir: Path) -> list[float]:
-    """The share of the final code's energy per orbit power on the run's test split (as ``lgn analyze``)."""
-    from lgn.analysis import code_energy
-    from lgn.train.evaluate import load_run_split
-
-    loaded = load_run_split(run_dir, split="test")
-    return [float(f) for f in code_energy(loaded["model"], loaded["x"])]
 
 
 def _moved_from_init(model, seed: int, trained) -> float:
