@@ -11,7 +11,8 @@ Train the paper's grid and write DIR/RESULTS.md and DIR/results.json.
 Data × task: MNIST (mnist5k, or full MNIST with --mnist-dir) and Fashion-MNIST for
 classification and reconstruction, CIFAR-10 for both when --cifar-dir is given, and
 16×16 grey natural-image patches for reconstruction. Models for each: lgn-free (the
-paper's LGN), lgn-cyclic (exact cyclic groups), unconstrained (same net, independent
+paper's LGN), lgn-cyclic (exact cyclic groups), lgn-learned (each group picks a known
+pixel permutation in training), unconstrained (same net, independent
 filters), rot90 (fixed 90° rotation group) and cnn (plain CNN, K·p channels). Every run
 is a run folder DIR/runs/<dataset>-<task>-<model>-s<seed>/; LGN runs are analysed
 (analysis/analysis.json, groups.npz), and the distances between their learned groups

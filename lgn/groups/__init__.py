@@ -7,6 +7,8 @@ from lgn.groups.generators import (
     FixedGenerator,
     FreeGenerator,
     Generator,
+    PermutationGenerator,
+    SelectionGenerator,
     make_generator,
     unit_frobenius_,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "FixedGenerator",
     "FreeGenerator",
     "Generator",
+    "PermutationGenerator",
+    "SelectionGenerator",
     "make_generator",
     "unit_frobenius_",
     "matrix_powers",

@@ -5,7 +5,7 @@ action blocks per group (one block per input channel for the per-channel action,
 one block for the joint action), each ``dim × dim``. ``matrix()`` returns them
 as a tensor of shape ``(n_groups, n_blocks, dim, dim)``.
 
-Three parametrisations:
+Five parametrisations:
 
 - :class:`FreeGenerator` — the paper's: unconstrained, re-projected to unit
   Frobenius norm after each optimiser step, with an optional invertibility
@@ -13,6 +13,16 @@ Three parametrisations:
 - :class:`CyclicGenerator` — an exact finite cyclic group: ``A**order == I`` for
   every parameter value.
 - :class:`FixedGenerator` — a given matrix (baselines, tests).
+- :class:`SelectionGenerator` — a learned choice among the library's exact pixel
+  permutations of order p (``'select'``) or of an order dividing p
+  (``'select-divisor'``): flips, transposes, quarter turns, cyclic shifts.
+- :class:`PermutationGenerator` — a learned pixel permutation P conjugating a fixed
+  permutation R made of p-cycles: A = P·R·Pᵀ.
+
+The last two are *annealed*: their value is always an exact permutation of order
+p or dividing p (a straight-through estimator carries the gradient of a soft relaxation),
+the choice follows the parameters at every ``project_()`` call (after each optimiser
+step) for the first ``steps`` calls, and is then frozen.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ __all__ = [
     "FreeGenerator",
     "CyclicGenerator",
     "FixedGenerator",
+    "SelectionGenerator",
+    "PermutationGenerator",
+    "ANNEAL_STEPS",
     "make_generator",
     "REGULARIZERS",
     "unit_frobenius_",
@@ -201,6 +214,167 @@ class FixedGenerator(Generator):
         return self.weight
 
 
+ANNEAL_STEPS = 200  # optimiser steps (project_() calls) during which an annealed generator's choice may change
+_TEMPERATURE = (1.0, 0.1)  # the soft relaxation's temperature at the first and the last annealing step
+
+
+class _Annealed(Generator):
+    """Shared by the annealed generators: a step counter and the temperature schedule.
+
+    ``step`` counts ``project_()`` calls; while ``step < steps`` the choice follows the
+    parameters and the straight-through gradient flows, afterwards the choice is
+    frozen and ``matrix()`` is a constant. Both are saved with the state dict.
+    """
+
+    def __init__(self, n_groups: int, n_blocks: int, dim: int, steps: int):
+        super().__init__(n_groups, n_blocks, dim)
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        self.steps = steps
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the annealing is over and the choice fixed."""
+        return int(self.step) >= self.steps
+
+    def temperature(self) -> float:
+        """τ at the current step: geometric from 1 to 0.1 over the annealing steps."""
+        first, last = _TEMPERATURE
+        frac = min(int(self.step), self.steps) / max(self.steps, 1)
+        return first * (last / first) ** frac
+
+    def _choose(self) -> None:
+        """Set the hard choice from the current parameters."""
+        raise NotImplementedError
+
+    def regularization(self) -> torch.Tensor:
+        return self.logits.new_zeros(())
+
+    def project_(self) -> None:
+        with torch.no_grad():
+            if not self.frozen:
+                self._choose()
+                self.step += 1
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", steps={self.steps}"
+
+
+class SelectionGenerator(_Annealed):
+    """A learned choice, per group and block, among given exact operations (the candidates).
+
+    ``logits`` ``(n_groups, n_blocks, E)`` score the E candidates; the value of
+    ``matrix()`` is the candidate of highest logit, exactly. In training the gradient
+    reaches the logits through the soft mixture Σ_e softmax(logits/τ)_e · M_e
+    (straight-through: value hard, gradient soft), a first-order estimate of which
+    candidate would lower the loss. ``names`` are the candidates' names
+    (:func:`lgn.groups.operators.permutation_operations`), ``chosen()`` the picks.
+    """
+
+    def __init__(self, candidates: torch.Tensor | np.ndarray, names: list[str], n_groups: int, n_blocks: int,
+                 steps: int = ANNEAL_STEPS):
+        m = torch.as_tensor(candidates, dtype=torch.get_default_dtype())
+        if m.dim() != 3 or m.shape[-1] != m.shape[-2] or m.shape[0] < 1:
+            raise ValueError(f"candidates must have shape (E, d, d) with E >= 1, got {tuple(m.shape)}")
+        if len(names) != m.shape[0]:
+            raise ValueError(f"need one name per candidate ({m.shape[0]}), got {len(names)}")
+        super().__init__(n_groups, n_blocks, m.shape[-1], steps)
+        self.names = list(names)
+        self.register_buffer("candidates", m.clone().contiguous(), persistent=False)  # rebuilt from the config
+        self.logits = nn.Parameter(torch.randn(n_groups, n_blocks, m.shape[0]) * 0.01)
+        self.register_buffer("choice", self.logits.detach().argmax(-1))
+
+    def _choose(self) -> None:
+        self.choice.copy_(self.logits.argmax(-1))
+
+    def chosen(self) -> list[list[str]]:
+        """The name of the current choice, per group and block."""
+        return [[self.names[int(i)] for i in row] for row in self.choice]
+
+    def matrix(self) -> torch.Tensor:
+        cand = self.candidates.to(self.logits.dtype)
+        hard = cand[self.choice]  # (K, C', d, d)
+        if self.frozen or not torch.is_grad_enabled():
+            return hard
+        w = torch.softmax(self.logits / self.temperature(), dim=-1)  # (K, C', E)
+        soft = torch.einsum("kce,eij->kcij", w, cand)
+        return hard + (soft - soft.detach())  # the value is exactly `hard`: x − x is 0 in floating point
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", candidates={len(self.names)}"
+
+
+def _sinkhorn(log_alpha: torch.Tensor, iters: int = 20) -> torch.Tensor:
+    """A doubly stochastic matrix from scores ``(..., n, n)`` by alternating log-space normalisation."""
+    for _ in range(iters):
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-1, keepdim=True)
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-2, keepdim=True)
+    return log_alpha.exp()
+
+
+def cycles_permutation(dim: int, order: int) -> np.ndarray:
+    """The permutation matrix of ⌊dim/order⌋ cycles of consecutive indices (0→1→…→order−1→0, …), rest fixed."""
+    perm = np.arange(dim)
+    for start in range(0, dim - dim % order, order):
+        perm[start:start + order] = np.roll(np.arange(start, start + order), 1)
+    return operators.permutation_matrix(perm)
+
+
+class PermutationGenerator(_Annealed):
+    """A = P·R·Pᵀ: R a fixed permutation of ⌊dim/order⌋ ``order``-cycles, P a learned pixel permutation.
+
+    Every such A is a permutation with R's cycle type, so A**order = I exactly; which
+    pixels the cycles visit is learned, and nothing ties it to a named operation
+    (rot90 on a 6×6 kernel is one of them). P is the assignment (Hungarian, scipy)
+    maximising the scores ``logits`` ``(n_groups, n_blocks, dim, dim)``; the gradient
+    flows through the soft P = Sinkhorn(logits/τ) (straight-through, as
+    :class:`SelectionGenerator`).
+    """
+
+    def __init__(self, n_groups: int, n_blocks: int, dim: int, order: int, steps: int = ANNEAL_STEPS):
+        super().__init__(n_groups, n_blocks, dim, steps)
+        if not isinstance(order, int) or order < 1:
+            raise ValueError(f"order must be a positive integer, got {order!r}")
+        self.order = order
+        self.register_buffer("cycles", torch.from_numpy(cycles_permutation(dim, order)).to(torch.get_default_dtype()),
+                             persistent=False)
+        self.logits = nn.Parameter(torch.randn(n_groups, n_blocks, dim, dim))
+        self.register_buffer("perm", torch.zeros(n_groups, n_blocks, dim, dtype=torch.int64))
+        with torch.no_grad():
+            self._choose()
+
+    def _choose(self) -> None:
+        if self.logits.is_meta:
+            return
+        from scipy.optimize import linear_sum_assignment
+
+        scores = self.logits.detach().cpu().double().numpy()
+        out = np.empty(scores.shape[:-1], dtype=np.int64)
+        for idx in np.ndindex(*scores.shape[:-2]):
+            rows, cols = linear_sum_assignment(scores[idx], maximize=True)
+            out[idx][rows] = cols
+        self.perm.copy_(torch.from_numpy(out))
+
+    def permutation(self) -> torch.Tensor:
+        """The hard P ``(n_groups, n_blocks, dim, dim)``: P[i, perm[i]] = 1."""
+        eye = torch.eye(self.dim, dtype=self.logits.dtype, device=self.logits.device)
+        return eye[self.perm]
+
+    def matrix(self) -> torch.Tensor:
+        r = self.cycles.to(self.logits.dtype)
+        p = self.permutation()
+        hard = p @ r @ p.transpose(-1, -2)
+        if self.frozen or not torch.is_grad_enabled():
+            return hard
+        s = _sinkhorn(self.logits / self.temperature())
+        soft = s @ r @ s.transpose(-1, -2)
+        return hard + (soft - soft.detach())
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", order={self.order}"
+
+
 def make_generator(
     kind: str,
     *,
@@ -214,15 +388,33 @@ def make_generator(
 ) -> Generator:
     """Build a generator from its config name.
 
-    ``kind`` is ``'free'``, ``'cyclic'`` or ``'fixed:NAME'`` where NAME is one of
+    ``kind`` is ``'free'``, ``'cyclic'``, ``'select'``, ``'select-divisor'``,
+    ``'permute'`` or ``'fixed:NAME'`` where NAME is one of
     :data:`lgn.groups.operators.OPERATOR_NAMES` acting on ``kernel_size`` ×
     ``kernel_size`` kernels (repeated block-diagonally over ``channels_per_block``
-    channels for the joint action).
+    channels for the joint action; so are the candidates of ``'select'``: the
+    :func:`lgn.groups.operators.permutation_operations` of order exactly ``order``, and
+    of ``'select-divisor'``: those of an order dividing it).
     """
     if kind == "free":
         return FreeGenerator(n_groups, n_blocks, dim, regularizer)
     if kind == "cyclic":
         return CyclicGenerator(n_groups, n_blocks, dim, order)
+    if kind == "permute":
+        return PermutationGenerator(n_groups, n_blocks, dim, order)
+    if kind in ("select", "select-divisor"):
+        if kernel_size is None:
+            raise ValueError(f"a {kind!r} generator needs kernel_size")
+        exact = kind == "select"
+        ops = operators.permutation_operations(kernel_size, order, exact=exact)
+        if not ops:
+            raise ValueError(f"no library operation on {kernel_size}×{kernel_size} kernels has an order "
+                             f"{'equal to' if exact else 'dividing'} group_size={order}: {kind!r} needs one "
+                             f"(e.g. group_size 2 or 4)")
+        mats = np.stack([np.kron(np.eye(channels_per_block), m) for m in ops.values()])
+        if mats.shape[-1] != dim:
+            raise ValueError(f"'select' candidates have size {mats.shape[-1]}, expected {dim}")
+        return SelectionGenerator(mats, list(ops), n_groups, n_blocks)
     if kind.startswith("fixed:"):
         if kernel_size is None:
             raise ValueError("a fixed named generator needs kernel_size")
@@ -231,4 +423,5 @@ def make_generator(
         if op.shape[0] != dim:
             raise ValueError(f"operator {kind!r} has size {op.shape[0]}, expected {dim}")
         return FixedGenerator(op, n_groups, n_blocks)
-    raise ValueError(f"generator must be 'free', 'cyclic' or 'fixed:NAME', got {kind!r}")
+    raise ValueError(f"generator must be 'free', 'cyclic', 'select', 'select-divisor', 'permute' or 'fixed:NAME', "
+                     f"got {kind!r}")

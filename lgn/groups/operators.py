@@ -25,6 +25,7 @@ __all__ = [
     "dft",
     "library",
     "library_matrix",
+    "permutation_operations",
     "family",
     "FAMILIES",
     "cyclic_permutation",
@@ -251,9 +252,8 @@ def _cyclic_offsets(k: int) -> list[int]:
     return sorted(reps, key=lambda d: (abs(d), d < 0))
 
 
-def _candidates(k: int, powers: tuple[int, ...]):
-    """(name, matrix) pairs, simplest first; the order decides which of two near-equal names survives.
-    Matrices dense numpy or scipy sparse ``(n, n)``."""
+def _permutation_candidates(k: int):
+    """The library's pixel permutations as (name, dense matrix), simplest first."""
     yield "identity", identity(k)
     yield "flip-x", flip(k, "x")
     yield "flip-y", flip(k, "y")
@@ -266,6 +266,37 @@ def _candidates(k: int, powers: tuple[int, ...]):
                    key=lambda p: (abs(p[0]) + abs(p[1]), abs(p[1])))
     for dx, dy in pairs:
         yield f"cyclic-shift({dx},{dy})", shift(k, dx, dy, cyclic=True)
+
+
+def permutation_operations(k: int, order: int, *, exact: bool = False) -> dict[str, np.ndarray]:
+    """The library's exact pixel permutations M with M**order = I, identity excluded: name → n×n matrix.
+
+    Flips, transposes, quarter turns and cyclic shifts whose order divides ``order``, so
+    that the powers I, M, …, M**(order−1) of each form a group; with ``exact``, only those
+    of order exactly ``order``, whose ``order`` powers are all different (on 6×6 kernels
+    and order 4: rot90 and rot270). Simplest first, under the names :func:`library` gives
+    them; a matrix equal to an earlier one (on tiny kernels, e.g. k = 2: rot180 is
+    cyclic-shift(1,1)) is listed once. Empty when none qualifies (``order`` 1, or an odd
+    order on a kernel without such shifts).
+    """
+    _check_size(k)
+    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
+        raise ValueError(f"order must be a positive integer, got {order!r}")
+    eye = np.eye(k * k)
+    out: dict[str, np.ndarray] = {}
+    for name, m in _permutation_candidates(k):
+        if np.array_equal(m, eye) or any(np.array_equal(m, seen) for seen in out.values()):
+            continue
+        if np.array_equal(np.linalg.matrix_power(m, int(order)), eye) and not (
+                exact and any(np.array_equal(np.linalg.matrix_power(m, q), eye) for q in range(1, int(order)))):
+            out[name] = m
+    return out
+
+
+def _candidates(k: int, powers: tuple[int, ...]):
+    """(name, matrix) pairs, simplest first; the order decides which of two near-equal names survives.
+    Matrices dense numpy or scipy sparse ``(n, n)``."""
+    yield from _permutation_candidates(k)
     span = range(-(k - 1), k)
     pairs = sorted(((dx, dy) for dx in span for dy in span if (dx, dy) != (0, 0)),
                    key=lambda p: (abs(p[0]) + abs(p[1]), abs(p[1]), p[0] < 0, p[1] < 0))

@@ -14,7 +14,7 @@ __all__ = ["ModelConfig", "TASKS", "GENERATORS", "ARCHITECTURES"]
 
 TASKS = ("classify", "reconstruct")
 ARCHITECTURES = ("lgn", "cnn")  # the unfolded LGN, or the plain CNN baseline of lgn.models.cnn
-GENERATORS = ("free", "cyclic", "independent") + tuple(f"fixed:{name}" for name in OPERATOR_NAMES)
+GENERATORS = ("free", "cyclic", "select", "select-divisor", "permute", "independent") + tuple(f"fixed:{name}" for name in OPERATOR_NAMES)
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ModelConfig:
     stride: int = 1                 # s, the convolution stride
     padding: int | None = None      # convolution padding; None: padding = stride (docs/method.md §4)
     eta: float = 0.01               # η, the unfolding step size
-    generator: str = "free"         # 'free', 'cyclic', 'fixed:NAME' or 'independent' (no group)
+    generator: str = "free"         # 'free', 'cyclic', 'select(-divisor)', 'permute', 'fixed:NAME', 'independent'
     action: str = "channel"         # 'channel' (per-channel k²×k²) or 'joint' ((C·k²)×(C·k²))
     regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none' (free generators)
     reg_weight: float | None = None   # μ; None means 1e-4 (classify) or 1e-2 (reconstruct)

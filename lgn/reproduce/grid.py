@@ -20,11 +20,12 @@ __all__ = ["MODELS", "LGN_MODELS", "DataPlan", "Recipe", "RunSpec", "QUICK", "PA
 MODELS: dict[str, dict] = {
     "lgn-free": {"generator": "free", "regularizer": "aux-inverse"},  # the paper's LGN
     "lgn-cyclic": {"generator": "cyclic"},                             # exact cyclic groups, A^p = I
+    "lgn-learned": {"generator": "select"},                            # picks a library permutation of order p
     "unconstrained": {"generator": "independent"},                     # same unfolded net, K·p free filters
     "rot90": {"generator": "fixed:rot90"},                             # a fixed 90° rotation group
     "cnn": {"architecture": "cnn"},                                    # a plain CNN, K·p channels per layer
 }
-LGN_MODELS = ("lgn-free", "lgn-cyclic")  # the models whose learned groups are analysed and compared
+LGN_MODELS = ("lgn-free", "lgn-cyclic", "lgn-learned")  # the models whose learned groups are analysed and compared
 
 PATCH_SIZE = 16  # the natural patches are 16×16 grey crops: small images with room for a 6×6 kernel to move
 

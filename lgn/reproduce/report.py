@@ -243,8 +243,10 @@ def write_markdown(results: dict, path: Path) -> Path:
     lines += _headlines(r)
     lines += [
         "Model names: `lgn-free` is the paper's LGN (free generators, auxiliary-inverse regulariser); `lgn-cyclic` "
-        "has exact cyclic groups (A^p = I); `unconstrained` is the same unfolded network with K·p independent "
-        "filters; `rot90` uses a fixed 90° rotation as every generator; `cnn` is a plain CNN with K·p channels "
+        "has exact cyclic groups (A^p = I); `lgn-learned` has each group pick, during its first 200 optimiser steps, "
+        "one of the library's exact pixel permutations of order p (docs/discovery.md); `unconstrained` "
+        "is the same unfolded network with K·p independent filters; `rot90` uses a fixed 90° rotation as every "
+        "generator; `cnn` is a plain CNN with K·p channels "
         "per layer (lgn.models.cnn). *params* counts trainable parameters (the free LGN's auxiliary inverses "
         "included); *exported* counts those of the plain network after `export()` (what inference needs).",
         "",
@@ -314,8 +316,9 @@ def write_markdown(results: dict, path: Path) -> Path:
         if x.get("analysis"):
             s = x["analysis"]["summary"]
             fams = ", ".join(f"{f} {n}" for f, n in s["families"].items())
-            energy = x["analysis"].get("code_energy")
+            sims, energy = x["analysis"].get("layer0_similarity"), x["analysis"].get("code_energy")
             summary_rows.append([x["name"], fams, f"{s['mean_similarity']:.2f}",
+                                 "–" if not sims else f"{sum(v >= 0.9 for v in sims)}/{len(sims)}",
                                  fmt_num(s["indices"]["toeplitz"], 2), fmt_num(s["indices"]["skew"], 2),
                                  fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3),
                                  fmt_num(x["analysis"].get("moved_from_init"), 3),
@@ -323,10 +326,11 @@ def write_markdown(results: dict, path: Path) -> Path:
     if summary_rows:
         lines += ["*moved* is the run distance between the learned generators and those the run started from: "
                   "distances between runs are only meaningful where training moved the generators well beyond the "
-                  "seed-to-seed noise floor. *code energy per power* is the share of the final code's energy (test "
-                  "images) carried by B, A·B, A²·B, … (`lgn analyze`, lgn.analysis.code_energy).", ""]
-        lines += _table(["run", "nearest families", "mean sim.", "Toeplitz", "skew", "block", "order err.", "moved",
-                         "code energy per power"],
+                  "seed-to-seed noise floor. *layer 0 ≥ 0.9* counts layer 0's generators whose nearest known "
+                  "operation has cosine similarity ≥ 0.9. *code energy per power* is the share of the final code's "
+                  "energy (test images) carried by B, A·B, A²·B, … (`lgn analyze`, lgn.analysis.code_energy).", ""]
+        lines += _table(["run", "nearest families", "mean sim.", "layer 0 ≥ 0.9", "Toeplitz", "skew", "block",
+                         "order err.", "moved", "code energy per power"],
                         summary_rows)
         lines.append("")
     for key, fig in r["figures"]["generators"].items():

@@ -91,7 +91,9 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         record["analysis"] = {"summary": analysis["summary"], "file": f"{ANALYSIS_DIR}/{ANALYSIS_FILE}",
                               "groups": f"{ANALYSIS_DIR}/{GROUPS_FILE}",
                               "moved_from_init": _moved_from_init(model, spec.seed, groups),
-                              "code_energy": run_code_energy(run_dir)["fractions"]}
+                              "code_energy": run_code_energy(run_dir)["fractions"],
+                              "layer0_similarity": [g["nearest_op"]["similarity"] for g in analysis["generators"]
+                                                    if g["layer"] == 0]}
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False

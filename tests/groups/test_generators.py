@@ -121,3 +121,101 @@ def test_orbit_rejects_mismatched_sizes():
         orbit(torch.randn(2, 4, 4), torch.randn(2, 5), 3)
     with pytest.raises(ValueError, match="order"):
         orbit(torch.randn(2, 4, 4), torch.randn(2, 4), 0)
+
+
+def _select(order=4, k=6, n_groups=3, n_blocks=1, kind="select"):
+    return make_generator(kind, n_groups=n_groups, n_blocks=n_blocks, dim=k * k, order=order, kernel_size=k)
+
+
+@pytest.mark.parametrize("kind", ["select", "select-divisor"])
+def test_selection_generator_is_always_an_exact_candidate(kind):
+    gen = _select(kind=kind)
+    lib = operators.permutation_operations(6, 4, exact=kind == "select")
+    assert list(lib) == (["rot90", "rot270"] if kind == "select" else list(operators.permutation_operations(6, 4)))
+    assert gen.names == list(lib)
+    a = gen.matrix()  # in training mode too: the straight-through value is exactly the chosen candidate
+    assert a.requires_grad
+    for g, (name,) in enumerate(gen.chosen()):
+        np.testing.assert_array_equal(a[g, 0].detach().double().numpy(), lib[name])
+        power = torch.linalg.matrix_power(a[g, 0].detach().double(), 4)
+        assert (power - torch.eye(36, dtype=torch.float64)).abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("kind,start", [("select-divisor", "flip-x"), ("select", "rot270")])
+def test_selection_moves_to_the_candidate_the_loss_prefers_then_freezes(kind, start):
+    torch.manual_seed(0)
+    gen = _select(n_groups=2, kind=kind)
+    target = gen.names.index("rot90")
+    with torch.no_grad():  # start every group on another operation
+        gen.logits.zero_()
+        gen.logits[..., gen.names.index(start)] = 0.5
+    gen.project_()
+    assert gen.chosen() == [[start], [start]]
+    x = torch.randn(64, 36)
+    t = torch.from_numpy(operators.rotation(6, 90)).float()
+    opt = torch.optim.Adam(gen.parameters(), lr=0.05)
+    while not gen.frozen:
+        loss = ((x @ gen.matrix()[:, 0].transpose(-1, -2) - x @ t.T) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        gen.project_()
+    assert gen.frozen and int(gen.step) == gen.steps
+    assert gen.chosen() == [["rot90"], ["rot90"]] and (gen.choice == target).all()
+    with torch.no_grad():  # after the anneal the choice no longer follows the logits
+        gen.logits[..., gen.names.index(start)] = 100.0
+    gen.project_()
+    assert gen.chosen() == [["rot90"], ["rot90"]]
+    a = gen.matrix()
+    assert not a.requires_grad
+    torch.testing.assert_close(a[:, 0], t.expand(2, 36, 36), rtol=0, atol=0)
+
+
+def test_selection_joint_action_repeats_the_operation_per_channel():
+    gen = make_generator("select", n_groups=2, n_blocks=1, dim=3 * 16, order=4, kernel_size=4, channels_per_block=3)
+    a = gen.matrix()[0, 0].detach().double().numpy()
+    op = operators.permutation_operations(4, 4, exact=True)[gen.chosen()[0][0]]
+    np.testing.assert_array_equal(a, np.kron(np.eye(3), op))
+
+
+def test_selection_without_candidates_is_refused():
+    with pytest.raises(ValueError, match="order dividing group_size=3"):
+        _select(order=3, k=5, kind="select-divisor")
+    with pytest.raises(ValueError, match="order equal to group_size=3"):
+        _select(order=3, k=5, kind="select")
+
+
+@pytest.mark.parametrize("order", [2, 4, 6])
+def test_permutation_generator_is_an_exact_permutation_of_the_order(order):
+    from lgn.groups import PermutationGenerator
+
+    torch.manual_seed(1)
+    gen = PermutationGenerator(3, 2, 36, order)
+    a = gen.matrix().detach().double()
+    eye = torch.eye(36, dtype=torch.float64)
+    assert set(a.unique().tolist()) == {0.0, 1.0} and (a.sum(-1) == 1).all() and (a.sum(-2) == 1).all()
+    assert (torch.linalg.matrix_power(a, order) - eye).abs().max().item() < 1e-6
+    assert not torch.equal(a[0, 0], a[1, 0])  # random starts: different pixel cycles
+
+
+def test_permutation_generator_learns_a_target_permutation_and_freezes():
+    from lgn.groups import PermutationGenerator
+
+    torch.manual_seed(0)
+    k = 4
+    gen = PermutationGenerator(1, 1, k * k, 4, steps=150)
+    t = torch.from_numpy(operators.rotation(k, 90)).float()
+    start = gen.matrix().detach().clone()
+    x = torch.randn(256, k * k)
+    opt = torch.optim.Adam(gen.parameters(), lr=0.1)
+    while not gen.frozen:
+        loss = ((x @ gen.matrix()[0, 0].T - x @ t.T) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        gen.project_()
+    a = gen.matrix().detach()[0, 0]
+    assert gen.frozen and not torch.equal(a, start[0, 0])  # the permutation moved
+    # closer to the target than where it started (an exact hit is not guaranteed)
+    assert (a * t).sum() > (start[0, 0] * t).sum()
+    assert (torch.linalg.matrix_power(a.double(), 4) - torch.eye(k * k, dtype=torch.float64)).abs().max() < 1e-6

@@ -128,3 +128,33 @@ def test_family():
     assert ops.family("anti-transpose") == "transpose"
     with pytest.raises(ValueError):
         ops.family("banana")
+
+
+@pytest.mark.parametrize("k,order", [(6, 4), (6, 2), (5, 4), (6, 3), (4, 4)])
+def test_permutation_operations_are_library_permutations_of_order_dividing_p(k, order):
+    found = ops.permutation_operations(k, order)
+    lib = ops.library(k)
+    eye = np.eye(k * k)
+    assert found
+    for name, m in found.items():
+        assert not np.array_equal(m, eye)
+        assert set(np.unique(m)) == {0.0, 1.0} and (m.sum(0) == 1).all() and (m.sum(1) == 1).all()
+        np.testing.assert_array_equal(np.linalg.matrix_power(m, order), eye)
+        np.testing.assert_array_equal(lib[name], m)  # the library's own entry under that name
+    mats = list(found.values())
+    assert not any(np.array_equal(a, b) for a, b in itertools.combinations(mats, 2))
+
+
+def test_permutation_operations_for_order_4_on_6x6():
+    assert list(ops.permutation_operations(6, 4)) == [
+        "flip-x", "flip-y", "transpose", "anti-transpose", "rot90", "rot180", "rot270",
+        "cyclic-shift(3,0)", "cyclic-shift(0,3)", "cyclic-shift(3,3)"]
+    assert "rot90" not in ops.permutation_operations(6, 2)  # order 4 does not divide 2
+    assert "cyclic-shift(1,0)" in ops.permutation_operations(6, 6)
+    assert ops.permutation_operations(5, 3) == {}  # no flip, turn or shift of a 5×5 kernel has order 3
+    assert ops.permutation_operations(6, 1) == {}
+    assert list(ops.permutation_operations(6, 4, exact=True)) == ["rot90", "rot270"]  # all 4 powers differ
+    exact = ops.permutation_operations(4, 4, exact=True)
+    assert "rot90" in exact and "cyclic-shift(1,0)" in exact and "rot180" not in exact and "cyclic-shift(2,0)" not in exact
+    with pytest.raises(ValueError, match="order must be a positive integer"):
+        ops.permutation_operations(6, 0)

@@ -34,12 +34,12 @@ def test_results_json_schema(tiny):
             "targets", "time_budget"} <= set(saved)
     assert saved["command"] == "lgn reproduce --tiny" and saved["wall_seconds"] > 0
     assert {"platform", "cpu", "cores", "torch"} <= set(saved["machine"])
-    assert len(saved["runs"]) == 4 * (2 * 3 + 3)
+    assert len(saved["runs"]) == 4 * (3 * 3 + 3)
     for run in saved["runs"]:
         assert RUN_FIELDS <= set(run)
         assert run["metric_name"] == ("test_acc" if run["task"] == "classify" else "test_psnr")
         assert run["params"] > 0 and run["train_seconds"] > 0
-        assert (run["analysis"] is not None) == (run["model"] in ("lgn-free", "lgn-cyclic"))
+        assert (run["analysis"] is not None) == (run["model"] in ("lgn-free", "lgn-cyclic", "lgn-learned"))
         assert (out / "runs" / run["run_dir"] / "config.json").is_file()
     lgn_run = next(r for r in saved["runs"] if r["model"] == "lgn-free")
     assert lgn_run["analysis"]["moved_from_init"] > 0  # training moved the generators
@@ -53,11 +53,18 @@ def test_results_json_schema(tiny):
         assert f"{model}: data dependence: " in dep["verdict"] and "task dependence: " in dep["verdict"]
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "groups.npz").is_file()
     assert (out / "runs" / lgn_run["run_dir"] / "analysis" / "analysis.json").is_file()
+    for run in saved["runs"]:
+        if run["analysis"] is not None:
+            energy = run["analysis"]["code_energy"]  # per orbit power, p = 2 here
+            assert len(energy) == 2 and sum(energy) == pytest.approx(1.0)
+            assert len(run["analysis"]["layer0_similarity"]) == 2  # K = 2 groups, one channel
+    learned = [r for r in saved["runs"] if r["model"] == "lgn-learned"]
+    assert learned and all(s == pytest.approx(1.0) for r in learned for s in r["analysis"]["layer0_similarity"])
 
 
 def test_distances_have_spread_and_claim_has_a_verdict(tiny):
     _, results, _ = tiny
-    for model in ("lgn-free", "lgn-cyclic"):
+    for model in ("lgn-free", "lgn-cyclic", "lgn-learned"):
         d = results["distances"][model]
         assert d["cells"] == ["rot90 classify", "rot90 reconstruct", "flip classify", "flip reconstruct"]
         assert d["pairing"] == "different seeds"
@@ -83,9 +90,10 @@ def test_results_md(tiny):
     assert "**N/A**" in md  # no mnist5k or Fashion-MNIST in this grid
     assert "an estimate" in md
     figures = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
-    assert "results/distance-lgn-free.png" in figures and len(figures) == 2 + 4 * 2
+    assert "results/distance-lgn-free.png" in figures and len(figures) == 3 + 4 * 3
+    assert "| mean sim. | layer 0 ≥ 0.9 | Toeplitz |" in md
     assert all((out / f).is_file() for f in figures)
-    assert lines[1].startswith("[1/36] rot90 classify lgn-free s0: test_acc ") and "params" in lines[1]
+    assert lines[1].startswith("[1/48] rot90 classify lgn-free s0: test_acc ") and "params" in lines[1]
 
 
 def test_rerun_reads_everything_back(tiny):
@@ -96,7 +104,7 @@ def test_rerun_reads_everything_back(tiny):
     again = reproduce(out, plans=PLANS, recipe=RECIPE, seeds=3, discovery=TINY_DISCOVERY,
                       command="lgn reproduce --tiny", log=lines.append)
     assert {p: p.stat().st_mtime_ns for p in records} == before
-    assert again["reused_runs"] == 36 and all("done earlier" in line for line in lines[1:37])
+    assert again["reused_runs"] == 48 and all("done earlier" in line for line in lines[1:49])
     assert [r["metric"] for r in again["runs"]] == [r["metric"] for r in results["runs"]]
 
 
@@ -105,7 +113,7 @@ def test_other_grid_settings_are_refused_unless_forced(tiny):
     with pytest.raises(ValueError, match="other grid settings \\(seeds, runs differ\\)"):
         reproduce(out, plans=PLANS, recipe=RECIPE, seeds=2, discovery=TINY_DISCOVERY, log=None)
     fewer = reproduce(out, plans=PLANS, recipe=RECIPE, seeds=2, discovery=TINY_DISCOVERY, log=None, force=True)
-    assert fewer["reused_runs"] == len(fewer["runs"]) == 4 * (2 * 2 + 3)
+    assert fewer["reused_runs"] == len(fewer["runs"]) == 4 * (3 * 2 + 3)
 
 
 def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
