@@ -122,11 +122,27 @@ def _progress(total: int, desc: str, enabled: bool):
                 disable=None if enabled else True)  # None: shown on a terminal only
 
 
-def _summary(record: dict, epochs: int) -> str:
+def _summary(record: dict, epochs: int, seconds_left: float | None = None) -> str:
     score = (f"test_acc {record['test_acc']:.4f}" if "test_acc" in record
              else f"test_psnr {record['test_psnr']:.2f} dB")
+    left = "" if seconds_left is None or record["epoch"] >= epochs else f", {_duration(seconds_left)} left"
     return (f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.4f}  "
-            f"test_loss {record['test_loss']:.4f}  {score}  ({record['train_seconds']:.1f} s)")
+            f"test_loss {record['test_loss']:.4f}  {score}  ({record['train_seconds']:.1f} s{left})")
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as ``'42 s'``, ``'7.5 min'`` or ``'2.3 h'``."""
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 6000:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _seconds_left(elapsed: float, epochs_done: int, epochs_left: int) -> float | None:
+    """The expected time to finish ``epochs_left`` epochs at the mean pace of the ``epochs_done`` that took
+    ``elapsed`` seconds (training, evaluation and writing); None before the first."""
+    return None if epochs_done < 1 else elapsed / epochs_done * epochs_left
 
 
 @dataclass
@@ -620,10 +636,13 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
                         writer.add_scalar(key, value, record["epoch"])
                 writer.flush()
             if log:
-                log(_summary(record, t.epochs))
+                done = record["epoch"] - first_epoch
+                log(_summary(record, t.epochs, _seconds_left(time.perf_counter() - started, done,
+                                                             t.epochs - record["epoch"])))
             if on_epoch_end is not None and world.writes:
                 on_epoch_end(record)
 
+        first_epoch, started = pos.epoch, time.perf_counter()  # the pace of this process's epochs
         _epochs(model, optimizer, x_train, y_train, pos, sums, t=t, task=task, world=world, check=check,
                 checkpoint=save, saved_step=lambda: saved_step, prep=device_prep, peak=dataset.value_range,
                 measure=measure, finish=finish)

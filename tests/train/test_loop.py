@@ -548,3 +548,19 @@ def test_eval_on_data_that_overflows_float32_is_an_error_not_nan(tmp_path, npz):
     np.savez(tmp_path / "big.npz", x_train=x, x_test=x)
     with pytest.raises(ValueError, match=r"gave a non-finite (loss|psnr) \((nan|inf)\)"):
         evaluate_run(tmp_path / "run", dataset=f"npz:{tmp_path / 'big.npz'}")
+
+
+def test_epoch_lines_show_the_expected_time_left(tmp_path, npz):
+    lines = []
+    train(tiny_settings(npz, epochs=3), tmp_path / "run", log=lines.append)
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 3
+    assert all(" left)" in line for line in epochs[:2]) and " left)" not in epochs[2]
+
+
+def test_time_left_is_the_mean_pace_times_the_epochs_left():
+    from lgn.train.loop import _duration, _seconds_left
+
+    assert _seconds_left(30.0, 3, 97) == pytest.approx(970.0)
+    assert _seconds_left(0.0, 0, 5) is None
+    assert [_duration(s) for s in (42.4, 450.0, 9000.0)] == ["42 s", "7.5 min", "2.5 h"]
