@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmarks.bench import build_pair, train_step
+from lgn.bench.measure import build_pair, train_step
 from lgn.data import fit_preprocessing, get_dataset
 from lgn.train.loop import epoch_order
 from lgn.train.memory import keep_freed_memory

@@ -1,14 +1,11 @@
 """``lgn bench``: training and exported-inference speed against the straightforward baseline.
 
-The measurements live in ``benchmarks/bench.py`` of a source checkout (they need
-the baseline in ``benchmarks/``, which is not part of the installed package).
+The measurements are :mod:`lgn.bench.measure`'s; this module parses the arguments and prints.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 
@@ -27,19 +24,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _bench_module():
-    """``benchmarks.bench``, from the current directory or the checkout that holds this package."""
-    try:
-        return importlib.import_module("benchmarks.bench")
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "benchmarks" / "bench.py").is_file():
-            raise FileNotFoundError("lgn bench needs a source checkout: benchmarks/bench.py not found "
-                                    f"in the current directory or in {root}") from None
-        sys.path.insert(0, str(root))
-        return importlib.import_module("benchmarks.bench")
-
-
 def run(args) -> int:
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
@@ -47,9 +31,10 @@ def run(args) -> int:
         from lgn.cli import set_threads
 
         set_threads(args.threads)
-    bench = _bench_module()
-    report = bench.run_bench(args.device, rounds=args.rounds, profile=args.profile)
-    print(bench.format_report(report))
+    from lgn.bench.measure import format_report, run_bench
+
+    report = run_bench(args.device, rounds=args.rounds, profile=args.profile)
+    print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from benchmarks.baseline import BaselineLGN
+from lgn.bench.baseline import BaselineLGN
 from lgn import load_reference_state_dict, to_reference_state_dict
 
 

@@ -1,6 +1,6 @@
 """The fast training path against the straightforward implementation, in float64.
 
-The baseline (benchmarks/baseline.py) builds its filter bank with explicit matrix
+The baseline (lgn/bench/baseline.py) builds its filter bank with explicit matrix
 powers and synthesises with ``conv_transpose2d``; ours builds the orbit by
 repeated products, folds η and λ into the convolution, and computes the
 transposed convolution as a phase convolution. Same weights, same batch: the
@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.baseline import BaselineLGN
+from lgn.bench.baseline import BaselineLGN
 from lgn import load_reference_state_dict
 from lgn.models.reference import reference_key_map
 from lgn.nn import functional

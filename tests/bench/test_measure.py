@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from benchmarks.bench import (BATCH, alternate, build_pair, check_agreement, format_profile, format_report,
+from lgn.bench.measure import (BATCH, alternate, build_pair, check_agreement, format_profile, format_report,
                               make_batches, profile_step, run_bench, train_step, training_flops)
-from benchmarks.plain import PlainConvNet
+from lgn.bench.plain import PlainConvNet
 from lgn.cli import main
 
 

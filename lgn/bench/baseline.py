@@ -4,7 +4,7 @@ Written the way the method reads on paper, and in the authors' checkpoint layout
 (``B.{l}``, ``A.{l}``, ``A_inv.{l}``, ``lmbd.{l}``, ``bn.{l}``, ``fc``, ``D``):
 the filter bank is built by concatenating explicit matrix powers, the synthesis
 step is ``conv_transpose2d`` with output padding, and every step is a Python
-loop. It is not used by the library: ``lgn bench`` times the library against it,
+loop. No model of the library uses it: ``lgn bench`` times the library against it,
 and the tests use it as an independent computation of the forward pass.
 """
 

@@ -1,9 +1,9 @@
-"""``lgn bench``: the library's training step against the straightforward baseline, in one process.
+"""The measurements of ``lgn bench``: the library's training step against the straightforward baseline.
 
 For the paper's classifier (L = 4, K = 5, p = 4, k = 6, batch 128) on
 MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
 
-1. builds the baseline (benchmarks/baseline.py) and our model with the same
+1. builds the baseline (:mod:`lgn.bench.baseline`) and our model with the same
    weights (``load_reference_state_dict``) and checks that outputs and the
    gradient of every parameter agree to ``TOLERANCE``;
 2. times training steps (the recipe of ``lgn train``: loss plus regulariser,
@@ -11,7 +11,7 @@ MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
    ours on the same batches, so that load from other processes hits both;
 3. measures the peak memory of one training step of each;
 4. times inference of ``LGN.export()`` against a plain conv net with the same
-   filters (benchmarks/plain.py);
+   filters (:mod:`lgn.bench.plain`);
 5. converts step times to GFLOP/s of the model's convolutions and compares
    them with an fp32 GEMM timed in the same run;
 6. with ``profile``, lists the operations our training step spends its time in
@@ -36,10 +36,9 @@ from multiprocessing import get_context
 import torch
 import torch.nn.functional as F
 
-from benchmarks.baseline import BaselineLGN
-from benchmarks.plain import PlainConvNet
-from lgn import load_reference_state_dict
-from lgn.models.reference import reference_key_map
+from lgn.bench.baseline import BaselineLGN
+from lgn.bench.plain import PlainConvNet
+from lgn.models.reference import load_reference_state_dict, reference_key_map
 from lgn.nn.functional import output_size
 from lgn.train.memory import keep_freed_memory
 
