@@ -16,11 +16,14 @@ on CPU sums in float32 (three digits lost) and is slow, so :func:`batch_norm`
 takes its per-channel sums by matrix products (and absorbs FISTA's momentum),
 and :func:`adaptive_avg_pool` pools by one.
 
-All of this is for the CPU (:func:`fused`). On other devices (CUDA) the same
+All of this is for the CPU in full precision (:func:`fused`). On other devices (CUDA) the same
 functions are plain PyTorch operations that autograd differentiates: there the
 library's convolutions are fast in both directions, and a step's time is the
-host's, launching kernels, so the fewest Python-level calls win. The exception
-is :func:`synchronized_batch_norm`'s batch norm, the same function everywhere.
+host's, launching kernels, so the fewest Python-level calls win. Under
+``torch.autocast`` on CPU (``train.precision = "bf16"``) they are the plain
+operations too, which autocast runs in its lower precision. The exception
+is :func:`synchronized_batch_norm`'s batch norm, the same function everywhere
+(its sums in float32 under autocast).
 
 Under :func:`synchronized_batch_norm` (data-parallel training), training-mode
 batch norm takes its statistics over the batches of every rank of a
@@ -55,8 +58,11 @@ def output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
 
 
 def fused(x: torch.Tensor) -> bool:
-    """Whether the functions below take their fused CPU path for ``x`` (elsewhere, plain PyTorch operations)."""
-    return x.device.type == "cpu"
+    """Whether the functions below take their fused CPU path for ``x`` (elsewhere, plain PyTorch operations).
+
+    Under ``torch.autocast`` they take the plain operations, which autocast runs in its lower precision.
+    """
+    return x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -356,6 +362,8 @@ def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d, toward: torch.Tensor
     interpolation from the same two passes (:class:`_BatchNorm`).
     """
     group = _SYNC_GROUP if norm.training else None
+    if group is not None and torch.is_autocast_enabled(x.device.type):  # the synchronised sums in float32
+        x, toward = x.float(), None if toward is None else toward.float()
     if not (norm.training and (fused(x) or group is not None)):
         return norm(x if toward is None else torch.lerp(x, toward, weight))
     if toward is not None:

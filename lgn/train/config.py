@@ -33,6 +33,9 @@ __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeErr
            "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
 
 
+PRECISIONS = ("fp32", "bf16")  # train.precision: float32 throughout, or bfloat16 autocast of forward passes
+
+
 class SettingTypeError(TypeError, ValueError):
     """A setting of the wrong type; a ``ValueError`` too, like every other bad setting."""
 
@@ -54,6 +57,8 @@ class TrainConfig:
     tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
     checkpoint_every: int | None = None  # also checkpoint every N optimiser steps; None: at epoch ends only
     on_nan: str = "stop"              # a non-finite loss or gradient: 'stop' the run, or 'skip' the batch
+    precision: str = "fp32"           # 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights,
+    #                                   optimiser state, regulariser and re-projection stay float32)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -71,6 +76,8 @@ class TrainConfig:
             raise ValueError(f"train.grad_clip must be positive or none, got {self.grad_clip}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(f"train.checkpoint_every must be at least 1 or none, got {self.checkpoint_every}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.on_nan not in ("stop", "skip"):
             raise ValueError(f"train.on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
         if not 0 <= self.seed < 2 ** 64:

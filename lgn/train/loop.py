@@ -255,8 +255,10 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
         xb = x[local]
         yb = None if y is None else y[local]
         saved_buffers = [v.clone() for v in buffers] if t.on_nan == "skip" else None
-        with batch_norm_over(world):
+        with batch_norm_over(world), _precision(t.precision, xb.device):
             output = model(xb)
+        if output.dtype == torch.bfloat16:  # from autocast: the task loss in float32
+            output = output.float()
         loss = task_loss(output, xb, yb, task)
         if world.distributed:  # this rank's share of the global batch's mean
             loss = loss * (len(local) / len(idx))
@@ -314,6 +316,13 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
             bar.set_postfix(shown, refresh=False)
         bar.update()
     pos.seconds += time.perf_counter() - start
+
+
+def _precision(precision: str, device: torch.device):
+    """The forward pass's arithmetic: float32 as the model is, or bfloat16 autocast (``'bf16'``)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 _BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)

@@ -158,6 +158,29 @@ def test_cpu_takes_the_fused_path():
     assert "ConvolutionBackward0" not in names
 
 
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_bfloat16_autocast_takes_the_plain_path_and_keeps_the_loss(channels, size):
+    """Under bfloat16 autocast the model runs PyTorch's own operations in bfloat16, and its loss stays within
+    1e-3 (relative) of float32's on the same weights and batch; every gradient is float32, for float32 weights."""
+    from lgn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(in_channels=channels).train()
+    x, y = torch.randn(32, channels, size, size), torch.randint(0, 10, (32,))
+    loss32 = F.cross_entropy(model(x), y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not functional.fused(x)
+        out = model(x)
+    assert out.dtype == torch.bfloat16
+    names = _graph(out)
+    assert "ConvolutionBackward0" in names and "_FistaStepBackward" not in names, names
+    loss16 = F.cross_entropy(out.float(), y)
+    assert abs(float(loss16.detach()) - float(loss32.detach())) <= 1e-3 * float(loss32.detach())
+    loss16.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and bool(g.isfinite().all()) for g in grads)
+
+
 def test_cached_constants_survive_inference_mode():
     """Inference first, then training: the cached phase and pooling matrices are ordinary tensors
     (cached inference tensors failed the backward pass: they cannot be saved for it)."""

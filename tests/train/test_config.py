@@ -122,3 +122,9 @@ def test_resolve_errors():
     with pytest.raises(ValueError, match="too small for kernel_size=6.*images 1×3×3"):
         resolve({"model": {"task": "reconstruct"}}, _data(h=3, w=3, labels=False))
     assert resolve({"model": {"task": "reconstruct"}}, _data(labels=False)).model.reg_weight == 1e-2
+
+
+def test_precision_is_fp32_or_bf16():
+    assert TrainConfig().precision == "fp32" and TrainConfig(precision="bf16").precision == "bf16"
+    with pytest.raises(ValueError, match="train.precision must be one of"):
+        TrainConfig(precision="fp16")
