@@ -128,6 +128,9 @@ def _headlines(r: dict) -> list[str]:
         lgn = [m for m in rows if m.startswith("lgn-")]
         base = [m for m in ("unconstrained", "cnn") if m in rows]
         if not lgn or not base:
+            lines.append(f"- *Paper: LGNs improve parameter efficiency and generalisation.* {t['dataset']} "
+                         f"classification: not yet testable here, "
+                         + ("no LGN model" if not lgn else "no baseline (unconstrained, cnn)") + " has finished.")
             continue
         for m in lgn:
             parts, outcomes = [], []
@@ -152,6 +155,9 @@ def _headlines(r: dict) -> list[str]:
         lines.append(f"- *Paper: the learned group depends on the data and the task.* {model}: data dependence "
                      f"{p[0]}, task dependence {p[1]} (permutation tests against the seed-to-seed floor, details "
                      f"below). **{verdict}**.")
+    if not r.get("dependence"):
+        lines.append("- *Paper: the learned group depends on the data and the task.* Not yet testable here: the "
+                     "tests need every LGN model on two seeds or more of two datasets and two tasks.")
     energy = _energy_by_cell(r)
     if energy:
         lines.append("- *Is the orbit used?* Share of the final code's energy per orbit power (B, A·B, A²·B, …; mean "

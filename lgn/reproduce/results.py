@@ -303,8 +303,8 @@ def _rate(rates: dict, dataset: str, task: str, model: str) -> tuple[tuple[float
     """Seconds per training and per test example-epoch of (dataset, task, model), and where they come from.
 
     Measured when that triple ran; else extrapolated by values per image from the same
-    task and model on another dataset; else borrowed from another model of the same task
-    (on this dataset first). (None, 'no run of this task measured yet') when nothing fits.
+    task and model on another dataset; else borrowed from another model (of the same task
+    and dataset first). (None, 'no run measured yet') when nothing has run.
     """
     if (dataset, task, model) in rates:
         return rates[(dataset, task, model)], "measured"
@@ -318,12 +318,14 @@ def _rate(rates: dict, dataset: str, task: str, model: str) -> tuple[tuple[float
         (ref, _, _), rate = refs[0]
         rate, scale = scaled(ref, rate)
         return rate, f"extrapolated from {ref} by values per image (×{scale:.2f})"
-    refs = sorted(((k, v) for k, v in rates.items() if k[1] == task), key=lambda kv: kv[0][0] != dataset)
+    # another model of this task (this dataset first), then of the other task
+    refs = sorted(((k, v) for k, v in rates.items()), key=lambda kv: (kv[0][1] != task, kv[0][0] != dataset))
     if refs:
-        (ref, _, other), rate = refs[0]
+        (ref, ref_task, other), rate = refs[0]
         rate, scale = scaled(ref, rate)
-        return rate, f"borrowed from {other} on {ref}" + (f" (×{scale:.2f} values per image)" if ref != dataset else "")
-    return None, "no run of this task measured yet"
+        return rate, (f"borrowed from {other} {ref_task} on {ref}"
+                      + (f" (×{scale:.2f} values per image)" if ref != dataset else ""))
+    return None, "no run measured yet"
 
 
 def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: Recipe = PAPER) -> dict:

@@ -125,11 +125,16 @@ def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
     assert partial["complete"] is False and len(partial["runs"]) == 1
     assert [(x["task"], x["model"], x["seeds"]) for x in partial["remaining"]] == [
         ("classify", "unconstrained", [0]), ("reconstruct", "lgn-free", [0]), ("reconstruct", "unconstrained", [0])]
-    # the unfinished classify run is projected from the finished one; reconstruction has no measured run yet
-    assert partial["remaining"][0]["seconds_per_run"] > 0 and partial["remaining"][1]["seconds_per_run"] is None
+    # the unfinished runs are projected from the one finished run, and say so
+    assert all(x["seconds_per_run"] > 0 for x in partial["remaining"])
+    assert [x["basis"] for x in partial["remaining"]] == ["borrowed from lgn-free classify on rot90",
+                                                          "borrowed from lgn-free classify on rot90",
+                                                          "borrowed from lgn-free classify on rot90"]
     md = (tmp_path / "RESULTS.md").read_text()
     assert "**PARTIAL RESULTS**: 1 of 4 runs" in md and "### rot90 · reconstruct" in md
-    assert "| unconstrained | not yet run: 1 run(s), about " in md and "time not yet projected" in md
+    assert "| unconstrained | not yet run: 1 run(s), about " in md
+    assert "rot90 classification: not yet testable here, no baseline (unconstrained, cnn) has finished." in md
+    assert "depends on the data and the task.* Not yet testable here" in md
     first = tmp_path / "runs" / "rot90-classify-lgn-free-s0"
     stamp = (first / RECORD_FILE).stat().st_mtime_ns
     assert not (tmp_path / "runs" / "rot90-classify-unconstrained-s0").exists()
