@@ -98,17 +98,24 @@ def convolutions(shape: str) -> str:
     return "; ".join(f"{name} {flops / thread_seconds(fn) / 1e9:.1f}" for name, fn in rates.items())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args()
+def one_thread_rounds(description: str, default: int) -> int:
+    """The ``--rounds`` of a one-thread benchmark's command line, with the process set up to measure:
+    one thread, and freed memory kept mapped as ``lgn train`` keeps it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=default)
+    rounds = parser.parse_args().rounds
     torch.set_num_threads(1)
-    keep_freed_memory()  # as lgn train does
+    keep_freed_memory()
+    return rounds
+
+
+def main() -> None:
+    rounds = one_thread_rounds(__doc__.splitlines()[0], 10)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     gemm = 2 * 1024 ** 3 / thread_seconds(lambda: a @ b) / 1e9
     print(f"fp32 GEMM 1024², one thread: {gemm:.1f} GFLOP/s (thread CPU time)")
     for shape in SHAPES:
-        times = steps(shape, args.rounds)
+        times = steps(shape, rounds)
         median = {name: statistics.median(t) for name, t in times.items()}
 
         def ratio(a: str, b: str) -> str:

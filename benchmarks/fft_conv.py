@@ -36,18 +36,17 @@ the F-channel side run several times slower than the convolution.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.cpu_time import one_thread_rounds, thread_seconds
+from lgn.bench.measure import BATCH, SHAPES
 from lgn.nn.functional import _conv, _transposed_conv, _weight_grad, channels_last, output_size
-from lgn.train.memory import keep_freed_memory
 
-BATCH, FILTERS, KERNEL, STRIDE, PADDING = 128, 20, 6, 1, 1  # the paper's classifier (lgn.bench.measure)
-SHAPES = {"mnist": (1, 28), "cifar": (3, 32)}  # name: (channels, image size)
+FILTERS, KERNEL, STRIDE, PADDING = 20, 6, 1, 1  # the paper's classifier (lgn.bench.measure)
 TOLERANCE = 1e-4  # max abs difference from PyTorch's convolution over its largest absolute value, float32
 STEP_COUNTS = {"analysis": 7, "synthesis": 6, "weight gradient": 7}  # the step's 6L − 4 convolutions, L = 4
 # A step kept in the frequency domain wherever it is linear still crosses over at every ReLU and batch norm:
@@ -204,19 +203,12 @@ def transform_seconds(channels: int, size: int, reps: int = 15) -> tuple[float, 
     _, u, _ = operands(channels, size)
     S = (fft_size(size + 2 * PADDING),) * 2
     spectrum = torch.fft.rfft2(u, s=S)
-    out = []
-    for fn in (lambda: torch.fft.rfft2(u, s=S), lambda: torch.fft.irfft2(spectrum, s=S)):
-        fn()
-        out.append(statistics.median(timed(fn) for _ in range(reps)))
-    return out[0], out[1]
+    return (thread_seconds(lambda: torch.fft.rfft2(u, s=S), reps),
+            thread_seconds(lambda: torch.fft.irfft2(spectrum, s=S), reps))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    keep_freed_memory()  # as lgn train does
+    rounds = one_thread_rounds(__doc__.splitlines()[0], 15)
     print(f"FFT backend: {'MKL' if torch.backends.mkl.is_available() else 'pocketfft'}; one thread, thread CPU ms")
     for shape, (channels, size) in SHAPES.items():
         errors = max_errors(channels, size)
@@ -225,7 +217,7 @@ def main() -> None:
             raise SystemExit(f"{shape}: FFT convolution differs from PyTorch's by more than {TOLERANCE}: {bad}")
         step = {"direct": 0.0, "fft": 0.0, "best": 0.0}
         for name, (direct, fft, _) in pairs(*operands(channels, size)).items():
-            d, f = compare(direct, fft, args.rounds)
+            d, f = compare(direct, fft, rounds)
             md, mf = statistics.median(d), statistics.median(f)
             per_round = [a / b for a, b in zip(f, d)]
             n = STEP_COUNTS[name]
