@@ -26,12 +26,61 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
 
-def _multiarray(name: str):
-    try:  # numpy >= 2
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray, numeric
-    return {"_reconstruct": multiarray._reconstruct, "_frombuffer": numeric._frombuffer}[name]
+class _ArrayStub:
+    """Stands in for ``numpy.ndarray`` while unpickling: it records what a BUILD gives it.
+
+    numpy's own ``__setstate__`` (of an array, and worse of a dtype, whose
+    ``np.dtype('u1', ...)`` is numpy's process-wide uint8 singleton) would run on whatever
+    a damaged or crafted file holds: a fuzzed dtype state changed the shared uint8 dtype
+    for the whole process and later crashed it. The stubs keep numpy out of the
+    unpickler; :func:`_to_array` then checks the recorded state and builds a fresh array.
+    """
+
+    def __init__(self, *args):
+        self.args, self.state = args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _DtypeStub(_ArrayStub):
+    """Stands in for ``numpy.dtype``: a call ``dtype(*args)`` and its BUILD state, recorded."""
+
+
+def _reconstruct(cls, shape, typecode):
+    """``numpy.core.multiarray._reconstruct`` as an array pickle calls it: an empty array to BUILD."""
+    if cls is not _ArrayStub or shape != (0,) or typecode != b"b":
+        raise pickle.UnpicklingError("an ndarray reconstructor with arguments outside the CIFAR format")
+    return _ArrayStub()
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """``numpy.core.numeric._frombuffer`` (protocol-5 array pickles), recorded like a BUILD."""
+    array = _ArrayStub()
+    array.state = (1, shape, dtype, order == "F", buffer)
+    return array
+
+
+_UINT8 = ("u1", False, True)  # how a pickled dtype('uint8') is constructed ...
+_UINT8_STATE = (3, "|", None, None, None, -1, -1, 0)  # ... and its BUILD state
+
+
+def _to_array(value) -> np.ndarray | None:
+    """The uint8 array an :class:`_ArrayStub` describes, or None if it is not one."""
+    if not isinstance(value, _ArrayStub) or isinstance(value, _DtypeStub) or not isinstance(value.state, tuple) \
+            or len(value.state) != 5:
+        return None
+    version, shape, dtype, fortran, raw = value.state
+    if version != 1 or not isinstance(dtype, _DtypeStub) or dtype.args != _UINT8 \
+            or dtype.state not in (None, _UINT8_STATE) or fortran not in (False, 0):
+        return None
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
+    if not isinstance(raw, bytes) or len(raw) != int(np.prod(shape, dtype=np.int64)):
+        return None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
 
 
 def _latin1_bytes(text, encoding):
@@ -42,29 +91,31 @@ def _latin1_bytes(text, encoding):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler for the CIFAR python-batch format: dicts, lists, strings, bytes and ndarrays.
+    """An unpickler for the CIFAR python-batch format: dicts, lists, strings, bytes and arrays.
 
-    The only globals it resolves are numpy's array reconstructors and dtype
-    (under their numpy 1 and numpy 2 module names) and the latin-1 ``encode``
-    that Python 3 uses for bytes in protocol 2; anything else raises
-    :class:`pickle.UnpicklingError` before any code runs.
+    The only globals it resolves are numpy's array reconstructors and dtype (under
+    their numpy 1 and numpy 2 module names), each bound to a recording stand-in that
+    runs no numpy code (:class:`_ArrayStub`), and the latin-1 ``encode`` that Python 3
+    uses for bytes in protocol 2; anything else raises :class:`pickle.UnpicklingError`
+    before any code runs. Arrays come out as :class:`_ArrayStub`, for
+    :func:`_to_array` to check.
     """
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): lambda: _multiarray("_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"): lambda: _multiarray("_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"): lambda: _multiarray("_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"): lambda: _multiarray("_frombuffer"),
-        ("numpy", "ndarray"): lambda: np.ndarray,
-        ("numpy", "dtype"): lambda: np.dtype,
-        ("_codecs", "encode"): lambda: _latin1_bytes,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy", "ndarray"): _ArrayStub,
+        ("numpy", "dtype"): _DtypeStub,
+        ("_codecs", "encode"): _latin1_bytes,
     }
 
     def find_class(self, module: str, name: str):
-        resolve = self.ALLOWED.get((module, name))
-        if resolve is None:
+        resolved = self.ALLOWED.get((module, name))
+        if resolved is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: not part of the CIFAR format")
-        return resolve()
+        return resolved
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("refusing persistent ids: not part of the CIFAR format")
@@ -105,6 +156,11 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not a CIFAR python batch: expected a dict, got {type(batch).__name__}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels")
+    if isinstance(data, _ArrayStub):
+        data = _to_array(data)
+        if data is None:
+            raise ValueError(f"{path}: 'data' is an array outside the CIFAR format: not uint8 C-order bytes "
+                             f"that fill its shape")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise ValueError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {got}")

@@ -102,3 +102,23 @@ def test_cifar10_missing_batch(tmp_path):
     (tmp_path / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3"):
         get_dataset("cifar10", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("state, value", [
+    ("flags", b"K\x01t"),      # NPY_ITEM_REFCOUNT: the bytes would be read as object pointers
+    ("byteorder", b"X\x01\x00\x00\x00>"),
+])
+def test_a_dtype_state_outside_the_format_is_refused_without_numpy_seeing_it(tmp_path, state, value):
+    # numpy's dtype.__setstate__ takes such states: the array read back claimed to hold Python
+    # objects, and using or freeing it raised numpy internal errors or crashed the process
+    import io
+
+    out = io.BytesIO()
+    pickle.dump(cifar_batch(2), out, protocol=2)
+    data = out.getvalue()
+    original = {"flags": b"K\x00t", "byteorder": b"X\x01\x00\x00\x00|"}[state]
+    assert data.count(original) == 1
+    (tmp_path / "data_batch_1").write_bytes(data.replace(original, value))
+    with pytest.raises(ValueError, match="'data' is an array outside the CIFAR format"):
+        read_cifar_batch(tmp_path / "data_batch_1")
+    assert np.dtype("u1").flags == 0 and np.zeros(3, np.uint8).copy().sum() == 0
