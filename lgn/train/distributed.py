@@ -46,6 +46,7 @@ class World:
         self.rank, self.size, self.local_rank = rank, size, local_rank
         self.owns_group = owns_group  # whether lgn initialised the process group (and so may destroy it)
         self.setting_up = True  # until rank 0 has sent its start state: the others then wait in a broadcast
+        self.left = False  # set-up failed on rank 0 (sent to, or received from, it): the ranks are leaving
 
     @property
     def distributed(self) -> bool:
@@ -85,6 +86,7 @@ class World:
         except RuntimeError as e:
             raise CollectiveError.of(e) from None
         if isinstance(box[0], _Failure):
+            self.left = True
             raise PeerError(f"rank 0 stopped: {box[0].message}")
         return box[0]
 
@@ -96,14 +98,20 @@ class World:
         """
         if not self.distributed or self.rank != 0 or not self.setting_up:
             return
+        self.left = True
         try:
             dist.broadcast_object_list([_Failure(str(error) or type(error).__name__)], src=0)
         except Exception:  # the others are gone already: rank 0's own error is what matters
             pass
 
     def close(self) -> None:
-        """Destroy the process group if :func:`from_environment` initialised it; a caller's own group stays."""
-        if self.owns_group and dist.is_initialized():
+        """Destroy the process group if :func:`from_environment` initialised it; a caller's own group stays.
+
+        After a set-up failure (:meth:`fail` on rank 0, :class:`PeerError` on the others) the group is
+        left as it is: every rank is on its way out, and tearing gloo down while a peer exits
+        aborted the process now and then ("terminate called without an active exception").
+        """
+        if self.owns_group and dist.is_initialized() and not self.left:
             dist.destroy_process_group()
         self.owns_group = False
 
