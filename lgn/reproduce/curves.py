@@ -166,9 +166,9 @@ def _figure(table: list[dict], path: Path) -> Path:
 
 
 def _pm(s: dict) -> str:
-    if not s["n"]:
-        return "–"
-    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "") + f" (n={s['n']})"
+    from lgn.reproduce.results import fmt_pm
+
+    return fmt_pm(s) if s["n"] else "–"
 
 
 def _summary_sentences(verdicts: list[dict]) -> list[str]:

@@ -73,7 +73,8 @@ def _row(tables: list[dict], dataset: str, task: str, model: str) -> dict | None
     return None
 
 
-def _pm(s: dict, digits: int = 4) -> str:
+def fmt_pm(s: dict, digits: int = 4) -> str:
+    """``mean ± std (n=N)`` of a :func:`stats` summary (no ± for one value)."""
     return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] is not None else "") + \
         f" (n={s['n']})"
 
@@ -90,7 +91,7 @@ def targets(tables: list[dict]) -> list[dict]:
         ok = s["mean"] >= MNIST_TARGET
         out.append({"target": f"{mnist}: LGN (lgn-free) test accuracy ≥ {MNIST_TARGET}",
                     "verdict": "PASS" if ok else "MISS",
-                    "measured": f"mean {_pm(s)}, lowest seed {min(s['values']):.4f}"})
+                    "measured": f"mean {fmt_pm(s)}, lowest seed {min(s['values']):.4f}"})
     free = _row(tables, "fashion-mnist", "classify", "lgn-free")
     base = _row(tables, "fashion-mnist", "classify", "unconstrained")
     text = ("Fashion-MNIST: LGN (lgn-free) beats the unconstrained baseline of equal filter count in test accuracy, "
@@ -104,8 +105,8 @@ def targets(tables: list[dict]) -> list[dict]:
         how = "beats it" if beats else "matches it with fewer parameters" if matches else \
             ("matches it but with more parameters" if abs(diff) <= MATCH_TOLERANCE else "falls short")
         out.append({"target": text, "verdict": "PASS" if beats or matches else "MISS",
-                    "measured": f"lgn-free {_pm(free['metric'])}, {free['params']:,} params vs unconstrained "
-                                f"{_pm(base['metric'])}, {base['params']:,} params: difference {diff:+.4f}, "
+                    "measured": f"lgn-free {fmt_pm(free['metric'])}, {free['params']:,} params vs unconstrained "
+                                f"{fmt_pm(base['metric'])}, {base['params']:,} params: difference {diff:+.4f}, "
                                 f"LGN {how}"})
     return out
 
