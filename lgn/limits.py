@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-__all__ = ["FLOAT32_MAX", "check_float32", "memory_bytes", "check_fits"]
+__all__ = ["FLOAT32_MAX", "check_float32", "memory_bytes", "check_fits", "set_threads"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
 
@@ -56,3 +56,16 @@ def check_fits(nbytes: float, what: str) -> None:
     total = memory_bytes()
     if total is not None and nbytes > total:
         raise ValueError(f"{what} needs {_size(nbytes)}, more than this machine's {_size(total)} of memory")
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in this process: torch's intra-op pool and the BLAS/LAPACK pools numpy,
+    scipy and scikit-learn call (through threadpoolctl). A process-wide setting: for the CLI's entry points
+    and the worker processes of ``lgn reproduce --jobs``, never a library call's to make."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"--threads must be a positive integer, got {n!r}")
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")  # left in force for the rest of the process

@@ -54,18 +54,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def set_threads(n: int) -> None:
-    """Use ``n`` CPU threads in this process: torch's intra-op pool and the BLAS/LAPACK pools numpy,
-    scipy and scikit-learn call (through threadpoolctl). A process-wide setting: CLI entry points only."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"--threads must be a positive integer, got {n!r}")
-    torch.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")  # left in force for the rest of the process
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (no usage block) like every other error of the CLI."""
 

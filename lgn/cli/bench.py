@@ -28,7 +28,7 @@ def run(args) -> int:
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
     if args.threads is not None:
-        from lgn.cli import set_threads
+        from lgn.limits import set_threads
 
         set_threads(args.threads)
     from lgn.bench.measure import format_report, run_bench

@@ -55,7 +55,7 @@ def summarise(rows: list[dict]) -> str:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from lgn.cli import set_threads
+    from lgn.limits import set_threads
 
     set_threads(args.threads)
     names, seeds = _csv(args.datasets), _csv(args.seeds, int)

@@ -65,7 +65,7 @@ def run(args) -> int:
     plans = [p for p in data_plans(mnist_dir=args.mnist_dir, fashion_dir=args.fashion_dir, data_root=args.data_dir)
              if p.dataset in ("mnist5k", "mnist", "fashion-mnist")]
     result = curves(args.out, plans=plans, settings=settings, device=args.device, force=args.force,
-                    command=_command(args), limit=args.max_runs)
+                    command=_command(args), limit=args.max_runs, jobs=args.jobs, threads=args.threads)
     for v in result["verdicts"]:
         print(f"{v['dataset']} n={v['n_train']:,}: {v['model']} vs {v['baseline']}: {v['outcome']} "
               f"({v['difference']:+.4f} ± {v['margin']:.4f})")

@@ -73,7 +73,7 @@ def run(args) -> int:
     from lgn.data import get_dataset
     from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
 
-    from lgn.cli import set_threads
+    from lgn.limits import set_threads
 
     set_threads(args.threads)
     options = parse_options(args.set)

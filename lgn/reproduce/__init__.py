@@ -96,14 +96,15 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
               device: str = "cpu", force: bool = False, discovery: dict | None = QUICK_DISCOVERY,
               command: str = "lgn reproduce", full_command: str = "lgn reproduce --scale paper",
               log: Callable[[str], None] | None = print, limit: int | None = None,
-              models: tuple[str, ...] | None = None) -> dict:
+              models: tuple[str, ...] | None = None, jobs: int = 1, threads: int | None = None) -> dict:
     """Run (or finish) the grid into ``out`` and write ``results.json`` and ``RESULTS.md``; returns the results.
 
     ``discovery`` is the planted-symmetry setting (None: skip it); ``models`` a subset
     of :data:`MODELS` (default: the recipe's). ``limit`` stops after training that many
     runs: the results are then partial (``complete`` false), their tables mark the
     runs not yet run with the time each is projected to need, and the planted-symmetry
-    comparison waits for the complete grid.
+    comparison waits for the complete grid. ``jobs`` runs train at once, each in a process of
+    ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
@@ -121,7 +122,8 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     check_grid(out, _grid_description(specs, recipe, seeds, discovery), force)
     if log:
         log(f"lgn reproduce: {len(specs)} runs ({recipe.name} recipe) into {out}/runs")
-    records, reused = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit)
+    records, reused = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit,
+                              jobs=jobs, threads=threads)
     complete = len(records) == len(specs)
     if not complete and log:
         log(f"stopped with {len(records)} of {len(specs)} runs finished; run the same command again to continue")

@@ -248,11 +248,12 @@ def _markdown(result: dict, path: Path) -> Path:
 
 def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSettings = CURVES, device: str = "cpu",
            force: bool = False, command: str = "lgn curves", log: Callable[[str], None] | None = print,
-           limit: int | None = None) -> dict:
+           limit: int | None = None, jobs: int = 1, threads: int | None = None) -> dict:
     """Train (or finish) the curves into ``out``; write ``curves.json``, ``CURVES.md`` and ``curves.png``.
 
     ``limit`` trains at most that many runs in this call; the outputs are then partial
-    (``complete`` false) and mark the seeds not yet run.
+    (``complete`` false) and mark the seeds not yet run. ``jobs`` runs train at once, each in a
+    process of ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
     from lgn.analysis.summary import write_json
     from lgn.reproduce import _git, check_grid, machine_info
@@ -268,7 +269,8 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
     check_grid(out, {"curves": settings.to_dict(), "runs": {s.name: s.settings for s in specs}}, force)
     if log:
         log(f"lgn curves: {len(specs)} runs into {out}/runs")
-    records, _ = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit, analyse=False)
+    records, _ = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit, analyse=False,
+                         jobs=jobs, threads=threads)
     complete = len(records) == len(specs)
     table = curve_table(records, specs)
     commit, dirty = _git()

@@ -43,10 +43,10 @@ def _count(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _train(spec: RunSpec, run_dir: Path, device: str, force: bool):
+def _train(spec: RunSpec, run_dir: Path, device: str, force: bool, progress: bool):
     from lgn.train import train
 
-    settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": True}}
+    settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": progress}}
     try:
         return train(settings, run_dir, resume=True, log=None)
     except ValueError as e:
@@ -55,18 +55,25 @@ def _train(spec: RunSpec, run_dir: Path, device: str, force: bool):
         raise
 
 
+def _finished(spec: RunSpec, run_dir: Path) -> dict | None:
+    """The record of ``spec``'s run if it finished with ``spec``'s settings, else None."""
+    record = read_record(run_dir)
+    return record if record is not None and record.get("settings") == spec.settings else None
+
+
 def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool = False,
-             analyse: bool = True) -> tuple[dict, bool]:
+             analyse: bool = True, progress: bool = True) -> tuple[dict, bool]:
     """Train (or finish, or reuse) one run; returns its record and whether it was reused as it was.
 
-    An LGN run is analysed (groups, distance moved, code energy) unless ``analyse`` is false."""
-    record = read_record(run_dir)
-    if record is not None and record.get("settings") == spec.settings:
+    An LGN run is analysed (groups, distance moved, code energy) unless ``analyse`` is false;
+    ``progress`` shows training's progress bar (on a terminal)."""
+    record = _finished(spec, run_dir)
+    if record is not None:
         return record, True
     from lgn.models import load_model
 
     start = time.perf_counter()
-    result = _train(spec, run_dir, device, force)
+    result = _train(spec, run_dir, device, force, progress)
     metrics = result.metrics
     last = metrics[-1]
     metric_name = "test_acc" if spec.task == "classify" else "test_psnr"
@@ -124,20 +131,68 @@ def format_line(i: int, n: int, record: dict, reused: bool) -> str:
 
 def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force: bool = False,
             log: Callable[[str], None] | None = print, limit: int | None = None,
-            analyse: bool = True) -> tuple[list[dict], list[bool]]:
-    """Every spec in order (at most ``limit`` trained in this call, the finished ones after it still read back);
-    returns the records and which were reused."""
-    records, reused_flags, trained = [], [], 0
-    for i, spec in enumerate(specs, 1):
-        run_dir = runs_dir / spec.name
-        if limit is not None and trained >= limit:
-            saved = read_record(run_dir)
-            if saved is None or saved.get("settings") != spec.settings:
-                continue  # past the limit only finished runs are read back
-        record, reused = run_spec(spec, run_dir, device=device, force=force, analyse=analyse)
-        trained += not reused
-        records.append(record)
-        reused_flags.append(reused)
-        if log:
-            log(format_line(i, len(specs), record, reused))
-    return records, reused_flags
+            analyse: bool = True, jobs: int = 1, threads: int | None = None) -> tuple[list[dict], list[bool]]:
+    """Every spec (at most ``limit`` trained in this call, the first unfinished ones in order; finished runs
+    past it are still read back); returns the records, in the order of ``specs``, and which were reused.
+
+    With ``jobs`` > 1 that many runs train at once, each in a worker process of its own using ``threads``
+    CPU threads (default: this machine's cores shared out among the jobs). On an error in any run the others
+    are stopped (each resumes from its last checkpoint on the next call) and the error is raised here.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, got {jobs!r}")
+    done: dict[int, tuple[dict, bool]] = {}
+    todo: list[int] = []
+    for i, spec in enumerate(specs):
+        record = _finished(spec, runs_dir / spec.name)
+        if record is not None:
+            done[i] = record, True
+            if log:
+                log(format_line(i + 1, len(specs), record, True))
+        elif limit is None or len(todo) < limit:
+            todo.append(i)
+    options = {"device": device, "force": force, "analyse": analyse}
+    if jobs == 1 or len(todo) <= 1:
+        for i in todo:
+            done[i] = run_spec(specs[i], runs_dir / specs[i].name, **options)
+            if log:
+                log(format_line(i + 1, len(specs), *done[i]))
+    else:
+        for i, result in _in_workers(specs, todo, runs_dir, options, jobs, threads):
+            done[i] = result
+            if log:
+                log(format_line(i + 1, len(specs), *result))
+    order = sorted(done)
+    return [done[i][0] for i in order], [done[i][1] for i in order]
+
+
+def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: dict, jobs: int,
+                threads: int | None):
+    """``(i, run_spec(specs[i], ...))`` for each ``i`` of ``todo``, trained ``jobs`` at a time in worker
+    processes, as each finishes. Workers are spawned (a fork of a process whose OpenMP threads already ran
+    can hang) and set their own threads; progress bars are off (they would interleave)."""
+    import multiprocessing
+    import os
+
+    jobs = min(jobs, len(todo))
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start, initargs=(threads,))
+    try:
+        tasks = [(i, specs[i], runs_dir / specs[i].name, options) for i in todo]
+        yield from pool.imap_unordered(_worker_run, tasks)
+        pool.close()
+    finally:
+        pool.terminate()  # after close(): the idle workers leave; on an error: the running runs stop here
+        pool.join()
+
+
+def _worker_start(threads: int) -> None:
+    from lgn.limits import set_threads
+
+    set_threads(threads)  # the worker is this command's own process
+
+
+def _worker_run(task: tuple) -> tuple[int, tuple[dict, bool]]:
+    i, spec, run_dir, options = task
+    return i, run_spec(spec, run_dir, **options, progress=False)
