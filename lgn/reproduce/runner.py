@@ -181,9 +181,12 @@ def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: 
     try:
         tasks = [(i, specs[i], runs_dir / specs[i].name, options) for i in todo]
         yield from pool.imap_unordered(_worker_run, tasks)
-        pool.close()
+    except BaseException:
+        pool.terminate()  # an error, ^C or the caller stopping early: the running runs stop here
+        raise
+    else:
+        pool.close()  # the workers leave on their own (killing idle ones leaked their semaphores)
     finally:
-        pool.terminate()  # after close(): the idle workers leave; on an error: the running runs stop here
         pool.join()
 
 
