@@ -93,25 +93,16 @@ def cluster_centres(x: np.ndarray, labels: np.ndarray | None, order: int, *, n_c
     return km.cluster_centers_, [np.arange(n_clusters)]
 
 
-def _chain_length(pi: np.ndarray, inv: np.ndarray, a: int) -> tuple[int, bool]:
-    """Edges of the chain through ``a`` under the partial map ``pi`` (−1 = unassigned), and whether it closes."""
-    length, v = 0, a
-    while pi[v] >= 0:
-        v = pi[v]
-        length += 1
-        if v == a:
-            return length, True
-    v = a
-    while inv[v] >= 0:
-        v = inv[v]
-        length += 1
-    return length, False
-
-
 def find_cycles(gram: np.ndarray, clusters: list[np.ndarray], order: int, *, width: int = 64
                 ) -> tuple[np.ndarray, float]:
     """The permutation of centres, all of whose cycles have length ``order`` and stay inside one
     cluster pool, that best preserves ``gram`` ``(m, m)``; beam search of ``width``.
+
+    Each beam builds one cycle at a time: from the first centre no cycle holds yet, it maps the
+    chain's last centre to a fresh centre of the same pool, ``order`` − 1 times, then back to the
+    chain's first. A pool holds a multiple of ``order`` centres, so a fresh centre is always left
+    and every beam ends in a permutation (mapping centres in a fixed order instead let chains
+    grow that could no longer close, and large unlabelled pools ended with no beam at all).
 
     Returns ``(pi (m,), cost)`` with cost Σ_ab (G[π a, π b] − G[a, b])².
     """
@@ -121,30 +112,36 @@ def find_cycles(gram: np.ndarray, clusters: list[np.ndarray], order: int, *, wid
         if len(idx) % order:
             raise ValueError(f"each pool must hold a multiple of {order} centres, got {len(idx)}")
         pool_of[idx] = i
-    sequence = [int(a) for idx in clusters for a in idx]
-    beams: list[tuple[float, np.ndarray, np.ndarray]] = [(0.0, np.full(m, -1), np.full(m, -1))]
-    for step, a in enumerate(sequence):
-        done = np.array(sequence[:step], dtype=int)  # centres already mapped
+    sequence = np.array([int(a) for idx in clusters for a in idx], dtype=int)
+    # a beam: (cost, pi, inv, head, current, length): pi/inv the partial map (−1 unassigned), the open
+    # chain runs head → … → current over ``length`` edges (current is None between chains)
+    beams: list[tuple] = [(0.0, np.full(m, -1), np.full(m, -1), None, None, 0)]
+    for _ in range(m):
         candidates = []
-        for cost, pi, inv in beams:
-            for target in clusters[pool_of[a]]:
-                target = int(target)
-                if inv[target] >= 0 or target == a:
-                    continue
-                pi[a], inv[target] = target, a
-                length, closed = _chain_length(pi, inv, a)
-                ok = length == order if closed else length < order
-                if ok:
-                    # new pairs: (a, b) and (b, a) for b done, and (a, a)
-                    inc = 2.0 * np.sum((gram[target, pi[done]] - gram[a, done]) ** 2) if len(done) else 0.0
-                    inc += (gram[target, target] - gram[a, a]) ** 2
-                    candidates.append((cost + float(inc), pi.copy(), inv.copy()))
-                pi[a], inv[target] = -1, -1
-        if not candidates:
-            raise ValueError("no permutation of the cluster centres has cycles of the requested order")
+        for cost, pi, inv, head, current, length in beams:
+            if current is None:  # start the next cycle at the first centre no cycle holds
+                head = current = int(sequence[(pi[sequence] < 0).argmax()])
+                length = 0
+            if length == order - 1:
+                targets = np.array([head])
+            else:
+                pool = clusters[pool_of[current]]
+                targets = pool[(pi[pool] < 0) & (inv[pool] < 0) & (pool != current)]
+            done = np.flatnonzero(pi >= 0)  # centres already mapped
+            # new pairs: (a, b) and (b, a) for b done, and (a, a), for a = current mapped to each target
+            inc = 2.0 * np.sum((gram[np.ix_(targets, pi[done])] - gram[current, done]) ** 2, axis=1)
+            inc += (gram[targets, targets] - gram[current, current]) ** 2
+            for target, extra in zip(targets.tolist(), inc.tolist()):
+                closes = target == head and length == order - 1
+                candidates.append((cost + extra, pi, inv, head, current, target, length, closes))
         candidates.sort(key=lambda c: c[0])
-        beams = candidates[:width]
-    cost, pi, _ = beams[0]
+        beams = []
+        for cost, pi, inv, head, current, target, length, closes in candidates[:width]:
+            pi, inv = pi.copy(), inv.copy()
+            pi[current], inv[target] = target, current
+            beams.append((cost, pi, inv, None if closes else head, None if closes else target,
+                          0 if closes else length + 1))
+    cost, pi = beams[0][0], beams[0][1]
     return pi, cost
 
 
@@ -263,8 +260,7 @@ def null_residuals(estimate: GroupEstimate, *, draws: int = 19, width: int = 64,
     mixed so that no map cycles them (unless W is a cyclic permutation, which has probability 0).
     The cycle search, the Procrustes fit and the rounding then run as on the data. The estimate's own
     residual, against this distribution, says whether its cycle is more than the best a search finds
-    among p arbitrary centres of that spread. A draw in which the search finds no cycle at all (a
-    large unlabelled pool) is NaN.
+    among p arbitrary centres of that spread.
     """
     from scipy.stats import ortho_group
 
@@ -279,14 +275,7 @@ def null_residuals(estimate: GroupEstimate, *, draws: int = 19, width: int = 64,
             w = ortho_group.rvs(p, random_state=rng)
             centres[orbit] = mean + w @ (centres[orbit] - mean)
         gram = centres @ centres.T
-        try:
-            pi, _ = find_cycles(gram, estimate.clusters, p, width=width)
-        except ValueError:  # every beam ended in chains that cannot close: once more, wider
-            try:
-                pi, _ = find_cycles(gram, estimate.clusters, p, width=4 * width)
-            except ValueError:
-                out[d] = np.nan  # no cycle found at all: the draw is left out (fewer draws, larger p-value)
-                continue
+        pi, _ = find_cycles(gram, estimate.clusters, p, width=width)
         a = nearest_finite_order(fit_orthogonal(centres, centres[pi]), p)
         out[d] = _residual(a, centres, pi)
     return out

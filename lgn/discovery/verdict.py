@@ -92,7 +92,7 @@ class Verdict:
     fit_residual: float             # ‖Aμ − μ_π‖/‖μ‖
     null_quantiles: dict            # '0', '0.05', '0.5', '0.95' → quantiles of the null residuals
     p_value: float                  # (1 + null draws with residual ≤ fit_residual) / (1 + draws)
-    null_draws: int                 # null draws in which the search found a cycle (those counted)
+    null_draws: int                 # the finite null draws (those counted)
     gram_residual: float            # ‖G[π,π] − G‖/‖G‖
     nearest_operation: str | None   # simplest library operation acting like a generator of the group on the data
     operation_similarity: float
@@ -161,7 +161,7 @@ def judge(estimate: GroupEstimate, kernel_size: int | None = None, channels: int
                 best = (float(scores[rank]), -rank, names[keep[rank]])
         similarity, name = best[0], best[2]
     null = estimate.null if estimate.null is not None else null_residuals(estimate, draws=null_draws, seed=seed)
-    null = null[np.isfinite(null)]  # draws where the search found no cycle are left out
+    null = null[np.isfinite(null)]  # a non-finite draw (a diverged residual) is left out
     quantiles = {str(q): float(np.quantile(null, q)) if len(null) else float("nan") for q in (0, 0.05, 0.5, 0.95)}
     p_value = float((1 + np.sum(null <= estimate.fit_residual)) / (1 + len(null)))
     found = len(null) > 0 and p_value <= 0.05 + 1e-12 and estimate.fit_residual < NULL_RATIO * quantiles["0.5"]

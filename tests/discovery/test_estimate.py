@@ -46,6 +46,28 @@ def test_find_cycles_recovers_a_planted_permutation_of_exact_centres():
     assert any(ok)
 
 
+def test_find_cycles_always_ends_in_cycles_of_the_order_in_one_large_pool():
+    """One pool of 160 centres with no structure (where mapping centres in a fixed order left chains that
+    could not close and raised), and one of 80 planted orbits, shuffled: the cycles are exactly the orbits."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((160, 36))
+    pi, _ = find_cycles(x @ x.T, [np.arange(160)], 4, width=8)
+    assert sorted(pi.tolist()) == list(range(160))  # a permutation
+    for a in range(160):
+        cycle = [a]
+        while pi[cycle[-1]] != a:
+            cycle.append(int(pi[cycle[-1]]))
+        assert len(cycle) == 4
+    t = operators.rotation(6, 90)
+    temps = rng.standard_normal((20, 36))
+    centres = np.stack([np.linalg.matrix_power(t, j) @ temps[c] for c in range(20) for j in range(4)])
+    shuffle = rng.permutation(80)
+    pi, cost = find_cycles(centres[shuffle] @ centres[shuffle].T, [np.arange(80)], 4)
+    orbit = (shuffle // 4)  # the template each shuffled centre comes from
+    assert cost < 1e-9 and np.array_equal(orbit[pi], orbit) and np.all(pi != np.arange(80))
+    assert np.allclose(np.linalg.matrix_power(t, 2) @ centres[shuffle].T, centres[shuffle][pi[pi]].T)
+
+
 @pytest.mark.parametrize("order,seed", [(3, 0), (6, 1), (2, 2)])
 def test_recovers_unseen_permutation_groups(order, seed):
     """Random pixel permutations of orders the planted names do not cover."""
