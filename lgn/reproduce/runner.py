@@ -43,15 +43,15 @@ def _count(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _train(spec: RunSpec, run_dir: Path, device: str, force: bool, progress: bool):
+def _train(spec: RunSpec, run_dir: Path, device: str, force: bool, progress: bool, log):
     from lgn.train import train
 
     settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": progress}}
     try:
-        return train(settings, run_dir, resume=True, log=None)
+        return train(settings, run_dir, resume=True, log=log)
     except ValueError as e:
         if force and str(e).startswith("cannot resume"):  # a partial run of other settings: start it afresh
-            return train(settings, run_dir, force=True, log=None)
+            return train(settings, run_dir, force=True, log=log)
         raise
 
 
@@ -62,18 +62,19 @@ def _finished(spec: RunSpec, run_dir: Path) -> dict | None:
 
 
 def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool = False,
-             analyse: bool = True, progress: bool = True) -> tuple[dict, bool]:
+             analyse: bool = True, progress: bool = True,
+             log: Callable[[str], None] | None = None) -> tuple[dict, bool]:
     """Train (or finish, or reuse) one run; returns its record and whether it was reused as it was.
 
     An LGN run is analysed (groups, distance moved, code energy) unless ``analyse`` is false;
-    ``progress`` shows training's progress bar (on a terminal)."""
+    ``progress`` shows training's progress bar (on a terminal); ``log`` receives training's line per epoch."""
     record = _finished(spec, run_dir)
     if record is not None:
         return record, True
     from lgn.models import load_model
 
     start = time.perf_counter()
-    result = _train(spec, run_dir, device, force, progress)
+    result = _train(spec, run_dir, device, force, progress, log)
     metrics = result.metrics
     last = metrics[-1]
     metric_name = "test_acc" if spec.task == "classify" else "test_psnr"
@@ -158,7 +159,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
             if log:
                 log(format_line(i + 1, len(specs), *done[i]))
     else:
-        for i, result in _in_workers(specs, todo, runs_dir, options, jobs, threads):
+        for i, result in _in_workers(specs, todo, runs_dir, options, jobs, threads, announce=log is not None):
             done[i] = result
             if log:
                 log(format_line(i + 1, len(specs), *result))
@@ -167,10 +168,11 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
 
 
 def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: dict, jobs: int,
-                threads: int | None):
+                threads: int | None, announce: bool):
     """``(i, run_spec(specs[i], ...))`` for each ``i`` of ``todo``, trained ``jobs`` at a time in worker
     processes, as each finishes. Workers are spawned (a fork of a process whose OpenMP threads already ran
-    can hang) and set their own threads; progress bars are off (they would interleave)."""
+    can hang) and set their own threads. Progress bars would interleave: with ``announce`` each worker prints
+    its run's epoch lines instead, at most one a minute (and the first), each naming the run."""
     import multiprocessing
     import os
 
@@ -179,7 +181,7 @@ def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: 
         threads = max(1, (os.cpu_count() or 1) // jobs)
     pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start, initargs=(threads,))
     try:
-        tasks = [(i, specs[i], runs_dir / specs[i].name, options) for i in todo]
+        tasks = [(i, specs[i], runs_dir / specs[i].name, options, announce) for i in todo]
         yield from pool.imap_unordered(_worker_run, tasks)
     except BaseException:
         pool.terminate()  # an error, ^C or the caller stopping early: the running runs stop here
@@ -197,5 +199,19 @@ def _worker_start(threads: int) -> None:
 
 
 def _worker_run(task: tuple) -> tuple[int, tuple[dict, bool]]:
-    i, spec, run_dir, options = task
-    return i, run_spec(spec, run_dir, **options, progress=False)
+    i, spec, run_dir, options, announce = task
+    return i, run_spec(spec, run_dir, **options, progress=False, log=_EpochLines(spec.name) if announce else None)
+
+
+class _EpochLines:
+    """Prints a worker's epoch lines, ``  <run>: epoch 3/100 … (1.4 s, 2.3 min left)``: the first, then at most
+    one every ``every`` seconds (a 250-image curve run has 128 epochs of a fraction of a second)."""
+
+    def __init__(self, name: str, every: float = 60.0):
+        self.name, self.every, self.last = name, every, None
+
+    def __call__(self, line: str) -> None:
+        now = time.monotonic()
+        if self.last is None or now - self.last >= self.every:
+            self.last = now
+            print(f"  {self.name}: {line}", flush=True)

@@ -22,7 +22,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_runs_in_workers_equal_the_serial_runs(tmp_path, one_thread):
+def test_runs_in_workers_equal_the_serial_runs(tmp_path, one_thread, capfd):
     serial_lines, parallel_lines = [], []
     serial, _ = run_all(SPECS, tmp_path / "serial", log=serial_lines.append)
     parallel, reused = run_all(SPECS, tmp_path / "parallel", log=parallel_lines.append, jobs=2, threads=1)
@@ -34,6 +34,9 @@ def test_runs_in_workers_equal_the_serial_runs(tmp_path, one_thread):
     # one line per run as it finishes, the serial lines but for the seconds each took
     assert sorted(line.rsplit(",", 1)[0] for line in parallel_lines) == sorted(
         line.rsplit(",", 1)[0] for line in serial_lines)
+    # each worker printed its run's first epoch line, naming the run (progress bars would interleave)
+    printed = capfd.readouterr().out
+    assert all(f"  {s.name}: epoch 1/1 " in printed for s in SPECS), printed
     # a second call trains nothing: every run is read back, in order
     again, reused = run_all(SPECS, tmp_path / "parallel", log=None, jobs=2)
     assert all(reused) and [r["name"] for r in again] == [s.name for s in SPECS]
