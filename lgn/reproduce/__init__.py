@@ -43,13 +43,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_info(device: str) -> dict:
-    """Platform, CPU model, cores, Python and torch versions, torch threads, the device (and GPU name)."""
+def machine_info(device: str, jobs: int = 1, threads: int | None = None) -> dict:
+    """Platform, CPU model, cores, Python and torch versions, the device (and GPU name), and how runs train:
+    ``jobs`` at once, on ``torch_threads`` threads each (:func:`lgn.reproduce.runner.threads_per_run`)."""
     import torch
+
+    from lgn.reproduce.runner import threads_per_run
 
     info = {"platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "device": device}
+            "torch_threads": threads_per_run(jobs, threads), "jobs": jobs, "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
@@ -135,7 +138,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "command": command,
         "full_command": full_command,
         "complete": complete,
-        "machine": machine_info(device),
+        "machine": machine_info(device, jobs, threads),
         "started": started,
         "wall_seconds": None,
         "reused_runs": sum(reused),

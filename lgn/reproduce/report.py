@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.results import MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, stats
+from lgn.reproduce.results import MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, fmt_threads, stats
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
 
@@ -234,7 +234,7 @@ def write_markdown(results: dict, path: Path) -> Path:
         "",
         f"- Command: `{r['command']}`",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), device {m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""),
+        f"({fmt_threads(m)}), device {m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""),
         f"- Started {r['started']}; wall time {r['wall_seconds'] / 60:.1f} min for this invocation"
         + (f" ({reused} of {len(r['runs'])} runs were finished by an earlier invocation and read back; "
            f"they had taken {r['reused_wall_seconds'] / 60:.1f} min)" if reused else "")

@@ -79,6 +79,12 @@ def fmt_pm(s: dict, digits: int = 4) -> str:
         f" (n={s['n']})"
 
 
+def fmt_threads(machine: dict) -> str:
+    """``2 threads``, or ``1 thread per run, 2 runs at once`` under ``--jobs``, from :func:`machine_info`'s dict."""
+    jobs, n = machine.get("jobs", 1), machine["torch_threads"]
+    return f"{n} thread{'s' if n != 1 else ''}" + (f" per run, {jobs} runs at once" if jobs > 1 else "")
+
+
 def targets(tables: list[dict]) -> list[dict]:
     """The issue's two targets, each with its measured numbers and PASS or MISS (or N/A when not run)."""
     out = []

@@ -15,7 +15,7 @@ from typing import Callable
 
 from lgn.reproduce.grid import LGN_MODELS, RunSpec
 
-__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line"]
+__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line", "threads_per_run"]
 
 RECORD_FILE = "reproduce.json"
 ANALYSIS_DIR = "analysis"  # analysis.json and groups.npz of an LGN run, inside its run folder
@@ -89,6 +89,7 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "epochs": last["epoch"], "n_train": spec.n_train, "n_test": spec.n_test,
         "test_loss": last["test_loss"], "device": str(result.config.train.device),
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
+        "threads": _torch_threads(),            # this process's: a worker's under --jobs
     }
     if spec.model in LGN_MODELS and analyse:
         from lgn.analysis.energy import run_code_energy
@@ -105,6 +106,12 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _moved_from_init(model, seed: int, trained) -> float:
@@ -174,11 +181,9 @@ def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: 
     can hang) and set their own threads. Progress bars would interleave: with ``announce`` each worker prints
     its run's epoch lines instead, at most one a minute (and the first), each naming the run."""
     import multiprocessing
-    import os
 
+    threads = threads_per_run(jobs, threads)  # before jobs is cut to the runs left: as machine_info reports it
     jobs = min(jobs, len(todo))
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
     pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start, initargs=(threads,))
     try:
         tasks = [(i, specs[i], runs_dir / specs[i].name, options, announce) for i in todo]
@@ -190,6 +195,18 @@ def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: 
         pool.close()  # the workers leave on their own (killing idle ones leaked their semaphores)
     finally:
         pool.join()
+
+
+def threads_per_run(jobs: int, threads: int | None) -> int:
+    """The CPU threads each run trains on when ``jobs`` train at once: ``threads`` if given; else, for one job,
+    this process's torch threads, and for several, this machine's cores shared out among them."""
+    import os
+
+    import torch
+
+    if threads is not None:
+        return threads
+    return torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _worker_start(threads: int) -> None:

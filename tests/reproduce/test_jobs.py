@@ -68,3 +68,14 @@ def test_cli_refuses_no_jobs_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("--jobs must be at least 1" in line for line in err)
     assert not (tmp_path / "runs").exists()
+
+
+def test_reproduce_with_jobs_says_how_its_runs_trained(tmp_path):
+    from lgn.reproduce import reproduce
+    from tests.reproduce.test_reproduce import PLANS as plans
+
+    results = reproduce(tmp_path, plans=plans[:1], recipe=RECIPE, seeds=1, discovery=None,
+                        models=("lgn-free", "cnn"), log=None, jobs=2, threads=1)
+    assert results["complete"] and results["machine"]["jobs"] == 2 and results["machine"]["torch_threads"] == 1
+    assert all(r["threads"] == 1 for r in results["runs"])  # each worker's own count, not this process's
+    assert "(1 thread per run, 2 runs at once)" in (tmp_path / "RESULTS.md").read_text()
