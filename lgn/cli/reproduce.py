@@ -20,8 +20,9 @@ test whether the groups depend more on the task than on the data.
 
 --scale paper (default): the paper's recipe, 100 epochs on all of mnist5k (4,000 / 1,000)
 and Fashion-MNIST (60,000 / 10,000), full MNIST and CIFAR-10 when their folders are
-given; models lgn-free, lgn-cyclic, unconstrained and cnn on --seeds seeds each (no
-rot90, no natural patches). Hours on a CPU: run it in pieces with --max-runs.
+given; models lgn-free, lgn-cyclic, lgn-learned, unconstrained and cnn on --seeds seeds
+each (no rot90, no natural patches). Hours on a CPU: run it in pieces with --max-runs,
+and --jobs 2 on two cores.
 
 --scale quick, or --quick (under 20 minutes on a 2-core CPU): classification 8 epochs on
 at most 4,000 training images (2,000 test), reconstruction 8 epochs on 4,000 (1,000 test);
