@@ -22,7 +22,7 @@ test whether the groups depend more on the task than on the data.
 and Fashion-MNIST (60,000 / 10,000), full MNIST and CIFAR-10 when their folders are
 given; models lgn-free, lgn-cyclic, lgn-learned, unconstrained and cnn on --seeds seeds
 each (no rot90, no natural patches). Hours on a CPU: run it in pieces with --max-runs,
-and --jobs 2 on two cores.
+and --jobs N on many cores.
 
 --scale quick, or --quick (under 20 minutes on a 2-core CPU): classification 8 epochs on
 at most 4,000 training images (2,000 test), reconstruction 8 epochs on 4,000 (1,000 test);
@@ -70,8 +70,8 @@ def add_run_flags(p, partial: str, sub_folders: str) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and BLAS, of each run with --jobs "
                                                            "(default: torch's; with --jobs, the cores shared out)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train N runs at once, each in a process of its own (default 1). On 2 cores, --jobs 2 "
-                        "finishes more runs an hour than one run on two threads (docs/reproduce.md)")
+                   help="train N runs at once, each in a process of its own (default 1). For machines with "
+                        "more cores than one run uses well; on 2 cores it measured no faster (docs/reproduce.md)")
     p.add_argument("--max-runs", type=int, metavar="N", help=f"train at most N runs in this invocation, then write "
                                                             f"{partial}")
     p.add_argument("--force", action="store_true", help="accept other settings for an existing DIR: runs whose "
