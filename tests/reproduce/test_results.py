@@ -60,7 +60,7 @@ def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, w
 def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
     plans = data_plans()  # mnist5k, fashion-mnist, patches
     records = [_record(p.dataset, t, m, 0, 0.5) for p in plans for t in p.tasks
-               for m in ("lgn-free", "lgn-cyclic", "unconstrained", "rot90", "cnn")]
+               for m in ("lgn-free", "lgn-cyclic", "lgn-learned", "unconstrained", "rot90", "cnn")]
     b = time_budget(records, plans, seeds=3, recipe=PAPER)
     row = next(r for r in b["rows"] if (r["dataset"], r["task"], r["model"]) == ("fashion-mnist", "classify", "cnn"))
     # 10 s for 2 epochs of 1,000 images and 1 s of evaluation per 2 epochs of 500: 100 epochs of 60,000 + 10,000
