@@ -27,7 +27,7 @@ from pathlib import Path
 
 from lgn.limits import set_threads
 from lgn.reproduce import PAPER, build_grid, data_plans
-from lgn.reproduce.runner import run_all
+from lgn.reproduce.runner import run_all, threads_per_run
 
 
 def specs(epochs: int, jobs: int):
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     grid = specs(args.epochs, args.jobs)
     seconds: dict[str, list[float]] = {"serial": [], "jobs": []}
     print(f"{args.jobs} runs of mnist5k classify lgn-free, {args.epochs} epochs each; {cores} cores; "
-          f"serial on {cores} threads, jobs on {max(1, cores // args.jobs)} each")
+          f"serial on {cores} threads, jobs on {threads_per_run(args.jobs, None)} each")
     for r in range(args.rounds):
         for way in (("serial", "jobs") if r % 2 == 0 else ("jobs", "serial")):
             with tempfile.TemporaryDirectory() as tmp:

@@ -277,8 +277,8 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
     table = curve_table(records, specs)
     commit, dirty = _git()
     seconds = [r["wall_seconds"] for r in records]
-    result = {"command": command, "complete": complete, "machine": machine_info(device, jobs, threads), "git_commit": commit,
-              "git_dirty": dirty, "settings": settings.to_dict(),
+    result = {"command": command, "complete": complete, "machine": machine_info(device, jobs, threads),
+              "git_commit": commit, "git_dirty": dirty, "settings": settings.to_dict(),
               "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records], "table": table,
               "verdicts": curve_verdicts(table),
               "seconds_per_missing_run": float(np.mean(seconds)) if seconds and not complete else None}

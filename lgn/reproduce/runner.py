@@ -160,16 +160,13 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
         elif limit is None or len(todo) < limit:
             todo.append(i)
     options = {"device": device, "force": force, "analyse": analyse}
-    if jobs == 1 or len(todo) <= 1:
-        for i in todo:
-            done[i] = run_spec(specs[i], runs_dir / specs[i].name, **options)
-            if log:
-                log(format_line(i + 1, len(specs), *done[i]))
-    else:
-        for i, result in _in_workers(specs, todo, runs_dir, options, jobs, threads, announce=log is not None):
-            done[i] = result
-            if log:
-                log(format_line(i + 1, len(specs), *result))
+    trained = ((i, run_spec(specs[i], runs_dir / specs[i].name, **options)) for i in todo) \
+        if jobs == 1 or len(todo) <= 1 else _in_workers(specs, todo, runs_dir, options, jobs, threads,
+                                                        announce=log is not None)
+    for i, result in trained:  # in the grid's order, or under --jobs as each finishes
+        done[i] = result
+        if log:
+            log(format_line(i + 1, len(specs), *result))
     order = sorted(done)
     return [done[i][0] for i in order], [done[i][1] for i in order]
 
