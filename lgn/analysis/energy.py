@@ -14,7 +14,7 @@ __all__ = ["code_energy", "run_code_energy"]
 
 
 @torch.no_grad()
-def code_energy(model, x: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
+def code_energy(model, x: torch.Tensor, *, batch_size: int = 250) -> np.ndarray:
     """Fractions ``(p,)`` of Σ code² over the images ``x`` ``(N, C, H, W)`` carried by each orbit power.
 
     The code is ``model.encode(x)`` ``(N, K·p, h, w)``, channel i·K + g for power i of group g

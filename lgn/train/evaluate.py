@@ -118,12 +118,14 @@ def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = 
     its last epoch is reproduced. Returns ``{'dataset', 'split', 'examples',
     'loss', 'acc' | 'psnr'}``.
     """
+    from lgn.train.config import TrainConfig
+
     loaded = load_run_split(run_dir, dataset=dataset, data_dir=data_dir, split=split, device=device)
     model, x, y, name, ds, prep, config = (loaded[k] for k in ("model", "x", "y", "name", "data", "preprocessing",
                                                                "config"))
     task = model.config.task
-    metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep,
-                       batch_size=batch_size or config.get("train", {}).get("eval_batch_size", 1000))
+    batch_size = batch_size or config.get("train", {}).get("eval_batch_size", TrainConfig.eval_batch_size)
+    metrics = evaluate(model, x, y, task=task, peak=ds.value_range, preprocessing=prep, batch_size=batch_size)
     bad = next((k for k, v in metrics.items() if not math.isfinite(v)), None)
     if bad is not None:
         raise ValueError(f"evaluating {run_dir} on {name} gave a non-finite {bad} ({metrics[bad]}): the data's "
