@@ -23,6 +23,7 @@ from typing import Callable
 from lgn.reproduce.grid import (AUTHORS_PREPROCESSING, LGN_MODELS, MODELS, PAPER, QUICK, SCALES, DataPlan, Recipe,
                                 RunSpec, build_grid, data_plans)
 from lgn.reproduce.planted import FULL_DISCOVERY, QUICK_DISCOVERY
+from lgn.reproduce.runner import cpu_model
 
 __all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "PAPER", "SCALES",
            "AUTHORS_PREPROCESSING", "DataPlan", "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY",
@@ -33,16 +34,6 @@ RESULTS_JSON = "results.json"
 RESULTS_MD = "RESULTS.md"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info(device: str, jobs: int = 1, threads: int | None = None) -> dict:
     """Platform, CPU model, cores, Python and torch versions, the device (and GPU name), and how runs train:
     ``jobs`` at once, on ``torch_threads`` threads each (:func:`lgn.reproduce.runner.threads_per_run`)."""
@@ -50,7 +41,7 @@ def machine_info(device: str, jobs: int = 1, threads: int | None = None) -> dict
 
     from lgn.reproduce.runner import threads_per_run
 
-    info = {"platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+    info = {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
             "torch_threads": threads_per_run(jobs, threads), "jobs": jobs, "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():

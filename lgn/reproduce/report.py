@@ -222,6 +222,19 @@ def _cell_sections(r: dict) -> list[str]:
     return lines
 
 
+def _trained_on(runs: list[dict]) -> str:
+    """``Intel(R) Xeon(R) Processor, 2 threads: 14 runs; AMD EPYC 7B13, 1 thread: 2 runs``: where the runs' times
+    come from (a grid trained in pieces may span machines)."""
+    counts: dict = {}
+    for x in runs:
+        threads = x.get("threads")
+        key = (x.get("cpu") or "CPU not recorded", "" if threads is None else
+               f", {threads} thread{'s' if threads != 1 else ''}")
+        counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{cpu}{threads}: {n} run{'s' if n != 1 else ''}"
+                     for (cpu, threads), n in counts.items()) or "no runs yet"
+
+
 def write_markdown(results: dict, path: Path) -> Path:
     """Write ``RESULTS.md`` from the ``results.json`` dict."""
     r = results
@@ -235,6 +248,7 @@ def write_markdown(results: dict, path: Path) -> Path:
         f"- Command: `{r['command']}`",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}, torch {m['torch']} "
         f"({fmt_threads(m)}), device {m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""),
+        f"- Runs trained on: {_trained_on(r['runs'])}",
         f"- Started {r['started']}; wall time {r['wall_seconds'] / 60:.1f} min for this invocation"
         + (f" ({reused} of {len(r['runs'])} runs were finished by an earlier invocation and read back; "
            f"they had taken {r['reused_wall_seconds'] / 60:.1f} min)" if reused else "")

@@ -9,13 +9,15 @@ the settings it was trained with. A run folder without it is continued with
 from __future__ import annotations
 
 import json
+import platform
 import time
 from pathlib import Path
 from typing import Callable
 
 from lgn.reproduce.grid import LGN_MODELS, RunSpec
 
-__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line", "threads_per_run"]
+__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line", "threads_per_run",
+           "cpu_model"]
 
 RECORD_FILE = "reproduce.json"
 ANALYSIS_DIR = "analysis"  # analysis.json and groups.npz of an LGN run, inside its run folder
@@ -90,6 +92,7 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "test_loss": last["test_loss"], "device": str(result.config.train.device),
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
         "threads": _torch_threads(),            # this process's: a worker's under --jobs
+        "cpu": cpu_model(),                     # a grid may be trained in pieces on different machines
     }
     if spec.model in LGN_MODELS and analyse:
         from lgn.analysis.energy import run_code_energy
@@ -106,6 +109,17 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
     record["wall_seconds"] = time.perf_counter() - start
     _write_record(run_dir, record)
     return record, False
+
+
+def cpu_model() -> str:
+    """This machine's CPU as /proc/cpuinfo names it (``AMD EPYC 7B13``), else what ``platform`` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _torch_threads() -> int:

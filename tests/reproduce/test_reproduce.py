@@ -6,7 +6,8 @@ import pytest
 
 from lgn.cli import main
 from lgn.reproduce import DataPlan, Recipe, reproduce
-from lgn.reproduce.runner import RECORD_FILE
+from lgn.reproduce.report import _trained_on
+from lgn.reproduce.runner import RECORD_FILE, cpu_model
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 96, "n_test": 48}},
                   ("classify", "reconstruct"), 96, 48) for name in ("rot90", "flip")]
@@ -94,6 +95,15 @@ def test_results_md(tiny):
     assert "| mean sim. | layer 0 ≥ 0.9 | Toeplitz |" in md
     assert all((out / f).is_file() for f in figures)
     assert lines[1].startswith("[1/48] rot90 classify lgn-free s0: test_acc ") and "params" in lines[1]
+    threads = results["runs"][0]["threads"]
+    assert {(r["cpu"], r["threads"]) for r in results["runs"]} == {(cpu_model(), threads)}
+    assert (f"- Runs trained on: {cpu_model()}, {threads} thread{'s' if threads > 1 else ''}: "
+            f"{len(results['runs'])} runs\n") in md
+
+
+def test_runs_trained_on_several_machines_are_counted_apart():
+    runs = [{"cpu": "Xeon", "threads": 2}, {"cpu": "EPYC", "threads": 1}, {"cpu": "Xeon", "threads": 2}, {}]
+    assert _trained_on(runs) == "Xeon, 2 threads: 2 runs; EPYC, 1 thread: 1 run; CPU not recorded: 1 run"
 
 
 def test_rerun_reads_everything_back(tiny):
