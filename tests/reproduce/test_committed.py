@@ -17,6 +17,7 @@ from lgn.reproduce.runner import RECORD_FILE, read_record
 
 PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
 RESULTS = json.loads((PAPER_DIR / "results.json").read_text())
+SPECS = {s.name: s for s in build_grid(data_plans(), PAPER, RESULTS["seeds"])}
 
 
 @pytest.mark.parametrize("run", RESULTS["runs"], ids=[r["name"] for r in RESULTS["runs"]])
@@ -24,8 +25,7 @@ def test_every_reported_run_is_committed_with_the_grids_settings(run):
     folder = PAPER_DIR / "runs" / run["run_dir"]
     record = read_record(folder)
     assert record is not None, f"{folder} has no readable {RECORD_FILE}"
-    specs = {s.name: s for s in build_grid(data_plans(), PAPER, RESULTS["seeds"])}
-    assert record["settings"] == specs[run["name"]].settings  # else the grid would train it again
+    assert record["settings"] == SPECS[run["name"]].settings  # else the grid would train it again
     assert record["metric"] == run["metric"]
     if run["analysis"] is not None:
         assert (folder / run["analysis"]["groups"]).is_file()
