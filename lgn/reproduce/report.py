@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -225,12 +226,9 @@ def _cell_sections(r: dict) -> list[str]:
 def _trained_on(runs: list[dict]) -> str:
     """``Intel(R) Xeon(R) Processor, 2 threads: 14 runs; AMD EPYC 7B13, 1 thread: 2 runs``: where the runs' times
     come from (a grid trained in pieces may span machines)."""
-    counts: dict = {}
-    for x in runs:
-        threads = x.get("threads")
-        key = (x.get("cpu") or "CPU not recorded", "" if threads is None else
-               f", {threads} thread{'s' if threads != 1 else ''}")
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter((x.get("cpu") or "CPU not recorded",
+                      "" if x.get("threads") is None else f", {x['threads']} thread{'s' if x['threads'] != 1 else ''}")
+                     for x in runs)
     return "; ".join(f"{cpu}{threads}: {n} run{'s' if n != 1 else ''}"
                      for (cpu, threads), n in counts.items()) or "no runs yet"
 
