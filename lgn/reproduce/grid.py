@@ -170,9 +170,12 @@ def _settings(plan: DataPlan, task: str, model: str, seed: int, recipe: Recipe) 
 
 def build_grid(plans: list[DataPlan], recipe: Recipe, seeds: int,
                models: tuple[str, ...] | None = None) -> list[RunSpec]:
-    """Every run: per dataset and task, per model, per seed (LGN models on ``seeds`` seeds, 0..seeds−1).
+    """Every run: per dataset and task, per seed, per model (LGN models on ``seeds`` seeds, 0..seeds−1).
 
-    ``models`` defaults to the recipe's; datasets the recipe leaves out are skipped.
+    Seed-major within a cell, so that a grid trained in pieces has every model of a
+    cell on one seed before any model gets its second: a partial grid can already
+    compare the models. ``models`` defaults to the recipe's; datasets the recipe
+    leaves out are skipped.
     """
     if models is None:
         models = recipe.grid_models()
@@ -186,10 +189,11 @@ def build_grid(plans: list[DataPlan], recipe: Recipe, seeds: int,
         if not recipe.keeps(plan):
             continue
         for task in plan.tasks:
-            for model in models:
-                n_seeds = seeds if model in LGN_MODELS or recipe.baseline_seeds is None \
-                    else min(seeds, recipe.baseline_seeds)
-                for seed in range(n_seeds):
+            for seed in range(seeds):
+                for model in models:
+                    if model not in LGN_MODELS and recipe.baseline_seeds is not None \
+                            and seed >= recipe.baseline_seeds:
+                        continue
                     settings, n_train, n_test = _settings(plan, task, model, seed, recipe)
                     specs.append(RunSpec(plan.dataset, task, model, seed, settings, n_train, n_test))
     return specs

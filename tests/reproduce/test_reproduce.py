@@ -180,6 +180,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_scales_select_their_epochs_sizes_and_models():
     from lgn.reproduce import PAPER, QUICK, SCALES, build_grid, data_plans
+    from lgn.reproduce.grid import LGN_MODELS
 
     plans = data_plans()  # mnist5k, fashion-mnist, patches
     paper = build_grid(plans, SCALES["paper"], seeds=3)
@@ -193,6 +194,12 @@ def test_scales_select_their_epochs_sizes_and_models():
     assert sizes[("fashion-mnist", "classify")] == sizes[("fashion-mnist", "reconstruct")] == (60000, 10000)
     assert all("train_subset" not in s.settings["data"] and "test_subset" not in s.settings["data"] for s in paper)
     assert all(sum(1 for t in paper if (t.cell, t.model) == (s.cell, s.model)) == 3 for s in paper)  # 3 seeds each
+    for cell in {s.cell for s in paper}:  # seed by seed: every model on seed 0 before any model on seed 1
+        seeds = [s.seed for s in paper if s.cell == cell]
+        assert seeds == sorted(seeds) and seeds[:len(PAPER.grid_models())] == [0] * len(PAPER.grid_models())
+    baselines_once = build_grid(plans[:1], QUICK, seeds=3)  # the quick baselines run on seed 0 only
+    assert [s.model for s in baselines_once if s.seed > 0] == [m for m in QUICK.grid_models()
+                                                               if m in LGN_MODELS] * 2 * len(plans[0].tasks)
     quick = build_grid(plans, SCALES["quick"], seeds=3)
     assert all(s.settings["train"]["epochs"] == 8 for s in quick)
     fashion = next(s for s in quick if s.dataset == "fashion-mnist" and s.task == "classify")
