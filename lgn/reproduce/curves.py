@@ -144,16 +144,21 @@ def _figure(table: list[dict], path: Path) -> Path:
     datasets = list(dict.fromkeys(r["dataset"] for r in table))
     fig = new_figure((5.0 * len(datasets), 4.0))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    models = list(dict.fromkeys(r["model"] for r in table))
     for ax, dataset in zip(axes, datasets):
-        for model in dict.fromkeys(r["model"] for r in table):
+        for i, model in enumerate(models):
             rows = [r for r in table if (r["dataset"], r["model"]) == (dataset, model) and r["accuracy"]["n"]]
             if not rows:
                 continue
-            x = [r["n_train"] for r in rows]
+            dodge = 1.04 ** (i - (len(models) - 1) / 2)  # side by side at each size, so error bars don't hide
+            x = [r["n_train"] * dodge for r in rows]
             y = [r["accuracy"]["mean"] for r in rows]
             err = [r["accuracy"]["std"] or 0.0 for r in rows]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
-        ax.set_xscale("log", base=2)
+        ax.set_xscale("log")
+        sizes = sorted({r["n_train"] for r in table if r["dataset"] == dataset})
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes trained, not powers of the log's base
+        ax.minorticks_off()
         ax.set_xlabel("training images")
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{dataset}: mean ± std over seeds", fontsize=9)
@@ -187,7 +192,7 @@ def _summary_sentences(verdicts: list[dict]) -> list[str]:
 
 
 def _markdown(result: dict, path: Path) -> Path:
-    from lgn.reproduce.results import fmt_threads
+    from lgn.reproduce.results import fmt_threads, fmt_trained_on
 
     s = result["settings"]
     table = result["table"]
@@ -197,6 +202,11 @@ def _markdown(result: dict, path: Path) -> Path:
              f"- Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, torch "
              f"{result['machine']['torch']} ({fmt_threads(result['machine'])}), device "
              f"{result['machine']['device']}",
+             f"- Runs trained on: {fmt_trained_on(result['runs'])}",
+             f"- Wall time {result['wall_seconds'] / 60:.1f} min for this invocation"
+             + (f" ({result['reused_runs']} of {len(result['runs'])} runs were finished by an earlier invocation "
+                f"and read back)" if result.get("reused_runs") else "")
+             + f"; training alone (sum over runs) {sum(r['train_seconds'] for r in result['runs']) / 60:.1f} min",
              f"- Code: commit `{result['git_commit'] or 'unknown'}`" + (" with uncommitted changes"
                                                                       if result.get("git_dirty") else ""),
              f"- Training: classification, the first N training images for N in "
@@ -271,14 +281,14 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
     check_grid(out, {"curves": settings.to_dict(), "runs": {s.name: s.settings for s in specs}}, force)
     if log:
         log(f"lgn curves: {len(specs)} runs into {out}/runs")
-    records, _ = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit, analyse=False,
-                         jobs=jobs, threads=threads)
+    records, reused = run_all(specs, out / "runs", device=device, force=force, log=log, limit=limit,
+                              analyse=False, jobs=jobs, threads=threads)
     complete = len(records) == len(specs)
     table = curve_table(records, specs)
     commit, dirty = _git()
     seconds = [r["wall_seconds"] for r in records]
     result = {"command": command, "complete": complete, "machine": machine_info(device, jobs, threads),
-              "git_commit": commit, "git_dirty": dirty, "settings": settings.to_dict(),
+              "git_commit": commit, "git_dirty": dirty, "settings": settings.to_dict(), "reused_runs": sum(reused),
               "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records], "table": table,
               "verdicts": curve_verdicts(table),
               "seconds_per_missing_run": float(np.mean(seconds)) if seconds and not complete else None}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.results import MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, fmt_threads, stats
+from lgn.reproduce.results import (MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, fmt_threads,
+                                  fmt_trained_on, stats)
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
 
@@ -223,16 +223,6 @@ def _cell_sections(r: dict) -> list[str]:
     return lines
 
 
-def _trained_on(runs: list[dict]) -> str:
-    """``Intel(R) Xeon(R) Processor, 2 threads: 14 runs; AMD EPYC 7B13, 1 thread: 2 runs``: where the runs' times
-    come from (a grid trained in pieces may span machines)."""
-    counts = Counter((x.get("cpu") or "CPU not recorded",
-                      "" if x.get("threads") is None else f", {x['threads']} thread{'s' if x['threads'] != 1 else ''}")
-                     for x in runs)
-    return "; ".join(f"{cpu}{threads}: {n} run{'s' if n != 1 else ''}"
-                     for (cpu, threads), n in counts.items()) or "no runs yet"
-
-
 def write_markdown(results: dict, path: Path) -> Path:
     """Write ``RESULTS.md`` from the ``results.json`` dict."""
     r = results
@@ -246,7 +236,7 @@ def write_markdown(results: dict, path: Path) -> Path:
         f"- Command: `{r['command']}`",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}, torch {m['torch']} "
         f"({fmt_threads(m)}), device {m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""),
-        f"- Runs trained on: {_trained_on(r['runs'])}",
+        f"- Runs trained on: {fmt_trained_on(r['runs'])}",
         f"- Started {r['started']}; wall time {r['wall_seconds'] / 60:.1f} min for this invocation"
         + (f" ({reused} of {len(r['runs'])} runs were finished by an earlier invocation and read back; "
            f"they had taken {r['reused_wall_seconds'] / 60:.1f} min)" if reused else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,16 @@ def fmt_threads(machine: dict) -> str:
     """``2 threads``, or ``1 thread per run, 2 runs at once`` under ``--jobs``, from :func:`machine_info`'s dict."""
     jobs, n = machine.get("jobs", 1), machine["torch_threads"]
     return f"{n} thread{'s' if n != 1 else ''}" + (f" per run, {jobs} runs at once" if jobs > 1 else "")
+
+
+def fmt_trained_on(runs: list[dict]) -> str:
+    """``Intel(R) Xeon(R) Processor, 2 threads: 14 runs; AMD EPYC 7B13, 1 thread: 2 runs``: where the runs' times
+    come from (a grid trained in pieces may span machines)."""
+    counts = Counter((x.get("cpu") or "CPU not recorded",
+                      "" if x.get("threads") is None else f", {x['threads']} thread{'s' if x['threads'] != 1 else ''}")
+                     for x in runs)
+    return "; ".join(f"{cpu}{threads}: {n} run{'s' if n != 1 else ''}"
+                     for (cpu, threads), n in counts.items()) or "no runs yet"
 
 
 def targets(tables: list[dict]) -> list[dict]:

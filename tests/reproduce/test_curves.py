@@ -7,7 +7,7 @@ import pytest
 from lgn.cli import main
 from lgn.reproduce import DataPlan, data_plans
 from lgn.reproduce.curves import CURVES, CurveSettings, build_curves, curve_epochs, curve_verdicts, curves
-from lgn.reproduce.runner import RECORD_FILE
+from lgn.reproduce.runner import RECORD_FILE, cpu_model
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 128, "n_test": 48}},
                   ("classify", "reconstruct"), 128, 48) for name in ("rot90", "flip")]
@@ -58,6 +58,8 @@ def test_tiny_curves_end_to_end_with_a_partial_first_invocation(tmp_path):
     assert len(saved["verdicts"]) == 4 and {v["outcome"] for v in saved["verdicts"]} <= {"win", "tie", "lose"}
     md = (tmp_path / "CURVES.md").read_text()
     assert "PARTIAL" not in md and "## Verdicts" in md and "- rot90: lgn-free against unconstrained " in md
+    assert saved["reused_runs"] == 3 and "(3 of 16 runs were finished by an earlier invocation and read back)" in md
+    assert f"- Runs trained on: {cpu_model()}" in md
     assert "| lgn-free | " in md and (tmp_path / "curves.png").stat().st_size > 1000
 
 

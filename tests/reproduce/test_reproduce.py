@@ -6,7 +6,7 @@ import pytest
 
 from lgn.cli import main
 from lgn.reproduce import DataPlan, Recipe, reproduce
-from lgn.reproduce.report import _trained_on
+from lgn.reproduce.results import fmt_trained_on
 from lgn.reproduce.runner import RECORD_FILE, cpu_model
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 96, "n_test": 48}},
@@ -103,7 +103,7 @@ def test_results_md(tiny):
 
 def test_runs_trained_on_several_machines_are_counted_apart():
     runs = [{"cpu": "Xeon", "threads": 2}, {"cpu": "EPYC", "threads": 1}, {"cpu": "Xeon", "threads": 2}, {}]
-    assert _trained_on(runs) == "Xeon, 2 threads: 2 runs; EPYC, 1 thread: 1 run; CPU not recorded: 1 run"
+    assert fmt_trained_on(runs) == "Xeon, 2 threads: 2 runs; EPYC, 1 thread: 1 run; CPU not recorded: 1 run"
 
 
 def test_rerun_reads_everything_back(tiny):
