@@ -92,8 +92,10 @@ def test_two_real_trainings_into_one_folder(tmp_path, npz):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "lgn", "train", "--dataset", f"npz:{npz}", "--out", str(out), *TINY_SET,
                "--no-progress"]
+    # SIGINT as a terminal's ^C delivers it: a suite started in the background can inherit SIGINT ignored
+    # (seen: SigIgn in /proc), and Python then never raises KeyboardInterrupt, so the run would train on
     first = subprocess.Popen(command + ["--epochs", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / "checkpoint-0.json").exists() and time.monotonic() < deadline:
