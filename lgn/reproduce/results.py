@@ -88,12 +88,24 @@ def fmt_threads(machine: dict) -> str:
 
 def fmt_trained_on(runs: list[dict]) -> str:
     """``Intel(R) Xeon(R) Processor, 2 threads: 14 runs; AMD EPYC 7B13, 1 thread: 2 runs``: where the runs' times
-    come from (a grid trained in pieces may span machines)."""
-    counts = Counter((x.get("cpu") or "CPU not recorded",
-                      "" if x.get("threads") is None else f", {x['threads']} thread{'s' if x['threads'] != 1 else ''}")
-                     for x in runs)
-    return "; ".join(f"{cpu}{threads}: {n} run{'s' if n != 1 else ''}"
-                     for (cpu, threads), n in counts.items()) or "no runs yet"
+    come from (a grid trained in pieces may span machines, and so may a run: ``Xeon, 2 threads (epochs 1–67), then
+    EPYC, 2 threads (68–100): 1 run``)."""
+    counts = Counter(_machines(x) for x in runs)
+    return "; ".join(f"{machines}: {n} run{'s' if n != 1 else ''}" for machines, n in counts.items()) or "no runs yet"
+
+
+def _machines(run: dict) -> str:
+    def machine(x: dict) -> str:
+        threads = x.get("threads")
+        return (x.get("cpu") or "CPU not recorded") + (
+            "" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}")
+
+    parts = run.get("trained_on") or []
+    if len(parts) > 1:
+        return ", then ".join(f"{machine(p)} ({'epochs ' if i == 0 else ''}{p['epochs'][0]}–{p['epochs'][1]})"
+                              for i, p in enumerate(parts))
+    # else the one machine that trained every epoch, or the record's own: the machine that finished the run
+    return machine(parts[0] if parts and parts[0]["cpu"] is not None else run)
 
 
 def targets(tables: list[dict]) -> list[dict]:

@@ -16,10 +16,11 @@ from typing import Callable
 
 from lgn.reproduce.grid import LGN_MODELS, RunSpec
 
-__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "run_spec", "run_all", "read_record", "format_line", "threads_per_run",
-           "cpu_model"]
+__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "MACHINES_FILE", "run_spec", "run_all", "read_record", "format_line",
+           "threads_per_run", "cpu_model", "trained_on"]
 
 RECORD_FILE = "reproduce.json"
+MACHINES_FILE = "machines.jsonl"  # the CPU and threads each invocation trained on, from its first epoch on
 ANALYSIS_DIR = "analysis"  # analysis.json and groups.npz of an LGN run, inside its run folder
 
 
@@ -50,11 +51,52 @@ def _train(spec: RunSpec, run_dir: Path, device: str, force: bool, progress: boo
 
     settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": progress}}
     try:
-        return train(settings, run_dir, resume=True, log=log)
+        return train(settings, run_dir, resume=True, log=log, on_epoch_end=_MachineNote(run_dir))
     except ValueError as e:
         if force and str(e).startswith("cannot resume"):  # a partial run of other settings: start it afresh
-            return train(settings, run_dir, force=True, log=log)
+            return train(settings, run_dir, force=True, log=log, on_epoch_end=_MachineNote(run_dir))
         raise
+
+
+class _MachineNote:
+    """Appends ``{"from_epoch", "cpu", "threads"}`` to the run's :data:`MACHINES_FILE` at the first epoch this
+    process finishes: a long run resumed in pieces may span machines, and its record says which trained what."""
+
+    def __init__(self, run_dir: Path):
+        self.path, self.noted = run_dir / MACHINES_FILE, False
+
+    def __call__(self, record: dict) -> None:
+        if not self.noted:
+            before = self.path.read_text() if self.path.is_file() else ""
+            torn = bool(before) and not before.endswith("\n")  # a line cut short: the new one starts apart
+            with self.path.open("a") as f:
+                note = {"from_epoch": record["epoch"], "cpu": cpu_model(), "threads": _torch_threads()}
+                f.write("\n" * torn + json.dumps(note) + "\n")
+            self.noted = True
+
+
+def trained_on(run_dir: Path, epochs: int) -> list[dict]:
+    """``[{"cpu", "threads", "epochs": [first, last]}, ...]``: which machine trained epochs 1 to ``epochs`` of a
+    run, from its :data:`MACHINES_FILE`. An epoch belongs to the file's last line that starts at or before it (a
+    run restarted from scratch appends a line from epoch 1); epochs no line covers (trained before the file
+    existed) have ``cpu`` and ``threads`` None."""
+    notes = []
+    path = run_dir / MACHINES_FILE
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                notes.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line
+    segments: list[dict] = []
+    for epoch in range(1, epochs + 1):
+        owner = next((n for n in reversed(notes) if n.get("from_epoch", epoch + 1) <= epoch), {})
+        machine = {"cpu": owner.get("cpu"), "threads": owner.get("threads")}
+        if segments and {k: segments[-1][k] for k in machine} == machine:
+            segments[-1]["epochs"][1] = epoch
+        else:
+            segments.append({**machine, "epochs": [epoch, epoch]})
+    return segments
 
 
 def _finished(spec: RunSpec, run_dir: Path) -> dict | None:
@@ -93,6 +135,7 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
         "threads": _torch_threads(),            # this process's: a worker's under --jobs
         "cpu": cpu_model(),                     # a grid may be trained in pieces on different machines
+        "trained_on": trained_on(run_dir, last["epoch"]),  # and so may one run
     }
     if spec.model in LGN_MODELS and analyse:
         from lgn.analysis.energy import run_code_energy

@@ -3,11 +3,12 @@
 import json
 
 import pytest
+import torch
 
 from lgn.cli import main
 from lgn.reproduce import DataPlan, Recipe, reproduce
 from lgn.reproduce.results import fmt_trained_on
-from lgn.reproduce.runner import RECORD_FILE, cpu_model
+from lgn.reproduce.runner import MACHINES_FILE, RECORD_FILE, _MachineNote, cpu_model, trained_on
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 96, "n_test": 48}},
                   ("classify", "reconstruct"), 96, 48) for name in ("rot90", "flip")]
@@ -99,11 +100,31 @@ def test_results_md(tiny):
     assert {(r["cpu"], r["threads"]) for r in results["runs"]} == {(cpu_model(), threads)}
     assert (f"- Runs trained on: {cpu_model()}, {threads} thread{'s' if threads > 1 else ''}: "
             f"{len(results['runs'])} runs\n") in md
+    assert all(r["trained_on"] == [{"cpu": cpu_model(), "threads": threads, "epochs": [1, 1]}]
+               for r in results["runs"])
 
 
 def test_runs_trained_on_several_machines_are_counted_apart():
-    runs = [{"cpu": "Xeon", "threads": 2}, {"cpu": "EPYC", "threads": 1}, {"cpu": "Xeon", "threads": 2}, {}]
-    assert fmt_trained_on(runs) == "Xeon, 2 threads: 2 runs; EPYC, 1 thread: 1 run; CPU not recorded: 1 run"
+    runs = [{"cpu": "Xeon", "threads": 2}, {"cpu": "EPYC", "threads": 1}, {"cpu": "Xeon", "threads": 2}, {},
+            {"cpu": "EPYC", "threads": 2, "trained_on": [{"cpu": None, "threads": None, "epochs": [1, 67]},
+                                                         {"cpu": "EPYC", "threads": 2, "epochs": [68, 100]}]},
+            {"cpu": "EPYC", "threads": 2, "trained_on": [{"cpu": "Xeon", "threads": 2, "epochs": [1, 8]}]}]
+    assert fmt_trained_on(runs) == ("Xeon, 2 threads: 3 runs; EPYC, 1 thread: 1 run; CPU not recorded: 1 run; "
+                                    "CPU not recorded (epochs 1–67), then EPYC, 2 threads (68–100): 1 run")
+
+
+def test_the_epochs_of_a_run_resumed_elsewhere_are_told_apart(tmp_path):
+    assert trained_on(tmp_path, 3) == [{"cpu": None, "threads": None, "epochs": [1, 3]}]  # no file: not recorded
+    notes = [{"from_epoch": 1, "cpu": "Xeon", "threads": 2}, {"from_epoch": 4, "cpu": "EPYC", "threads": 2},
+             {"from_epoch": 6, "cpu": "EPYC", "threads": 2}]  # stopped again at 5, resumed on the same machine
+    (tmp_path / MACHINES_FILE).write_text("".join(json.dumps(n) + "\n" for n in notes) + '{"from_ep')  # torn
+    assert trained_on(tmp_path, 7) == [{"cpu": "Xeon", "threads": 2, "epochs": [1, 3]},
+                                       {"cpu": "EPYC", "threads": 2, "epochs": [4, 7]}]
+    note = _MachineNote(tmp_path)  # then restarted from scratch here: the torn line stays apart
+    note({"epoch": 1})
+    note({"epoch": 2})  # one line per invocation
+    assert trained_on(tmp_path, 7) == [{"cpu": cpu_model(), "threads": torch.get_num_threads(), "epochs": [1, 7]}]
+    assert len((tmp_path / MACHINES_FILE).read_text().splitlines()) == 5
 
 
 def test_rerun_reads_everything_back(tiny):
@@ -169,6 +190,9 @@ def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
     assert results["reused_runs"] == 1 and len(results["runs"]) == 4
     metrics = [json.loads(line) for line in (tmp_path / "runs" / spec.name / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2] and metrics[0] == epoch1
+    resumed = next(r for r in results["runs"] if r["run_dir"] == spec.name)  # epoch 1 trained outside the grid
+    assert resumed["trained_on"] == [{"cpu": None, "threads": None, "epochs": [1, 1]},
+                                     {"cpu": cpu_model(), "threads": resumed["threads"], "epochs": [2, 2]}]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
