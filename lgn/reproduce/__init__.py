@@ -125,6 +125,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     dist = distances(records, out / "runs")
     commit, dirty = _git()
     done = {r["name"] for r in records}
+    missing = [s for s in specs if s.name not in done]
     results = {
         "command": command,
         "full_command": full_command,
@@ -141,7 +142,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records],
         "cells": [list(c) for c in dict.fromkeys(s.cell for s in specs)],
         "tables": cell_tables(records),
-        "remaining": remaining([s for s in specs if s.name not in done], records),
+        "remaining": remaining(missing, records, _epochs_done(missing, out / "runs")),
         "targets": None,
         "distances": dist,
         "claim": claim(dist),
@@ -160,3 +161,11 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         log(f"wrote {out / RESULTS_MD} and {out / RESULTS_JSON} in {results['wall_seconds'] / 60:.1f} min"
             + ("" if complete else " (partial: the runs not yet run are marked)"))
     return results
+
+
+def _epochs_done(specs: list[RunSpec], runs_dir: Path) -> dict[str, int]:
+    """Run name → epochs in its ``metrics.jsonl``, for the unfinished runs that have trained some."""
+    from lgn.train.run import read_metrics
+
+    counts = {s.name: len(read_metrics(runs_dir / s.name, skip_damaged=True)) for s in specs}
+    return {name: n for name, n in counts.items() if n}

@@ -184,18 +184,24 @@ def _energy_by_cell(r: dict) -> dict:
 def _projected(row: dict) -> str:
     each = "time not yet projected" if row["seconds_per_run"] is None else \
         f"about {fmt_hours(row['seconds_per_run'] / 3600)} each"
-    return f"not yet run: {len(row['seeds'])} run(s), {each}"
+    part = "".join(f"; seed {seed} part-trained, epoch {n} of {row['epochs']}"
+                   for seed, n in row.get("part_trained", {}).items())
+    return f"not yet run: {len(row['seeds'])} run(s), {each}{part}"
 
 
 def _partial_text(r: dict) -> str:
     rows = r["remaining"]
     runs = sum(len(x["seeds"]) for x in rows)
-    known = [x["seconds_per_run"] * len(x["seeds"]) for x in rows if x["seconds_per_run"] is not None]
+    known = [x.get("seconds_left", x["seconds_per_run"] * len(x["seeds"])) for x in rows
+             if x["seconds_per_run"] is not None]
     unknown = sum(len(x["seeds"]) for x in rows if x["seconds_per_run"] is None)
+    part = sum(len(x.get("part_trained", {})) for x in rows)
     return (f"**PARTIAL RESULTS**: {len(r['runs'])} of {len(r['runs']) + runs} runs of this grid have finished; the "
             f"{runs} not yet run are marked *not yet run* in the tables below with the time each is projected to "
-            f"need (seconds per image-epoch measured in the finished runs on this machine: an estimate). Remaining: "
-            f"about {fmt_hours(sum(known) / 3600)}" + (f" plus {unknown} run(s) not yet projected" if unknown else "")
+            f"need (seconds per image-epoch measured in the finished runs on this machine: an estimate)"
+            + (f"; {part} of them part-trained, the epochs they have reached said there" if part else "")
+            + f". Remaining: about {fmt_hours(sum(known) / 3600)}"
+            + (f" plus {unknown} run(s) not yet projected" if unknown else "")
             + f". Repeat `{r['command']}` to continue. Means and claims below use only the finished runs.")
 
 

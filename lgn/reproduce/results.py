@@ -393,24 +393,31 @@ def time_budget(records: list[dict], plans: list[DataPlan], seeds: int, recipe: 
                     "slower with more data in this estimate"}
 
 
-def remaining(missing: list[RunSpec], records: list[dict]) -> list[dict]:
+def remaining(missing: list[RunSpec], records: list[dict], epochs_done: dict[str, int] | None = None) -> list[dict]:
     """The runs of a grid not yet run, per (dataset, task, model): how many, which seeds, the projected time.
 
     The time of one run is its epochs × (training images × measured seconds per training
     image-epoch + test images × seconds per test image-epoch), the rates from the finished
     ``records`` (:func:`_rate` says how each was found); None when no run of the task has
-    finished yet.
+    finished yet. ``epochs_done`` (run name → epochs) are the part-trained runs: a row says
+    which seeds are how far (``part_trained``), and ``seconds_left`` counts only their
+    epochs still to train.
     """
     rates = _rates(records)
+    done = epochs_done or {}
     rows = []
     for (dataset, task, model), specs in _group(missing).items():
         spec = specs[0]
+        epochs = spec.settings["train"]["epochs"]
         rate, how = _rate(rates, dataset, task, model)
-        seconds = None if rate is None else \
-            (rate[0] * spec.n_train + rate[1] * spec.n_test) * spec.settings["train"]["epochs"]
+        seconds = None if rate is None else (rate[0] * spec.n_train + rate[1] * spec.n_test) * epochs
+        part = {s.seed: min(done[s.name], epochs) for s in specs if done.get(s.name)}
         rows.append({"dataset": dataset, "task": task, "model": model, "seeds": [s.seed for s in specs],
-                     "epochs": spec.settings["train"]["epochs"], "n_train": spec.n_train,
-                     "seconds_per_run": seconds, "basis": how})
+                     "epochs": epochs, "n_train": spec.n_train, "seconds_per_run": seconds,
+                     "part_trained": part,  # seed → epochs trained so far
+                     "seconds_left": None if seconds is None else
+                     seconds * sum(1 - part.get(s.seed, 0) / epochs for s in specs),
+                     "basis": how})
     return rows
 
 

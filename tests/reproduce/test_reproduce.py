@@ -182,6 +182,14 @@ def test_a_stopped_reproduction_resumes_without_retraining(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(spec.settings, tmp_path / "runs" / spec.name, log=None, on_epoch_end=killed)
     epoch1 = json.loads((tmp_path / "runs" / spec.name / "metrics.jsonl").read_text().splitlines()[0])
+    report = reproduce(tmp_path, limit=0, **kwargs)  # a report only: the part-trained run is told apart
+    row = next(x for x in report["remaining"] if x["model"] == "unconstrained" and x["task"] == "classify")
+    assert row["part_trained"] == {0: 1} and row["seconds_left"] == pytest.approx(row["seconds_per_run"] / 2)
+    assert all(x["part_trained"] == {} and x["seconds_left"] == x["seconds_per_run"]
+               for x in report["remaining"] if x is not row)
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "about " in md and "each; seed 0 part-trained, epoch 1 of 2 |" in md
+    assert "; 1 of them part-trained, the epochs they have reached said there. Remaining: about " in md
 
     results = reproduce(tmp_path, **kwargs)
     assert results["complete"] is True and results["remaining"] == []
