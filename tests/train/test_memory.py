@@ -86,9 +86,12 @@ model = build_model(ModelConfig(in_channels=1, image_size=28, num_classes=10))
 x, y = torch.randn(1000, 1, 28, 28), torch.randint(0, 10, (1000,))
 for batch_size in (TrainConfig().eval_batch_size, 1000):
     evaluate(model, x, y, task="classify", batch_size=batch_size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    evaluate(model, x, y, task="classify", batch_size=batch_size)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults = []
+    for again in range(2):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        evaluate(model, x, y, task="classify", batch_size=batch_size)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    print(min(faults))
 """
 
 
