@@ -83,7 +83,11 @@ def fmt_pm(s: dict, digits: int = 4) -> str:
 def fmt_threads(machine: dict) -> str:
     """``2 threads``, or ``1 thread per run, 2 runs at once`` under ``--jobs``, from :func:`machine_info`'s dict."""
     jobs, n = machine.get("jobs", 1), machine["torch_threads"]
-    return f"{n} thread{'s' if n != 1 else ''}" + (f" per run, {jobs} runs at once" if jobs > 1 else "")
+    return _threads(n) + (f" per run, {jobs} runs at once" if jobs > 1 else "")
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
 
 
 def fmt_trained_on(runs: list[dict]) -> str:
@@ -97,8 +101,7 @@ def fmt_trained_on(runs: list[dict]) -> str:
 def _machines(run: dict) -> str:
     def machine(x: dict) -> str:
         threads = x.get("threads")
-        return (x.get("cpu") or "CPU not recorded") + (
-            "" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}")
+        return (x.get("cpu") or "CPU not recorded") + ("" if threads is None else f", {_threads(threads)}")
 
     parts = run.get("trained_on") or []
     if len(parts) > 1:

@@ -69,9 +69,10 @@ class _MachineNote:
         if not self.noted:
             before = self.path.read_text() if self.path.is_file() else ""
             torn = bool(before) and not before.endswith("\n")  # a line cut short: the new one starts apart
-            with self.path.open("a") as f:
-                note = {"from_epoch": record["epoch"], "cpu": cpu_model(), "threads": _torch_threads()}
-                f.write("\n" * torn + json.dumps(note) + "\n")
+            from lgn.files import append_text
+
+            note = {"from_epoch": record["epoch"], "cpu": cpu_model(), "threads": _torch_threads()}
+            append_text(self.path, "\n" * torn + json.dumps(note) + "\n")
             self.noted = True
 
 

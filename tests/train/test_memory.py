@@ -87,7 +87,7 @@ x, y = torch.randn(1000, 1, 28, 28), torch.randint(0, 10, (1000,))
 for batch_size in (TrainConfig().eval_batch_size, 1000):
     evaluate(model, x, y, task="classify", batch_size=batch_size)
     faults = []
-    for again in range(2):
+    for _ in range(2):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         evaluate(model, x, y, task="classify", batch_size=batch_size)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
