@@ -198,7 +198,8 @@ def _partial_text(r: dict) -> str:
     part = sum(len(x.get("part_trained", {})) for x in rows)
     return (f"**PARTIAL RESULTS**: {len(r['runs'])} of {len(r['runs']) + runs} runs of this grid have finished; the "
             f"{runs} not yet run are marked *not yet run* in the tables below with the time each is projected to "
-            f"need (seconds per image-epoch measured in the finished runs on this machine: an estimate)"
+            f"need (seconds per image-epoch measured in the finished runs, on the machines under \"Runs trained on\": "
+            f"an estimate)"
             + (f"; {part} of them part-trained, the epochs they have reached said there" if part else "")
             + f". Remaining: about {fmt_hours(sum(known) / 3600)}"
             + (f" plus {unknown} run(s) not yet projected" if unknown else "")
@@ -373,7 +374,7 @@ def write_markdown(results: dict, path: Path) -> Path:
     if b["rows"]:
         lines += [f"The paper-scale grid is `{r['full_command']}`: "
                   f"{_recipe_text(b['recipe'], b['seeds'])} Estimated from the seconds per training and test image "
-                  f"per epoch measured in these runs ({m['device']}, this machine), times the paper-scale grid's images "
+                  f"per epoch measured in these runs ({m['device']}; machines under \"Runs trained on\"), times the paper-scale grid's images "
                   f"and epochs: **about {fmt_hours(b['total_hours'])}** for the grid above"
                   + (f", plus about {fmt_hours(b['cifar10_extra_hours'])} with CIFAR-10 (`--cifar-dir`; "
                      f"extrapolated by values per image)" if b.get("cifar10_extra_hours") else "")
