@@ -2,7 +2,8 @@
 
 :func:`atomic_write` leaves either the old file or the new one after a crash,
 and an error while writing (a full disk, say) names the file and removes the
-partial temporary one. :func:`read_safetensors` reads through Python's own file
+partial temporary one. :func:`read_json_lines` reads a file of JSON objects,
+one per line, that may still be being appended to. :func:`read_safetensors` reads through Python's own file
 handling, so a folder whose name is not UTF-8 (which safetensors' own path
 functions refuse) works like any other.
 """
@@ -16,7 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load
 
-__all__ = ["atomic_write", "append_text", "read_safetensors"]
+from lgn.parsing import load_json
+
+__all__ = ["atomic_write", "append_text", "read_json_lines", "read_safetensors"]
 
 
 def _named(error: OSError, path: Path) -> OSError:
@@ -50,6 +53,33 @@ def append_text(path: Path, text: str) -> None:
             f.write(text)
     except OSError as e:
         raise _named(e, Path(path)) from None
+
+
+def read_json_lines(path: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:
+    """The JSON objects of ``path``, one per non-blank line (none without the file).
+
+    A line that is not a JSON object raises ``ValueError`` naming the file and
+    line, or, with ``skip_damaged`` (for a file still being appended to, whose
+    last line may be torn), is left out.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = load_json(line, f"{path} line {number}")
+        except ValueError as e:  # invalid JSON, or nested too deeply
+            if skip_damaged:
+                continue
+            raise ValueError(f"{path} is not valid JSON lines: line {number}: {e}") from None
+        if isinstance(record, dict):
+            records.append(record)
+        elif not skip_damaged:
+            raise ValueError(f"{path} line {number} is not a JSON object")
+    return records
 
 
 def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, dict]:

@@ -81,14 +81,9 @@ def trained_on(run_dir: Path, epochs: int) -> list[dict]:
     run, from its :data:`MACHINES_FILE`. An epoch belongs to the file's last line that starts at or before it (a
     run restarted from scratch appends a line from epoch 1); epochs no line covers (trained before the file
     existed) have ``cpu`` and ``threads`` None."""
-    notes = []
-    path = run_dir / MACHINES_FILE
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                notes.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line
+    from lgn.files import read_json_lines
+
+    notes = read_json_lines(run_dir / MACHINES_FILE, skip_damaged=True)  # a torn last line is left out
     segments: list[dict] = []
     for epoch in range(1, epochs + 1):
         owner = next((n for n in reversed(notes) if n.get("from_epoch", epoch + 1) <= epoch), {})

@@ -29,7 +29,7 @@ except ImportError:  # not POSIX: no lock (one writer per folder is then the use
 
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
-from lgn.files import append_text, atomic_write
+from lgn.files import append_text, atomic_write, read_json_lines
 from lgn.models.io import WEIGHTS_FILE
 from lgn.parsing import load_json
 from lgn.train.checkpoint import CHECKPOINT_FILES
@@ -153,24 +153,7 @@ def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[
     A line that is not a JSON object raises ``ValueError`` naming the file, or,
     with ``skip_damaged`` (for a report of a run still being written), is left out.
     """
-    path = Path(out) / METRICS_FILE
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = load_json(line, f"{path} line {number}")
-        except ValueError as e:  # invalid JSON, or nested too deeply
-            if skip_damaged:
-                continue
-            raise ValueError(f"{path} is not valid JSON lines: line {number}: {e}") from None
-        if isinstance(record, dict):
-            records.append(record)
-        elif not skip_damaged:
-            raise ValueError(f"{path} line {number} is not a JSON object")
-    return records
+    return read_json_lines(Path(out) / METRICS_FILE, skip_damaged=skip_damaged)
 
 
 def write_metrics(out: Path, records: list[dict]) -> None:

@@ -117,14 +117,14 @@ def test_the_epochs_of_a_run_resumed_elsewhere_are_told_apart(tmp_path):
     assert trained_on(tmp_path, 3) == [{"cpu": None, "threads": None, "epochs": [1, 3]}]  # no file: not recorded
     notes = [{"from_epoch": 1, "cpu": "Xeon", "threads": 2}, {"from_epoch": 4, "cpu": "EPYC", "threads": 2},
              {"from_epoch": 6, "cpu": "EPYC", "threads": 2}]  # stopped again at 5, resumed on the same machine
-    (tmp_path / MACHINES_FILE).write_text("".join(json.dumps(n) + "\n" for n in notes) + '{"from_ep')  # torn
+    (tmp_path / MACHINES_FILE).write_text("".join(json.dumps(n) + "\n" for n in notes) + '3\n{"from_ep')  # torn
     assert trained_on(tmp_path, 7) == [{"cpu": "Xeon", "threads": 2, "epochs": [1, 3]},
                                        {"cpu": "EPYC", "threads": 2, "epochs": [4, 7]}]
     note = _MachineNote(tmp_path)  # then restarted from scratch here: the torn line stays apart
     note({"epoch": 1})
     note({"epoch": 2})  # one line per invocation
     assert trained_on(tmp_path, 7) == [{"cpu": cpu_model(), "threads": torch.get_num_threads(), "epochs": [1, 7]}]
-    assert len((tmp_path / MACHINES_FILE).read_text().splitlines()) == 5
+    assert len((tmp_path / MACHINES_FILE).read_text().splitlines()) == 6
 
 
 def test_rerun_reads_everything_back(tiny):
