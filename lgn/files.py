@@ -3,9 +3,9 @@
 :func:`atomic_write` leaves either the old file or the new one after a crash,
 and an error while writing (a full disk, say) names the file and removes the
 partial temporary one. :func:`read_json_lines` reads a file of JSON objects,
-one per line, that may still be being appended to. :func:`read_safetensors` reads through Python's own file
-handling, so a folder whose name is not UTF-8 (which safetensors' own path
-functions refuse) works like any other.
+one per line, that may still be being appended to. :func:`read_safetensors`
+reads through Python's own file handling, so a folder whose name is not UTF-8
+(which safetensors' own path functions refuse) works like any other.
 """
 
 from __future__ import annotations

@@ -374,8 +374,9 @@ def write_markdown(results: dict, path: Path) -> Path:
     if b["rows"]:
         lines += [f"The paper-scale grid is `{r['full_command']}`: "
                   f"{_recipe_text(b['recipe'], b['seeds'])} Estimated from the seconds per training and test image "
-                  f"per epoch measured in these runs ({m['device']}; machines under \"Runs trained on\"), times the paper-scale grid's images "
-                  f"and epochs: **about {fmt_hours(b['total_hours'])}** for the grid above"
+                  f"per epoch measured in these runs ({m['device']}; machines under \"Runs trained on\"), "
+                  f"times the paper-scale grid's images and epochs: **about {fmt_hours(b['total_hours'])}** "
+                  f"for the grid above"
                   + (f", plus about {fmt_hours(b['cifar10_extra_hours'])} with CIFAR-10 (`--cifar-dir`; "
                      f"extrapolated by values per image)" if b.get("cifar10_extra_hours") else "")
                   + ". This is an estimate, not a measurement.", ""]
