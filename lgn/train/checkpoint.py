@@ -371,7 +371,7 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
                      version: int) -> int | None:
     """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``.
 
-    Returns the steps Adam's state has taken (the same for every parameter; 0
+    Returns the steps Adam's state has taken (the largest per-parameter count; 0
     without state), or None for another optimiser.
     """
     rest = _get(meta, "optimizer", dict, "optimizer")
@@ -447,9 +447,10 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
                 _tensor(tensors, key, param.shape, param.dtype)
     if wanted is None:
         return None
-    if len(counts) > 1:
-        raise CheckpointError("optimizer/", f"holds the state of different step counts {sorted(counts)}")
-    return counts.pop() if counts else 0
+    # Adam steps a parameter only while it has a gradient, so one that stopped getting one
+    # (an annealed generator's logits once its choice is frozen) keeps a smaller count:
+    # the largest count is the optimiser's.
+    return max(counts, default=0)
 
 
 def _adam_state_names(optimizer: torch.optim.Optimizer) -> set[str] | None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from lgn.groups.generators import ANNEAL_STEPS
 from lgn.models import load_model
 from lgn.train import epoch_order, evaluate, psnr, train
 from lgn.train.evaluate import evaluate_run
@@ -91,6 +92,27 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, npz):
     for a, b in zip(full.metrics, resumed.metrics):
         assert a["test_loss"] == b["test_loss"] and a["step"] == b["step"]
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
+    # once the choice is frozen the logits get no gradient and Adam stops counting their
+    # steps; the checkpoint then holds two step counts, and that must still resume
+    settings = tiny_settings(npz, epochs=6, batch_size=1)  # 48 steps an epoch: the anneal ends in epoch 5
+    settings["model"]["generator"] = "select"
+    full = train(settings, tmp_path / "full", log=None)
+    assert full.metrics[4]["step"] > ANNEAL_STEPS
+
+    def stop_after_fifth(record):
+        if record["epoch"] == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=stop_after_fifth)
+    lines, warnings = [], []
+    resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append, warn=warnings.append)
+    assert warnings == [] and lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 5 of 6")
+    assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3, 4, 5, 6]
+    assert _same_weights(tmp_path / "cut", tmp_path / "full")
 
 
 def test_resume_refuses_changed_settings(tmp_path, npz):
