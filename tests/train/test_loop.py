@@ -74,16 +74,19 @@ class Interrupt(Exception):
     pass
 
 
-def _stop_after_first(record):
-    if record["epoch"] == 1:
-        raise Interrupt
+def _stop_after(epoch):
+    def stop(record):
+        if record["epoch"] == epoch:
+            raise Interrupt
+
+    return stop
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, npz):
     settings = tiny_settings(npz, epochs=3)
     full = train(settings, tmp_path / "full", log=None)
     with pytest.raises(Interrupt):
-        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after_first)
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after(1))
     lines = []
     resumed = train({}, tmp_path / "cut", resume=True, log=lines.append)  # the folder's own config
     assert lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 1 of 3")
@@ -102,12 +105,8 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
     full = train(settings, tmp_path / "full", log=None)
     assert full.metrics[4]["step"] > ANNEAL_STEPS
 
-    def stop_after_fifth(record):
-        if record["epoch"] == 5:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        train(settings, tmp_path / "cut", log=None, on_epoch_end=stop_after_fifth)
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after(5))
     lines, warnings = [], []
     resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append, warn=warnings.append)
     assert warnings == [] and lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 5 of 6")
@@ -117,7 +116,7 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
 
 def test_resume_refuses_changed_settings(tmp_path, npz):
     with pytest.raises(Interrupt):
-        train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=_stop_after_first)
+        train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=_stop_after(1))
     with pytest.raises(ValueError, match="cannot resume .*train.lr: 0.01 → 0.5"):
         train({"train": {"lr": 0.5}}, tmp_path / "run", resume=True, log=None)
     # settings that do not change the numbers may change
