@@ -221,8 +221,8 @@ def _markdown(result: dict, path: Path) -> Path:
         missing = sum(len(r["seeds_missing"]) for r in table)
         lines += [f"**PARTIAL RESULTS**: {len(result['runs'])} of {len(result['runs']) + missing} runs have "
                   f"finished; cells of unfinished runs say which seeds are missing"
-                  + (f" (about {result['seconds_per_missing_run']:.0f} s each, measured mean of the finished runs "
-                     f"on this machine)" if result.get("seconds_per_missing_run") else "")
+                  + (f" (about {result['seconds_per_missing_run']:.0f} s each: the mean training time of the "
+                     f"finished runs, on whichever machines they ran)" if result.get("seconds_per_missing_run") else "")
                   + f". Repeat `{result['command']}` to continue.", ""]
     lines += ["## Verdicts", "",
               "An LGN model *wins* against a baseline at a size when its mean test accuracy is above the "
