@@ -315,7 +315,8 @@ def write_markdown(results: dict, path: Path) -> Path:
                 lines += _table(["cell", "same task, other data", "distance", "same data, other task", "distance",
                                  "favours the claim"],
                                 [[x["cell"], x["other_data"], fmt_num(x["same_task_distance"]), x["other_task"],
-                                  fmt_num(x["same_data_distance"]), "yes" if x["favours_claim"] else "no"]
+                                  fmt_num(x["same_data_distance"]),
+                                  "yes" if x["favours_claim"] else "tie" if x["tie"] else "no"]
                                  for x in c["head_to_head"]["comparisons"]])
                 lines.append("")
     if not r["distances"]:

@@ -285,12 +285,14 @@ def claim(dist: dict) -> dict:
                         comparisons.append({"cell": f"{ds} {task}", "other_data": f"{other} {task}",
                                             "other_task": f"{ds} {'reconstruct' if task == 'classify' else 'classify'}",
                                             "same_task_distance": across_data, "same_data_distance": across_tasks,
-                                            "favours_claim": across_data < across_tasks})
+                                            "favours_claim": across_data < across_tasks,
+                                            "tie": across_data == across_tasks})
         entry = {"same_task_different_data": _pairs_stats(same_task),
                  "same_task_different_data_all": _pairs_stats(same_task_all),
                  "same_data_different_task": _pairs_stats(same_data),
                  "noise_floor": _pairs_stats(within),
                  "head_to_head": {"favouring": sum(c["favours_claim"] for c in comparisons),
+                                  "ties": sum(c["tie"] for c in comparisons),  # equal distances favour neither side
                                   "total": len(comparisons), "comparisons": comparisons}}
         if not same_task or not same_data:
             entry["holds"] = None
@@ -316,7 +318,8 @@ def claim(dist: dict) -> dict:
                 f"same-data-different-task distance {sd['mean']:.3f}"
                 + (f" ± {sd['std']:.3f}" if sd["std"] is not None else "")
                 + f" ({sd['n']} cell pairs), a gap of {gap:+.3f}; {h2h['favouring']} of {h2h['total']} "
-                f"head-to-head comparisons favour the claim; seed-to-seed noise floor {floor}. "
+                f"head-to-head comparisons favour the claim" + (f" ({h2h['ties']} ties)" if h2h["ties"] else "")
+                + f"; seed-to-seed noise floor {floor}. "
                 f"The claim is {outcome}.")
         out[model] = entry
     return out

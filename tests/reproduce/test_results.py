@@ -46,7 +46,8 @@ def _distances(same_task, same_data, floor):
 @pytest.mark.parametrize("same_task,same_data,floor,holds,words", [
     (0.2, 0.5, 0.1, True, "borne out"), (0.5, 0.2, 0.1, False, "contradicted"),
     (0.2, 0.25, 0.1, None, "not resolved"),   # every comparison agrees, but the gap is within the noise
-    (0.25, 0.2, 0.1, None, "not resolved")])
+    (0.25, 0.2, 0.1, None, "not resolved"),
+    (0.2, 0.2, 0.0, None, "not resolved")])  # equal distances: every comparison a tie, none favours either side
 def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, words):
     c = claim(_distances(same_task, same_data, floor))["m"]
     assert c["holds"] is holds
@@ -54,6 +55,8 @@ def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, w
     assert c["same_task_different_data_all"]["n"] == 4
     assert c["same_data_different_task"]["n"] == 2
     assert c["head_to_head"]["favouring"] == (4 if same_task < same_data else 0)
+    assert c["head_to_head"]["ties"] == (4 if same_task == same_data else 0)
+    assert ("(4 ties)" in c["verdict"]) is (same_task == same_data)
     assert f"The claim is {words}" in c["verdict"]
 
 
