@@ -102,7 +102,8 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     """
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
-    from lgn.reproduce.results import cell_tables, claim, dependence, distances, remaining, targets, time_budget
+    from lgn.reproduce.results import (cell_tables, claim, collapses, dependence, distances, remaining, targets,
+                                      time_budget)
     from lgn.reproduce.runner import run_all
     from lgn.train.loop import resolve_device
 
@@ -144,6 +145,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "tables": cell_tables(records),
         "remaining": remaining(missing, records, _epochs_done(missing, out / "runs")),
         "targets": None,
+        "collapses": collapses(records, out / "runs"),
         "distances": dist,
         "claim": claim(dist),
         "dependence": dependence(dist),
@@ -151,7 +153,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "time_budget": time_budget(records, plans, seeds),
     }
     results["targets"] = targets(results["tables"])
-    results["figures"] = write_figures(out, records, dist)
+    results["figures"] = write_figures(out, records, dist, results["collapses"])
     results["wall_seconds"] = time.perf_counter() - start
     from lgn.analysis.summary import write_json
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.results import (MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num, fmt_threads,
-                                  fmt_trained_on, stats)
+from lgn.reproduce.results import (COLLAPSE, MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num,
+                                  fmt_threads, fmt_trained_on, stats)
 
 __all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
 
@@ -39,11 +39,37 @@ def _distance_figure(entry: dict, model: str, path: Path) -> Path:
     return path
 
 
-def write_figures(out: Path, records: list[dict], distances: dict) -> dict:
-    """Generator heat maps of the lowest-seed run of every LGN cell, and a distance heat map per LGN model.
+def _collapse_figure(out: Path, records: list[dict], collapsed: list[dict], path: Path) -> Path:
+    """One panel per collapsed run: its test score per epoch against the other seeds of its cell and model."""
+    from lgn.analysis.figures import new_figure
+    from lgn.train.run import read_metrics
 
-    Returns ``{"generators": {"<dataset> <task> <model>": path}, "distances": {model: path}}``, paths
-    relative to ``out``.
+    fig = new_figure((4.2 * len(collapsed), 3.0))
+    for ax, c in zip(np.atleast_1d(fig.subplots(1, len(collapsed))), collapsed):
+        for r in sorted((r for r in records if (r["dataset"], r["task"], r["model"]) ==
+                         (c["dataset"], c["task"], c["model"])), key=lambda r: r["seed"]):
+            m = [x for x in read_metrics(out / "runs" / r["run_dir"], skip_damaged=True)
+                 if x.get(c["metric_name"]) is not None]
+            ax.plot([x["epoch"] for x in m], [x[c["metric_name"]] for x in m], label=f"seed {r['seed']}",
+                    lw=1.6 if r["seed"] == c["seed"] else 0.9, color="C3" if r["seed"] == c["seed"] else "0.6")
+        ax.axhline(c["best"], color="0.8", lw=0.6, ls="--")
+        ax.set_title(f"{c['dataset']} {c['task']} {c['model']}\nseed {c['seed']}: best {c['best']:.4g} "
+                     f"(epoch {c['best_epoch']}), final {c['final']:.4g}", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("test " + ("accuracy" if c["metric_name"] == "test_acc" else "PSNR (dB)"), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def write_figures(out: Path, records: list[dict], distances: dict, collapsed: list[dict] = ()) -> dict:
+    """Generator heat maps of the lowest-seed run of every LGN cell, a distance heat map per LGN model, and
+    the test score per epoch of the runs that collapsed in training (:func:`lgn.reproduce.results.collapses`).
+
+    Returns ``{"generators": {"<dataset> <task> <model>": path}, "distances": {model: path},
+    "collapses": path or None}``, paths relative to ``out``.
     """
     from lgn.analysis.figures import generator_heatmaps
     from lgn.analysis.summary import load_groups
@@ -66,6 +92,10 @@ def write_figures(out: Path, records: list[dict], distances: dict) -> dict:
         name = f"distance-{model}.png"
         _distance_figure(entry, model, fig_dir / name)
         figures["distances"][model] = f"{FIGURES_DIR}/{name}"
+    figures["collapses"] = None
+    if collapsed:
+        _collapse_figure(out, records, list(collapsed), fig_dir / "collapses.png")
+        figures["collapses"] = f"{FIGURES_DIR}/collapses.png"
     return figures
 
 
@@ -110,6 +140,36 @@ def _scale_words(recipe: dict) -> str:
     sizes = recipe.get("train_subset") or {}
     return (f"{'/'.join(map(str, epochs))} epochs on "
             + (f"at most {max(sizes.values()):,} training images" if sizes else "all the training images"))
+
+
+def _collapse_words(c: dict) -> str:
+    digits, unit = (4, "") if c["metric_name"] == "test_acc" else (2, " dB")
+    return (f"{c['dataset']} {c['task']} {c['model']} seed {c['seed']}: final {c['final']:.{digits}f}{unit}, best "
+            f"{c['best']:.{digits}f}{unit} at epoch {c['best_epoch']} of {c['epochs']}")
+
+
+def _collapse_section(r: dict) -> list[str]:
+    """The runs whose final score is far below their best epoch's, with the figure of their test curves."""
+    rule = (f"a final test score below the run's best epoch by more than {COLLAPSE['test_acc']} in accuracy or "
+            f"{COLLAPSE['test_psnr']} dB in PSNR")
+    found = r.get("collapses") or []
+    lines = ["### Runs that collapsed in training", ""]
+    if not found:
+        return lines + [f"None of the finished runs has {rule}.", ""]
+    lines += [f"{len(found)} finished run(s) have {rule}. The tables above report every run's final epoch, as the "
+              "paper does (nothing is chosen on the test set), so these runs' numbers, and their cells' means "
+              "and spreads, carry a loss spike the run did not recover from rather than what the model reaches.",
+              ""]
+    digits = {"test_acc": 4, "test_psnr": 2}
+    lines += _table(["run", "score", "final", "best (epoch)", "drop"],
+                    [[c["name"], "accuracy" if c["metric_name"] == "test_acc" else "PSNR (dB)",
+                      fmt_num(c["final"], digits[c["metric_name"]]),
+                      f"{fmt_num(c['best'], digits[c['metric_name']])} ({c['best_epoch']})",
+                      fmt_num(c["drop"], digits[c["metric_name"]])] for c in found])
+    figure = (r.get("figures") or {}).get("collapses")
+    if figure:
+        lines += ["", f"![test score per epoch of the collapsed runs and the other seeds of their cells]({figure})"]
+    return lines + [""]
 
 
 def _headlines(r: dict) -> list[str]:
@@ -165,6 +225,10 @@ def _headlines(r: dict) -> list[str]:
                      "over seeds, test images; equal shares mean every power carries the code, all on B means the "
                      "group is not used): "
                      + "; ".join(f"{key} " + "/".join(f"{f:.2f}" for f in fr) for key, fr in energy.items()) + ".")
+    if r.get("collapses"):
+        lines.append(f"- *Collapses in training*: {len(r['collapses'])} run(s) end far below their best epoch, and "
+                     "their cells' means carry it (section \"Runs that collapsed in training\"): "
+                     + "; ".join(_collapse_words(c) for c in r["collapses"]) + ".")
     for t in r["targets"]:
         if t["verdict"] != "N/A":
             lines.append(f"- Target: {t['target']}: {t['measured']}. **{t['verdict']}**.")
@@ -274,6 +338,7 @@ def write_markdown(results: dict, path: Path) -> Path:
               "Mean ± standard deviation over seeds (n − 1); *train s* is the mean training time of one run "
               "(all epochs, evaluation excluded).", ""]
     lines += _cell_sections(r)
+    lines += _collapse_section(r)
     lines += ["## Do the learned groups depend on the data and on the task?", "",
               "Distance between two runs (`lgn.analysis.distance`): every generator is described by scale-free "
               "features, its 7 structure indices, its singular-value spectrum normalised to unit length, its sorted "

@@ -15,11 +15,13 @@ import numpy as np
 
 from lgn.reproduce.grid import LGN_MODELS, MODELS, PAPER, PATCH_SIZE, DataPlan, Recipe, RunSpec, build_grid
 
-__all__ = ["stats", "compare", "cell_tables", "targets", "distances", "claim", "dependence", "time_budget", "remaining", "fmt_hours", "fmt_num",
-           "MNIST_TARGET", "MATCH_TOLERANCE", "PIXELS"]
+__all__ = ["stats", "compare", "cell_tables", "targets", "collapses", "distances", "claim", "dependence", "time_budget",
+           "remaining", "fmt_hours", "fmt_num", "MNIST_TARGET", "MATCH_TOLERANCE", "COLLAPSE", "PIXELS"]
 
 MNIST_TARGET = 0.97     # LGN test accuracy on mnist5k
 MATCH_TOLERANCE = 0.005  # test accuracies this close count as a match (Fashion-MNIST target)
+# a final test score this far below the run's best epoch is reported as a collapse in training
+COLLAPSE = {"test_acc": 0.01, "test_psnr": 0.5}
 # values per image (channels × pixels): scales a measured cost to an unmeasured dataset
 PIXELS = {"mnist5k": 784, "mnist": 784, "fashion-mnist": 784, "cifar10": 3 * 32 * 32, "patches": PATCH_SIZE ** 2}
 
@@ -141,6 +143,31 @@ def targets(tables: list[dict]) -> list[dict]:
                                 f"{fmt_pm(base['metric'])}, {base['params']:,} params: difference {diff:+.4f}, "
                                 f"LGN {how}"})
     return out
+
+
+def collapses(records: list[dict], runs_dir: Path) -> list[dict]:
+    """The finished runs whose final test score is below their best epoch's by more than :data:`COLLAPSE`.
+
+    The tables report the final epoch, as the paper does (no choice made on the test
+    set); this says which of those numbers carry a collapse in training (a loss spike
+    the run did not recover from) rather than what the model can reach. Each entry
+    names the run, its final and best scores, the best epoch and the drop, most first.
+    """
+    from lgn.train.run import read_metrics
+
+    out = []
+    for r in records:
+        limit = COLLAPSE.get(r["metric_name"])
+        history = [(m["epoch"], m[r["metric_name"]]) for m in read_metrics(runs_dir / r["run_dir"], skip_damaged=True)
+                   if m.get(r["metric_name"]) is not None]
+        if limit is None or not history:
+            continue
+        epoch, best = max(history, key=lambda x: x[1])
+        if best - r["metric"] > limit:
+            out.append({"name": r["name"], "dataset": r["dataset"], "task": r["task"], "model": r["model"],
+                        "seed": r["seed"], "metric_name": r["metric_name"], "final": r["metric"], "best": best,
+                        "best_epoch": epoch, "epochs": r["epochs"], "drop": best - r["metric"], "limit": limit})
+    return sorted(out, key=lambda x: (x["metric_name"], -x["drop"]))
 
 
 def _groups_path(runs_dir: Path, record: dict) -> Path:

@@ -33,7 +33,8 @@ def test_results_json_schema(tiny):
     out, results, _ = tiny
     saved = json.loads((out / "results.json").read_text())
     assert {"command", "machine", "started", "wall_seconds", "git_commit", "runs", "distances", "claim",
-            "targets", "time_budget"} <= set(saved)
+            "targets", "time_budget", "collapses"} <= set(saved)
+    assert saved["collapses"] == []  # one epoch a run: nothing to fall from
     assert saved["command"] == "lgn reproduce --tiny" and saved["wall_seconds"] > 0
     assert {"platform", "cpu", "cores", "torch"} <= set(saved["machine"])
     assert len(saved["runs"]) == 4 * (3 * 3 + 3)
@@ -87,7 +88,7 @@ def test_results_md(tiny):
     assert "*Paper: LGNs improve parameter efficiency and generalisation.* rot90 classification, lgn-free " in md
     assert "**Dependence tests**" in md and "code energy per power" in md and "not paper-scale numbers" in md
     for section in ("## Targets", "### rot90 · classify", "### flip · reconstruct", "### lgn-free", "### lgn-cyclic",
-                    "Claim check", "## Discovery on planted symmetries", "## Time budget of the paper-scale grid"):
+                    "Claim check", "### Runs that collapsed in training", "## Discovery on planted symmetries", "## Time budget of the paper-scale grid"):
         assert section in md
     assert "**N/A**" in md  # no mnist5k or Fashion-MNIST in this grid
     assert "an estimate" in md

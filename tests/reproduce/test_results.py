@@ -1,9 +1,12 @@
-"""The numbers behind RESULTS.md from hand-made records: targets, the claim check, the time budget."""
+"""The numbers behind RESULTS.md from hand-made records: targets, collapses, the claim check, the time budget."""
+
+import json
 
 import pytest
 
 from lgn.reproduce import PAPER, data_plans
-from lgn.reproduce.results import cell_tables, claim, targets, time_budget
+from lgn.reproduce.report import _collapse_section, write_figures
+from lgn.reproduce.results import cell_tables, claim, collapses, targets, time_budget
 
 
 def _record(dataset, task, model, seed, metric, params=1000, train_seconds=10.0):
@@ -23,6 +26,35 @@ def test_targets_pass_and_miss():
     assert targets(cell_tables(records))[1]["verdict"] == "PASS"
     records[0]["metric"] = records[1]["metric"] = 0.95
     assert targets(cell_tables(records))[0]["verdict"] == "MISS"
+
+
+def _run_with_history(runs, name, task, metric_name, history, seed=0):
+    (runs / name).mkdir(parents=True)
+    (runs / name / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, metric_name: v}) + "\n" for e, v in enumerate(history, 1)))
+    return {**_record("d", task, name, seed, history[-1]), "name": name, "run_dir": name,
+            "metric_name": metric_name, "epochs": len(history)}
+
+
+def test_collapses_are_the_runs_far_below_their_best_epoch(tmp_path):
+    runs = tmp_path / "runs"
+    records = [_run_with_history(runs, "spike", "reconstruct", "test_psnr", [25.0, 33.0, 30.0, 26.0]),
+               _run_with_history(runs, "within", "reconstruct", "test_psnr", [25.0, 26.4, 26.0]),  # 0.4 dB: kept
+               _run_with_history(runs, "rising", "reconstruct", "test_psnr", [20.0, 24.0, 29.0]),
+               _run_with_history(runs, "acc", "classify", "test_acc", [0.90, 0.95, 0.93]),
+               _run_with_history(runs, "acc-flat", "classify", "test_acc", [0.90, 0.95, 0.945])]
+    found = collapses(records, runs)
+    assert [c["name"] for c in found] == ["acc", "spike"]
+    spike = found[1]
+    assert (spike["best"], spike["best_epoch"], spike["final"]) == (33.0, 2, 26.0)
+    assert spike["drop"] == pytest.approx(7.0)
+    figures = write_figures(tmp_path, records, {}, found)
+    assert (tmp_path / figures["collapses"]).stat().st_size > 0
+    section = "\n".join(_collapse_section({"collapses": found, "figures": figures}))
+    assert "2 finished run(s)" in section and "| spike | PSNR (dB) | 26.00 | 33.00 (2) | 7.00 |" in section
+    assert figures["collapses"] in section
+    assert "None of the finished runs" in "\n".join(_collapse_section({"collapses": []}))
+    assert write_figures(tmp_path, records, {}, [])["collapses"] is None
 
 
 def _distances(same_task, same_data, floor):
