@@ -39,6 +39,10 @@ def _distance_figure(entry: dict, model: str, path: Path) -> Path:
     return path
 
 
+# how a run's test score reads: its name in a table, its digits, its unit in a sentence
+_SCORES = {"test_acc": ("accuracy", 4, ""), "test_psnr": ("PSNR (dB)", 2, " dB")}
+
+
 def _collapse_figure(out: Path, records: list[dict], collapsed: list[dict], path: Path) -> Path:
     """One panel per collapsed run: its test score per epoch against the other seeds of its cell and model."""
     from lgn.analysis.figures import new_figure
@@ -56,7 +60,7 @@ def _collapse_figure(out: Path, records: list[dict], collapsed: list[dict], path
         ax.set_title(f"{c['dataset']} {c['task']} {c['model']}\nseed {c['seed']}: best {c['best']:.4g} "
                      f"(epoch {c['best_epoch']}), final {c['final']:.4g}", fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("test " + ("accuracy" if c["metric_name"] == "test_acc" else "PSNR (dB)"), fontsize=8)
+        ax.set_ylabel("test " + _SCORES[c["metric_name"]][0], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -143,7 +147,7 @@ def _scale_words(recipe: dict) -> str:
 
 
 def _collapse_words(c: dict) -> str:
-    digits, unit = (4, "") if c["metric_name"] == "test_acc" else (2, " dB")
+    _, digits, unit = _SCORES[c["metric_name"]]
     return (f"{c['dataset']} {c['task']} {c['model']} seed {c['seed']}: final {c['final']:.{digits}f}{unit}, best "
             f"{c['best']:.{digits}f}{unit} at epoch {c['best_epoch']} of {c['epochs']}")
 
@@ -160,12 +164,12 @@ def _collapse_section(r: dict) -> list[str]:
               "paper does (nothing is chosen on the test set), so these runs' numbers, and their cells' means "
               "and spreads, carry a loss spike the run did not recover from rather than what the model reaches.",
               ""]
-    digits = {"test_acc": 4, "test_psnr": 2}
-    lines += _table(["run", "score", "final", "best (epoch)", "drop"],
-                    [[c["name"], "accuracy" if c["metric_name"] == "test_acc" else "PSNR (dB)",
-                      fmt_num(c["final"], digits[c["metric_name"]]),
-                      f"{fmt_num(c['best'], digits[c['metric_name']])} ({c['best_epoch']})",
-                      fmt_num(c["drop"], digits[c["metric_name"]])] for c in found])
+    rows = []
+    for c in found:
+        score, digits, _ = _SCORES[c["metric_name"]]
+        rows.append([c["name"], score, fmt_num(c["final"], digits), f"{fmt_num(c['best'], digits)} ({c['best_epoch']})",
+                     fmt_num(c["drop"], digits)])
+    lines += _table(["run", "score", "final", "best (epoch)", "drop"], rows)
     figure = (r.get("figures") or {}).get("collapses")
     if figure:
         lines += ["", f"![test score per epoch of the collapsed runs and the other seeds of their cells]({figure})"]
@@ -281,8 +285,8 @@ def _cell_sections(r: dict) -> list[str]:
     for cell in cells:
         dataset, task = cell
         t = tables.get(cell)
-        metric = "test accuracy" if task == "classify" else "test PSNR (dB)"
-        digits = 4 if task == "classify" else 2
+        score, digits, _ = _SCORES["test_acc" if task == "classify" else "test_psnr"]
+        metric = f"test {score}"
         lines += [f"### {dataset} · {task}", ""]
         rows = [[row["model"], _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
                  f"{row['params_export']:,}", f"{row['train_seconds']:.0f}", f"{row['epochs']} × {row['n_train']:,}"]

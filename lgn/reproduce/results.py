@@ -158,9 +158,11 @@ def collapses(records: list[dict], runs_dir: Path) -> list[dict]:
     out = []
     for r in records:
         limit = COLLAPSE.get(r["metric_name"])
+        if limit is None:
+            continue
         history = [(m["epoch"], m[r["metric_name"]]) for m in read_metrics(runs_dir / r["run_dir"], skip_damaged=True)
                    if m.get(r["metric_name"]) is not None]
-        if limit is None or not history:
+        if not history:
             continue
         epoch, best = max(history, key=lambda x: x[1])
         if best - r["metric"] > limit:

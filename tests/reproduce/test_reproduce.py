@@ -88,7 +88,8 @@ def test_results_md(tiny):
     assert "*Paper: LGNs improve parameter efficiency and generalisation.* rot90 classification, lgn-free " in md
     assert "**Dependence tests**" in md and "code energy per power" in md and "not paper-scale numbers" in md
     for section in ("## Targets", "### rot90 · classify", "### flip · reconstruct", "### lgn-free", "### lgn-cyclic",
-                    "Claim check", "### Runs that collapsed in training", "## Discovery on planted symmetries", "## Time budget of the paper-scale grid"):
+                    "Claim check", "### Runs that collapsed in training", "## Discovery on planted symmetries",
+                    "## Time budget of the paper-scale grid"):
         assert section in md
     assert "**N/A**" in md  # no mnist5k or Fashion-MNIST in this grid
     assert "an estimate" in md
