@@ -34,7 +34,9 @@ unmatched. The distance is the mean matched cost, averaged over layers:
 
 So d(r, r) = 0, d is symmetric, and it does not change when the groups of a layer
 are permuted or any generator is multiplied by c > 0. (It is a pseudo-distance:
-generators with equal features are at distance 0.)
+generators with equal features are at distance 0.) A distance under :data:`RESOLUTION`
+is float64 rounding (runs of the same permutations come out about 1e-17 apart, with a
+sign that differs between CPUs) and is returned as 0.
 
 :func:`dependence_test` asks of a set of runs whether their distances depend on the
 data or on the task beyond the seed-to-seed floor (a permutation test). Pure numpy
@@ -52,12 +54,15 @@ from lgn.analysis.measures import INDEX_NAMES, singular_values, structure_indice
 from lgn.groups.operators import named_operator
 
 __all__ = ["generator_features", "eigen_angles", "commutation_residuals", "run_features", "feature_distance",
-           "group_distance", "distance_matrix", "dependence_test", "COMMUTATION_OPERATORS"]
+           "group_distance", "distance_matrix", "dependence_test", "COMMUTATION_OPERATORS", "RESOLUTION"]
 
 N_INDICES = len(INDEX_NAMES)
 # the exact operators whose commutators with a generator are features (rot270 and rot180's are implied by rot90's)
 COMMUTATION_OPERATORS = ("rot90", "flip-x", "flip-y", "transpose", "anti-transpose", "shift-x", "shift-y")
 N_RESIDUALS = len(COMMUTATION_OPERATORS)
+# distances closer than this are equal: float64 rounding in the features (eigenvalues above all) leaves about
+# 1e-17 between runs whose generators are the same permutations, and its sign differs from one CPU to another
+RESOLUTION = 1e-12
 
 
 def eigen_angles(a) -> np.ndarray:
@@ -146,7 +151,8 @@ def feature_distance(f: list[np.ndarray], g: list[np.ndarray]) -> float:
         cost = _cost_matrix(fl, gl)
         rows, cols = linear_sum_assignment(cost)
         per_layer.append(float(cost[rows, cols].mean()))
-    return float(np.mean(per_layer))
+    d = float(np.mean(per_layer))
+    return d if d > RESOLUTION else 0.0  # runs whose generators agree up to rounding are at distance 0
 
 
 def group_distance(A1, A2, kernel_size: int | None = None) -> float:
@@ -237,14 +243,14 @@ def dependence_test(d, labels, strata, seeds, *, max_exact: int = 20000, n_rando
             gaps.append(_gap(d, pairs, perm)[0] if (pairs & equal).any() and (pairs & ~equal).any() else -np.inf)
         gaps = np.array(gaps)
         # arrangements that only rename the labels split the pairs alike and tie: p is at least 1 / #splits
-        p, min_p, exact, count = float(np.mean(gaps >= gap - 1e-12)), 1.0 / len(partitions), True, total
+        p, min_p, exact, count = float(np.mean(gaps >= gap - RESOLUTION)), 1.0 / len(partitions), True, total
     else:
         rng = np.random.default_rng(seed)
         hits = 0
         for _ in range(n_random):
             for g in groups:
                 perm[g] = labels[g][rng.permutation(len(g))]
-            hits += _gap(d, pairs, perm)[0] >= gap - 1e-12
+            hits += _gap(d, pairs, perm)[0] >= gap - RESOLUTION
         p, min_p, exact, count = (1 + hits) / (1 + n_random), 1.0 / (1 + n_random), False, n_random
     return {"gap": gap, "between": between, "floor": floor, "p": p, "min_p": min_p, "arrangements": count,
             "exact": exact, "pairs": int(pairs.sum())}

@@ -285,8 +285,10 @@ def claim(dist: dict) -> dict:
     Compared over the datasets that have both tasks (patches have reconstruction only,
     so their pairs are listed but not counted). ``head_to_head`` compares, for each
     dataset d, each task t and each other dataset d', d((d,t),(d',t)) with
-    d((d,classify),(d,reconstruct)).
+    d((d,classify),(d,reconstruct)); distances within :data:`~lgn.analysis.distance.RESOLUTION` tie.
     """
+    from lgn.analysis.distance import RESOLUTION
+
     out = {}
     for model, m in dist.items():
         keys = [tuple(k) for k in m["cell_keys"]]
@@ -314,8 +316,8 @@ def claim(dist: dict) -> dict:
                         comparisons.append({"cell": f"{ds} {task}", "other_data": f"{other} {task}",
                                             "other_task": f"{ds} {'reconstruct' if task == 'classify' else 'classify'}",
                                             "same_task_distance": across_data, "same_data_distance": across_tasks,
-                                            "favours_claim": across_data < across_tasks,
-                                            "tie": across_data == across_tasks})
+                                            "favours_claim": across_data < across_tasks - RESOLUTION,
+                                            "tie": abs(across_data - across_tasks) <= RESOLUTION})
         entry = {"same_task_different_data": _pairs_stats(same_task),
                  "same_task_different_data_all": _pairs_stats(same_task_all),
                  "same_data_different_task": _pairs_stats(same_data),
@@ -332,9 +334,9 @@ def claim(dist: dict) -> dict:
             h2h = entry["head_to_head"]
             gap, noise = sd["mean"] - st["mean"], nf["mean"] if nf["n"] else 0.0
             # decided only when every head-to-head comparison agrees and the gap clears the seed-to-seed noise
-            if h2h["favouring"] == h2h["total"] and gap > noise:
+            if h2h["favouring"] == h2h["total"] and gap > noise + RESOLUTION:
                 entry["holds"], outcome = True, "borne out by these runs"
-            elif h2h["favouring"] == 0 and -gap > noise:
+            elif h2h["favouring"] == 0 and h2h["ties"] == 0 and -gap > noise + RESOLUTION:
                 entry["holds"], outcome = False, "contradicted by these runs"
             else:
                 entry["holds"], outcome = None, ("not resolved by these runs: the comparisons disagree or the gap "

@@ -92,6 +92,15 @@ def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, w
     assert f"The claim is {words}" in c["verdict"]
 
 
+@pytest.mark.parametrize("same_task,same_data", [(9.8e-18, 8.4e-18), (1.15e-17, 1.31e-17), (0.3, 0.3 + 1e-15)])
+def test_claim_ties_distances_that_differ_only_by_rounding(same_task, same_data):
+    # the committed grid's lgn-learned runs: every group the same permutation, so every distance is rounding noise
+    # whose sign differs between CPUs; such distances must tie, not favour one side
+    c = claim(_distances(same_task, same_data, 1.1e-17))["m"]
+    assert c["head_to_head"]["ties"] == 4 and c["head_to_head"]["favouring"] == 0
+    assert c["holds"] is None and "(4 ties)" in c["verdict"]
+
+
 def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
     plans = data_plans()  # mnist5k, fashion-mnist, patches
     records = [_record(p.dataset, t, m, 0, 0.5) for p in plans for t in p.tasks
