@@ -7,11 +7,32 @@ from pathlib import Path
 import numpy as np
 
 from lgn.reproduce.results import (COLLAPSE, MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num,
-                                  fmt_threads, fmt_trained_on, stats)
+                                  fmt_threads, fmt_trained_on)
 
-__all__ = ["write_figures", "write_markdown", "FIGURES_DIR"]
+__all__ = ["write_figures", "write_markdown", "collapse_section", "render", "table", "FIGURES_DIR"]
 
 FIGURES_DIR = "results"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: the header, its rule and one line per row (no final newline)."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                     ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def render(template: str, **context) -> str:
+    """The Markdown of ``templates/<template>`` (shipped with the package) filled with ``context``.
+
+    Markdown is not HTML: nothing is escaped. Blocks take their own line (``trim_blocks``,
+    ``lstrip_blocks``); the helpers ``table``, ``thousands``, ``threads`` and ``trained_on`` are there.
+    """
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("lgn.reproduce", "templates"), autoescape=False,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(thousands=lambda n: f"{n:,}", threads=fmt_threads, trained_on=fmt_trained_on, hours=fmt_hours)
+    env.globals["table"] = table
+    return env.get_template(template).render(**context)
 
 
 def _distance_figure(entry: dict, model: str, path: Path) -> Path:
@@ -109,11 +130,6 @@ def _pm(s: dict, digits: int) -> str:
     return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] is not None else "")
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
-        ["| " + " | ".join(r) + " |" for r in rows]
-
-
 def _recipe_text(recipe: dict, seeds: int) -> str:
     def per_task(d):
         return ", ".join(f"{task} {v:,}" for task, v in d.items()) if d else "all"
@@ -152,36 +168,23 @@ def _collapse_words(c: dict) -> str:
             f"{c['best']:.{digits}f}{unit} at epoch {c['best_epoch']} of {c['epochs']}")
 
 
-def _collapse_section(r: dict) -> list[str]:
-    """The runs whose final score is far below their best epoch's, with the figure of their test curves."""
-    rule = (f"a final test score below the run's best epoch by more than {COLLAPSE['test_acc']} in accuracy or "
-            f"{COLLAPSE['test_psnr']} dB in PSNR")
-    found = r.get("collapses") or []
-    lines = ["### Runs that collapsed in training", ""]
-    if not found:
-        return lines + [f"None of the finished runs has {rule}.", ""]
-    lines += [f"{len(found)} finished run(s) have {rule}. The tables above report every run's final epoch, as the "
-              "paper does (nothing is chosen on the test set), so these runs' numbers, and their cells' means "
-              "and spreads, carry a loss spike the run did not recover from rather than what the model reaches.",
-              ""]
+def collapse_section(r: dict) -> str:
+    """The section on the runs whose final score is far below their best epoch's, with their figure."""
     rows = []
-    for c in found:
+    for c in r.get("collapses") or []:
         score, digits, _ = _SCORES[c["metric_name"]]
         rows.append([c["name"], score, fmt_num(c["final"], digits), f"{fmt_num(c['best'], digits)} ({c['best_epoch']})",
                      fmt_num(c["drop"], digits)])
-    lines += _table(["run", "score", "final", "best (epoch)", "drop"], rows)
-    figure = (r.get("figures") or {}).get("collapses")
-    if figure:
-        lines += ["", f"![test score per epoch of the collapsed runs and the other seeds of their cells]({figure})"]
-    return lines + [""]
+    rule = (f"a final test score below the run's best epoch by more than {COLLAPSE['test_acc']} in accuracy or "
+            f"{COLLAPSE['test_psnr']} dB in PSNR")
+    return render("collapses.md.j2", r=r, collapsed=rows, collapse_rule=rule)
 
 
 def _headlines(r: dict) -> list[str]:
     """Plain sentences first: each claim of the paper, what these runs measured, agree or disagree."""
     scale = _scale_words(r["recipe"])
     paper_scale = r["recipe"]["name"] == "paper"
-    lines = ["## Headline findings", "",
-             f"Measured at the **{r['recipe']['name']}** scale ({scale})"
+    lines = [f"Measured at the **{r['recipe']['name']}** scale ({scale})"
              + ("" if paper_scale else "; the paper trains 100 epochs on all the data, so these are not "
                                        "paper-scale numbers")
              + ("; **partial**: only the finished runs count (see the banner above)"
@@ -236,7 +239,7 @@ def _headlines(r: dict) -> list[str]:
     for t in r["targets"]:
         if t["verdict"] != "N/A":
             lines.append(f"- Target: {t['target']}: {t['measured']}. **{t['verdict']}**.")
-    return lines + [""]
+    return lines
 
 
 def _energy_by_cell(r: dict) -> dict:
@@ -274,9 +277,9 @@ def _partial_text(r: dict) -> str:
             + f". Repeat `{r['command']}` to continue. Means and claims below use only the finished runs.")
 
 
-def _cell_sections(r: dict) -> list[str]:
+def _cell_sections(r: dict) -> list[dict]:
     """One table per (dataset, task) cell of the grid: finished models with their numbers, the rest marked."""
-    lines = []
+    out = []
     tables = {(t["dataset"], t["task"]): t for t in r["tables"]}
     missing: dict = {}
     for x in r.get("remaining", []):
@@ -286,177 +289,71 @@ def _cell_sections(r: dict) -> list[str]:
         dataset, task = cell
         t = tables.get(cell)
         score, digits, _ = _SCORES["test_acc" if task == "classify" else "test_psnr"]
-        metric = f"test {score}"
-        lines += [f"### {dataset} · {task}", ""]
         rows = [[row["model"], _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
                  f"{row['params_export']:,}", f"{row['train_seconds']:.0f}", f"{row['epochs']} × {row['n_train']:,}"]
                 for row in (t["models"] if t else [])]
         rows += [[x["model"], _projected(x), f"seeds {', '.join(map(str, x['seeds']))}", "–", "–", "–",
                   f"{x['epochs']} × {x['n_train']:,}"] for x in missing.get(cell, [])]
-        lines += _table(["model", metric, "seeds", "params", "exported", "train s", "epochs × images"], rows)
-        lines.append("")
-    return lines
+        out.append({"dataset": dataset, "task": task, "score": score, "rows": rows})
+    return out
 
 
-def write_markdown(results: dict, path: Path) -> Path:
-    """Write ``RESULTS.md`` from the ``results.json`` dict."""
-    r = results
-    m = r["machine"]
-    reused = r["reused_runs"]
-    lines = [
-        "# Reproducing \"Learning Linear Groups in Neural Networks\": results",
-        "",
-        "Generated by `lgn reproduce`; do not edit by hand (re-run the command instead).",
-        "",
-        f"- Command: `{r['command']}`",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}, torch {m['torch']} "
-        f"({fmt_threads(m)}), device {m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""),
-        f"- Runs trained on: {fmt_trained_on(r['runs'])}",
-        f"- Started {r['started']}; wall time {r['wall_seconds'] / 60:.1f} min for this invocation"
-        + (f" ({reused} of {len(r['runs'])} runs were finished by an earlier invocation and read back; "
-           f"they had taken {r['reused_wall_seconds'] / 60:.1f} min)" if reused else "")
-        + f"; training alone (sum over runs) {sum(x['train_seconds'] for x in r['runs']) / 60:.1f} min",
-        f"- Code: commit `{r['git_commit'] or 'unknown'}`"
-        + (" with uncommitted changes" if r.get("git_dirty") else ""),
-        f"- Recipe: {_recipe_text(r['recipe'], r['seeds'])}",
-        "",
-    ]
-    if not r.get("complete", True):
-        lines += [_partial_text(r), ""]
-    lines += _headlines(r)
-    lines += [
-        "Model names: `lgn-free` is the paper's LGN (free generators, auxiliary-inverse regulariser); `lgn-cyclic` "
-        "has exact cyclic groups (A^p = I); `lgn-learned` has each group pick, during its first 200 optimiser steps, "
-        "one of the library's exact pixel permutations of order p (docs/discovery.md); `unconstrained` "
-        "is the same unfolded network with K·p independent filters; `rot90` uses a fixed 90° rotation as every "
-        "generator; `cnn` is a plain CNN with K·p channels "
-        "per layer (lgn.models.cnn). *params* counts trainable parameters (the free LGN's auxiliary inverses "
-        "included); *exported* counts those of the plain network after `export()` (what inference needs).",
-        "",
-        "## Targets",
-        "",
-    ]
-    lines += _table(["target", "measured", "verdict"],
-                    [[t["target"], t["measured"], f"**{t['verdict']}**"] for t in r["targets"]])
-    lines += ["", "## Accuracy and reconstruction quality", "",
-              "Mean ± standard deviation over seeds (n − 1); *train s* is the mean training time of one run "
-              "(all epochs, evaluation excluded).", ""]
-    lines += _cell_sections(r)
-    lines += _collapse_section(r)
-    lines += ["## Do the learned groups depend on the data and on the task?", "",
-              "Distance between two runs (`lgn.analysis.distance`): every generator is described by scale-free "
-              "features, its 7 structure indices, its singular-value spectrum normalised to unit length, its sorted "
-              "eigenvalue angles (a conjugacy invariant: it tells orthogonal generators apart, whose singular values "
-              "are all 1) and its commutation residuals with the library's exact operators (quarter turn, flips, "
-              "transposes, shifts: which pixel geometry it respects); per "
-              "layer the two runs' generators are paired by optimal assignment (Hungarian) on the root-mean-square "
-              "feature difference, and the distance is the mean matched cost over layers. It is 0 for a run and "
-              "itself, symmetric, and does not change when the groups are reordered or a generator is scaled. "
-              "Only runs of different seeds are compared, between two cells and on the diagonal alike (the "
-              "diagonal is the seed-to-seed noise floor): runs of one seed start from the same generators in every "
-              "cell. Entries: mean ± std over those seed pairs.", ""]
+def _distance_sections(r: dict) -> list[dict]:
+    """Per LGN model: its distance matrix as table rows, its figure, dependence tests and claim check."""
+    out = []
     for model, entry in r["distances"].items():
         cells = entry["cells"]
-        lines += [f"### {model}", ""]
-        if entry.get("pairing") == "same seed":
-            lines += ["With one seed, cells are compared run to run (same seed, shared initialisation); no noise "
-                      "floor.", ""]
-        rows = []
-        for i, c in enumerate(cells):
-            rows.append([f"**{c}**"] + [
-                "–" if entry["mean"][i][j] is None else
-                f"{entry['mean'][i][j]:.3f}" + (f" ± {entry['std'][i][j]:.3f}" if entry["std"][i][j] is not None
-                                                else "") for j in range(len(cells))])
-        lines += _table([""] + cells, rows)
-        fig = r["figures"]["distances"].get(model)
-        if fig:
-            lines += ["", f"![{model} distance matrix]({fig})"]
+        rows = [[f"**{c}**"] + ["–" if entry["mean"][i][j] is None else
+                                f"{entry['mean'][i][j]:.3f}" + (f" ± {entry['std'][i][j]:.3f}"
+                                                                if entry["std"][i][j] is not None else "")
+                                for j in range(len(cells))] for i, c in enumerate(cells)]
         dep = r.get("dependence", {}).get(model)
-        if dep:
-            lines += ["", f"**Dependence tests** (permutation tests against the seed-to-seed floor, level "
-                          f"{SIGNIFICANCE}): {dep['verdict']}"]
         c = r["claim"].get(model)
-        if c:
-            lines += ["", f"**Claim check** (same-task-different-data closer than same-data-different-task; borne "
-                          f"out only if every head-to-head comparison favours it and the gap exceeds the seed-to-seed "
-                          f"noise floor): {c['verdict']}", ""]
-            if c["head_to_head"]["comparisons"]:
-                lines += _table(["cell", "same task, other data", "distance", "same data, other task", "distance",
-                                 "favours the claim"],
-                                [[x["cell"], x["other_data"], fmt_num(x["same_task_distance"]), x["other_task"],
-                                  fmt_num(x["same_data_distance"]),
-                                  "yes" if x["favours_claim"] else "tie" if x["tie"] else "no"]
-                                 for x in c["head_to_head"]["comparisons"]])
-                lines.append("")
-    if not r["distances"]:
-        lines += ["No LGN model ran on two or more cells: no distances.", ""]
-    if r["seeds"] < 3:
-        lines += [f"Only {r['seeds']} seed(s): the spread needs at least 3 (`--seeds 3`).", ""]
-    lines += ["## Learned generators", "",
-              "One run per LGN cell (the lowest seed): all generators A on one symmetric colour scale per figure. "
-              "Every LGN run's full analysis (structure indices, nearest known operation, group errors) is in "
-              "`runs/<run>/analysis/analysis.json`, its arrays in `groups.npz`.", ""]
-    summary_rows = []
+        out.append({"model": model, "cells": cells, "rows": rows, "same_seed": entry.get("pairing") == "same seed",
+                    "figure": r["figures"]["distances"].get(model), "dependence": dep["verdict"] if dep else None,
+                    "claim": c["verdict"] if c else None,
+                    "comparisons": [[x["cell"], x["other_data"], fmt_num(x["same_task_distance"]), x["other_task"],
+                                     fmt_num(x["same_data_distance"]),
+                                     "yes" if x["favours_claim"] else "tie" if x["tie"] else "no"]
+                                    for x in c["head_to_head"]["comparisons"]] if c else []})
+    return out
+
+
+def _summary_rows(r: dict) -> list[list[str]]:
+    """One row per analysed LGN run: families, similarity, indices, order error, moved, code energy."""
+    rows = []
     for x in r["runs"]:
         if x.get("analysis"):
             s = x["analysis"]["summary"]
             fams = ", ".join(f"{f} {n}" for f, n in s["families"].items())
             sims, energy = x["analysis"].get("layer0_similarity"), x["analysis"].get("code_energy")
-            summary_rows.append([x["name"], fams, f"{s['mean_similarity']:.2f}",
-                                 "–" if not sims else f"{sum(v >= 0.9 for v in sims)}/{len(sims)}",
-                                 fmt_num(s["indices"]["toeplitz"], 2), fmt_num(s["indices"]["skew"], 2),
-                                 fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3),
-                                 fmt_num(x["analysis"].get("moved_from_init"), 3),
-                                 "/".join(f"{f:.2f}" for f in energy) if energy else "–"])
-    if summary_rows:
-        lines += ["*moved* is the run distance between the learned generators and those the run started from: "
-                  "distances between runs are only meaningful where training moved the generators well beyond the "
-                  "seed-to-seed noise floor. *layer 0 ≥ 0.9* counts layer 0's generators whose nearest known "
-                  "operation has cosine similarity ≥ 0.9. *code energy per power* is the share of the final code's "
-                  "energy (test images) carried by B, A·B, A²·B, … (`lgn analyze`, lgn.analysis.code_energy).", ""]
-        lines += _table(["run", "nearest families", "mean sim.", "layer 0 ≥ 0.9", "Toeplitz", "skew", "block",
-                         "order err.", "moved", "code energy per power"],
-                        summary_rows)
-        lines.append("")
-    for key, fig in r["figures"]["generators"].items():
-        lines += [f"**{key}**", "", f"![{key}]({fig})", ""]
-    lines += ["## Discovery on planted symmetries", ""]
-    d = r.get("discovery")
-    if not r.get("complete", True):
-        lines += ["Runs once every run of the grid has finished.", ""]
-    elif d:
-        s = d["settings"]
-        lines += [f"`lgn bench-discovery`'s comparison run here ({', '.join(s['datasets'])}; seeds "
-                  f"{', '.join(map(str, s['seeds']))}; {s['epochs']} epochs on {s['n_train']:,} images, "
-                  f"σ = {s['sigma']}; {d['seconds']:.0f} s). *discover* estimates the group from the data and trains "
-                  f"an LGN on it; *paper* is the paper's recipe. Alignment 1 means the learned orbit follows the "
-                  f"planted group step by step; a random generator scores about 0.03–0.06 "
-                  f"(docs/discovery.md has the definitions and the full 3-seed benchmark).", ""]
-        lines += _table(["dataset", "method", "alignment", "test accuracy", "seeds"],
-                        [[x["dataset"], x["method"], f"{x['alignment_mean']:.3f} ± {x['alignment_std']:.3f}",
-                          f"{x['accuracy_mean']:.4f} ± {x['accuracy_std']:.4f}", str(x["seeds"])]
-                         for x in d["summary"]])
-        lines.append("")
-    else:
-        lines += ["Not run here: see docs/discovery.md for the benchmark numbers (`lgn bench-discovery`).", ""]
+            rows.append([x["name"], fams, f"{s['mean_similarity']:.2f}",
+                         "–" if not sims else f"{sum(v >= 0.9 for v in sims)}/{len(sims)}",
+                         fmt_num(s["indices"]["toeplitz"], 2), fmt_num(s["indices"]["skew"], 2),
+                         fmt_num(s["indices"]["block"], 2), fmt_num(s["group_error"]["finite_order"], 3),
+                         fmt_num(x["analysis"].get("moved_from_init"), 3),
+                         "/".join(f"{f:.2f}" for f in energy) if energy else "–"])
+    return rows
+
+
+def write_markdown(results: dict, path: Path) -> Path:
+    """Write ``RESULTS.md`` from the ``results.json`` dict (the template ``templates/results.md.j2``)."""
+    r = results
     b = r["time_budget"]
-    lines += ["## Time budget of the paper-scale grid (an estimate)", ""]
-    if b["rows"]:
-        lines += [f"The paper-scale grid is `{r['full_command']}`: "
-                  f"{_recipe_text(b['recipe'], b['seeds'])} Estimated from the seconds per training and test image "
-                  f"per epoch measured in these runs ({m['device']}; machines under \"Runs trained on\"), "
-                  f"times the paper-scale grid's images and epochs: **about {fmt_hours(b['total_hours'])}** "
-                  f"for the grid above"
-                  + (f", plus about {fmt_hours(b['cifar10_extra_hours'])} with CIFAR-10 (`--cifar-dir`; "
-                     f"extrapolated by values per image)" if b.get("cifar10_extra_hours") else "")
-                  + ". This is an estimate, not a measurement.", ""]
-        lines += _table(["dataset", "task", "model", "runs", "epochs × images", "s per epoch", "hours", "basis"],
-                        [[x["dataset"], x["task"], x["model"], str(x["runs"]), f"{x['epochs']} × {x['n_train']:,}",
-                          f"{x['seconds_per_epoch']:.1f}", f"{x['hours']:.2f}", x["how"]
-                          + ("" if x["in_grid"] else " (not in this grid)")] for x in b["rows"]])
-    else:
-        lines.append("No runs measured: no estimate.")
-    lines += ["", f"*Fashion-MNIST target rule*: LGN passes if its mean test accuracy is above the unconstrained "
-                  f"baseline's, or within {MATCH_TOLERANCE} of it with fewer trainable parameters.", ""]
-    path.write_text("\n".join(lines))
+    d = r.get("discovery")
+    path.write_text(render(
+        "results.md.j2", r=r, m=r["machine"], recipe=_recipe_text(r["recipe"], r["seeds"]),
+        partial=None if r.get("complete", True) else _partial_text(r), headlines=_headlines(r),
+        targets=[[t["target"], t["measured"], f"**{t['verdict']}**"] for t in r["targets"]],
+        cells=_cell_sections(r), collapses=collapse_section(r),
+        distances=_distance_sections(r), significance=SIGNIFICANCE, summary=_summary_rows(r),
+        complete=r.get("complete", True), planted=d,
+        discovery=[[x["dataset"], x["method"], f"{x['alignment_mean']:.3f} ± {x['alignment_std']:.3f}",
+                    f"{x['accuracy_mean']:.4f} ± {x['accuracy_std']:.4f}", str(x["seeds"])]
+                   for x in d["summary"]] if d else [],
+        budget=[[x["dataset"], x["task"], x["model"], str(x["runs"]), f"{x['epochs']} × {x['n_train']:,}",
+                 f"{x['seconds_per_epoch']:.1f}", f"{x['hours']:.2f}", x["how"]
+                 + ("" if x["in_grid"] else " (not in this grid)")] for x in b["rows"]],
+        budget_recipe=_recipe_text(b["recipe"], b["seeds"]) if b["rows"] else "",
+        match_tolerance=MATCH_TOLERANCE))
     return path

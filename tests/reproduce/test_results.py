@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lgn.reproduce import PAPER, data_plans
-from lgn.reproduce.report import _collapse_section, write_figures
+from lgn.reproduce.report import collapse_section, write_figures
 from lgn.reproduce.results import cell_tables, claim, collapses, targets, time_budget
 
 
@@ -50,10 +50,10 @@ def test_collapses_are_the_runs_far_below_their_best_epoch(tmp_path):
     assert spike["drop"] == pytest.approx(7.0)
     figures = write_figures(tmp_path, records, {}, found)
     assert (tmp_path / figures["collapses"]).stat().st_size > 0
-    section = "\n".join(_collapse_section({"collapses": found, "figures": figures}))
+    section = collapse_section({"collapses": found, "figures": figures})
     assert "2 finished run(s)" in section and "| spike | PSNR (dB) | 26.00 | 33.00 (2) | 7.00 |" in section
     assert figures["collapses"] in section
-    assert "None of the finished runs" in "\n".join(_collapse_section({"collapses": []}))
+    assert "None of the finished runs" in collapse_section({"collapses": []})
     assert write_figures(tmp_path, records, {}, [])["collapses"] is None
 
 
