@@ -8,7 +8,9 @@ Numbers live in numpy-only modules (:mod:`~lgn.analysis.measures`,
 """
 
 from lgn.analysis.energy import code_energy
-from lgn.analysis.matching import Match, cosine_similarity, nearest_operation, nearest_operations, similarity_matrix
+from lgn.analysis.datafree import data_free_generators, generator_cosines
+from lgn.analysis.matching import (Match, cosine_similarity, nearest_operation, nearest_operations, orbit_null,
+                                   orbit_residual, orbit_residuals, similarity_matrix)
 from lgn.analysis.measures import (
     GROUP_ERROR_NAMES,
     INDEX_NAMES,
@@ -19,6 +21,7 @@ from lgn.analysis.measures import (
     dft_top_index,
     finite_order_error,
     group_errors,
+    orbit_norms,
     orthogonality_error,
     skew_index,
     structure_indices,
@@ -39,7 +42,8 @@ from lgn.analysis.summary import (
 )
 
 __all__ = [
-    "code_energy", "Match", "cosine_similarity", "nearest_operation", "nearest_operations", "similarity_matrix",
+    "code_energy", "data_free_generators", "generator_cosines", "Match", "cosine_similarity", "nearest_operation",
+    "nearest_operations", "orbit_null", "orbit_residual", "orbit_residuals", "similarity_matrix", "orbit_norms",
     "GROUP_ERROR_NAMES", "INDEX_NAMES", "block_index", "circulant_index", "dft_conjugate",
     "dft_diagonal_index", "dft_top_index", "finite_order_error", "group_errors", "orthogonality_error",
     "skew_index", "structure_indices", "symmetric_index", "toeplitz_index",

@@ -54,7 +54,8 @@ from lgn.analysis.measures import INDEX_NAMES, singular_values, structure_indice
 from lgn.groups.operators import named_operator
 
 __all__ = ["generator_features", "eigen_angles", "commutation_residuals", "run_features", "feature_distance",
-           "group_distance", "distance_matrix", "dependence_test", "COMMUTATION_OPERATORS", "RESOLUTION"]
+           "feature_parts", "group_distance", "distance_matrix", "dependence_test", "FEATURE_PARTS",
+           "COMMUTATION_OPERATORS", "RESOLUTION"]
 
 N_INDICES = len(INDEX_NAMES)
 # the exact operators whose commutators with a generator are features (rot270 and rot180's are implied by rot90's)
@@ -133,11 +134,34 @@ def _squared(f: np.ndarray, g: np.ndarray, scale: float | None = None) -> np.nda
     return np.sum((f[:, None] - g[None]) ** 2, axis=-1) / (scale or width)
 
 
+FEATURE_PARTS = ("indices", "spectrum", "angles", "residuals")  # the four feature groups, in the order of the cost
+
+
+def _parts(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Each feature group's normalised squared difference ``(4, n, n')`` (:data:`FEATURE_PARTS`)."""
+    (fi, fs, fa, fr), (gi, gs, ga, gr) = _split(f), _split(g)
+    return np.stack([_squared(fi, gi), _squared(fs, gs, 2.0), _squared(fa, ga), _squared(fr, gr)])
+
+
 def _cost_matrix(f: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``cost(f_i, g_j)`` for features ``f`` ``(n, 7 + 2m + R)`` and ``g`` ``(n', 7 + 2m' + R)``: ``(n, n')``."""
-    (fi, fs, fa, fr), (gi, gs, ga, gr) = _split(f), _split(g)
-    total = _squared(fi, gi) + _squared(fs, gs, 2.0) + _squared(fa, ga) + _squared(fr, gr)
-    return np.sqrt(np.clip(total / 4.0, 0.0, 1.0))
+    return np.sqrt(np.clip(_parts(f, g).sum(axis=0) / 4.0, 0.0, 1.0))
+
+
+def feature_parts(f: list[np.ndarray], g: list[np.ndarray]) -> dict[str, float]:
+    """What the distance of two runs (:func:`feature_distance`) is made of: per feature group of
+    :data:`FEATURE_PARTS`, its share of the squared cost, ``‖Δpart‖²/(4·width)``, averaged over the matched
+    generator pairs and the layers. The four add up to the mean squared matched cost."""
+    from scipy.optimize import linear_sum_assignment
+
+    if len(f) != len(g):
+        raise ValueError(f"runs with {len(f)} and {len(g)} layers cannot be compared layer by layer")
+    per_layer = []
+    for fl, gl in zip(f, g):
+        parts = _parts(fl, gl) / 4.0  # (4, n, n')
+        rows, cols = linear_sum_assignment(np.sqrt(np.clip(parts.sum(axis=0), 0.0, 1.0)))
+        per_layer.append(parts[:, rows, cols].mean(axis=1))
+    return dict(zip(FEATURE_PARTS, np.mean(per_layer, axis=0).tolist()))
 
 
 def feature_distance(f: list[np.ndarray], g: list[np.ndarray]) -> float:

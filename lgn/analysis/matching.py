@@ -8,6 +8,18 @@ similarity reported as |cos|.
 A joint-action generator on C channels (m = C·k²) is compared with I_C ⊗ M, the
 operation applied to every channel alike: ⟨A, I_C ⊗ M⟩ = ⟨Σ_c A_cc, M⟩ and
 ‖I_C ⊗ M‖ = √C·‖M‖.
+
+Whole-matrix similarity weighs all m² entries alike, but a layer's filters
+only use A on the orbit's span: the code sees A·B, A²·B, …, A^(p−1)·B, so
+A is shaped on span{B, A·B, …, A^(p−2)·B}, at most p − 1 of m dimensions.
+:func:`orbit_residual` names a generator by what it does there: with the
+orbit X = [B, A·B, …, A^(p−2)·B] ``(m, p−1)``, the residual of operation T is
+
+    min over c of ‖A·X − c·T·X‖_F / ‖A·X‖_F = sqrt(1 − cos²(A·X, T·X)),
+
+0 when A acts on the orbit exactly as a multiple of T, and 1 when T·X is
+orthogonal to A·X. :func:`orbit_null` calibrates it on random generators and
+random bases, so a learned generator's residual can be read against chance.
 """
 
 from __future__ import annotations
@@ -18,7 +30,8 @@ import numpy as np
 
 from lgn.groups import operators
 
-__all__ = ["Match", "cosine_similarity", "similarity_matrix", "nearest_operation", "nearest_operations"]
+__all__ = ["Match", "cosine_similarity", "similarity_matrix", "nearest_operation", "nearest_operations",
+           "orbit_library", "orbit_residuals", "orbit_residual", "orbit_null"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +139,75 @@ def nearest_operation(a, kernel_size: int | None = None, *,
             raise ValueError(f"cannot infer the kernel size of a {a.shape[0]}×{a.shape[0]} generator; "
                              "pass kernel_size")
     return nearest_operations(a[None], kernel_size, library=library)[0][0]
+
+
+def orbit_library(kernel_size: int, m: int) -> tuple[list[str], np.ndarray]:
+    """The library's names and its operations as ``(E, m, m)`` acting on every channel alike (I_C ⊗ T)."""
+    names, rows = operators.library_matrix(kernel_size)
+    n = kernel_size * kernel_size
+    if m % n:
+        raise ValueError(f"{m}×{m} generators do not act on {kernel_size}×{kernel_size} kernels")
+    ops = rows.toarray().reshape(len(names), n, n)  # (E, n, n)
+    c = m // n
+    if c > 1:
+        ops = np.einsum("ab,eij->eaibj", np.eye(c), ops).reshape(len(names), m, m)  # I_C ⊗ T
+    return list(names), ops
+
+
+def orbit_residuals(a, base, order: int, kernel_size: int, *, library: tuple[list[str], np.ndarray] | None = None
+                    ) -> np.ndarray:
+    """sqrt(1 − cos²(A·X, T·X)) for every library operation T, X = [b, A·b, …, A^(p−2)·b] (module doc).
+
+    Args:
+        a: one generator ``(m, m)``, m = C·k².
+        base: its base filter ``(m,)`` (any shape with m entries, flattened row-major).
+        order: p ≥ 2, the number of filters in the orbit.
+        kernel_size: k.
+        library: ``(names, ops (E, m, m))``; default the library of :mod:`lgn.groups.operators`.
+
+    Returns:
+        ``(E,)`` residuals in [0, 1]; all 1 when A·X is zero (A does nothing on the orbit).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(base, dtype=np.float64).reshape(-1)
+    if a.ndim != 2 or a.shape != (b.size, b.size):
+        raise ValueError(f"expected a generator (m, m) and a base filter of m entries, got {a.shape} and {b.size}")
+    if order < 2:
+        raise ValueError(f"order must be at least 2 (an orbit with a step), got {order}")
+    _, ops = library or orbit_library(kernel_size, a.shape[0])
+    x = [b]
+    for _ in range(order - 2):
+        x.append(a @ x[-1])
+    x = np.stack(x, axis=1)  # (m, p−1): the orbit A acts on
+    y = a @ x  # (m, p−1)
+    t = ops @ x  # (E, m, p−1)
+    ny, nt2 = np.linalg.norm(y), np.sum(t * t, axis=(1, 2))  # (), (E,)
+    if ny == 0:
+        return np.ones(len(ops))
+    c = np.divide(np.einsum("mi,emi->e", y, t), nt2, out=np.zeros(len(ops)), where=nt2 > 0)  # best scales (E,)
+    return np.clip(np.linalg.norm(y[None] - c[:, None, None] * t, axis=(1, 2)) / ny, 0.0, 1.0)
+
+
+def orbit_residual(a, base, order: int, kernel_size: int, *,
+                   library: tuple[list[str], np.ndarray] | None = None) -> Match:
+    """The library operation that best explains what ``a`` does on ``base``'s orbit, and its residual.
+
+    ``Match.similarity`` holds the residual here (0 best): see :func:`orbit_residuals`.
+    """
+    lib = library or orbit_library(kernel_size, np.asarray(a).shape[0])
+    r = orbit_residuals(a, base, order, kernel_size, library=lib)
+    best = int(np.argmin(r))
+    return Match(lib[0][best], float(r[best]))
+
+
+def orbit_null(m: int, order: int, kernel_size: int, *, samples: int = 500, seed: int = 0) -> np.ndarray:
+    """The best-match residual of ``samples`` random generators on random bases: ``(samples,)``, the chance level.
+
+    Generators have i.i.d. N(0, 1/m) entries (spectral radius about 1, so the orbit
+    neither blows up nor vanishes), bases i.i.d. N(0, 1); same m, p and library as
+    the generators they calibrate.
+    """
+    rng = np.random.default_rng(seed)
+    lib = orbit_library(kernel_size, m)
+    return np.array([orbit_residual(rng.normal(0.0, m ** -0.5, (m, m)), rng.normal(size=m), order, kernel_size,
+                                    library=lib).similarity for _ in range(samples)])

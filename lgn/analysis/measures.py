@@ -36,6 +36,7 @@ __all__ = [
     "finite_order_error",
     "orthogonality_error",
     "group_errors",
+    "orbit_norms",
 ]
 
 INDEX_NAMES = ("skew", "symmetric", "toeplitz", "circulant", "dft_diagonal", "dft_top", "block")
@@ -296,3 +297,26 @@ def group_errors(a, order: int) -> dict[str, float]:
         "finite_order": finite_order_error(a, order),
         "orthogonality": orthogonality_error(a),
     }
+
+
+def orbit_norms(a, base, order: int) -> np.ndarray:
+    """‖A^i·b‖ / ‖b‖ for i = 0 … p−1: how the orbit's filter norms decay (or grow) along the powers.
+
+    ``a`` ``(m, m)``, ``base`` m entries (flattened row-major); returns ``(p,)``, the first
+    entry 1 (all zeros for a zero base). A code's energy per power is carried by
+    filters of these norms: base filters are kept at unit norm, the powers are not
+    renormalised, so a share of the code energy read without these norms mostly
+    measures them.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    v = np.asarray(base, dtype=np.float64).reshape(-1)
+    if a.ndim != 2 or a.shape != (v.size, v.size):
+        raise ValueError(f"expected a generator (m, m) and a base filter of m entries, got {a.shape} and {v.size}")
+    if order < 1:
+        raise ValueError(f"order must be a positive integer, got {order!r}")
+    norm0 = float(np.linalg.norm(v))
+    out = []
+    for _ in range(order):
+        out.append(float(np.linalg.norm(v)))
+        v = a @ v
+    return np.array(out) / norm0 if norm0 > 0 else np.zeros(order)

@@ -102,8 +102,8 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     """
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
-    from lgn.reproduce.results import (cell_tables, claim, collapses, dependence, distances, remaining, targets,
-                                      time_budget)
+    from lgn.reproduce.results import (abstract_claims, cell_tables, claim, collapses, dependence, distances,
+                                      code_sizes, fixed_models, remaining, run_measures, targets, time_budget)
     from lgn.reproduce.runner import run_all
     from lgn.train.loop import resolve_device
 
@@ -123,7 +123,8 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     if not complete and log:
         log(f"stopped with {len(records)} of {len(specs)} runs finished; run the same command again to continue")
     planted = run_discovery(out, discovery, log) if discovery is not None and complete else None
-    dist = distances(records, out / "runs")
+    fixed = fixed_models(records, out / "runs")
+    dist = distances(records, out / "runs", tuple(m for m in LGN_MODELS if m not in fixed))
     commit, dirty = _git()
     done = {r["name"] for r in records}
     missing = [s for s in specs if s.name not in done]
@@ -147,12 +148,16 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
         "targets": None,
         "collapses": collapses(records, out / "runs"),
         "distances": dist,
-        "claim": claim(dist),
         "dependence": dependence(dist),
+        "fixed": fixed,
+        "measures": run_measures(records, out / "runs", log),
+        "code_sizes": code_sizes(records, out / "runs"),
         "discovery": planted,
         "time_budget": time_budget(records, plans, seeds),
     }
+    results["claim"] = claim(dist, results["dependence"])
     results["targets"] = targets(results["tables"])
+    results["claims"] = abstract_claims(results, records, out / "runs")
     results["figures"] = write_figures(out, records, dist, results["collapses"])
     results["wall_seconds"] = time.perf_counter() - start
     from lgn.analysis.summary import write_json

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.reproduce.results import (COLLAPSE, MATCH_TOLERANCE, SIGNIFICANCE, compare, fmt_hours, fmt_num,
+from lgn.reproduce.results import (COLLAPSE, MATCH_TOLERANCE, NAMED, SIGNIFICANCE, compare, fmt_hours, fmt_num,
                                   fmt_threads, fmt_trained_on)
 
 __all__ = ["write_figures", "write_markdown", "collapse_section", "render", "table", "FIGURES_DIR"]
@@ -152,9 +152,6 @@ def _recipe_text(recipe: dict, seeds: int) -> str:
             + (f"; train settings {recipe['train']}" if recipe["train"] else "") + ".")
 
 
-PSNR_TOLERANCE = 0.1  # dB: reconstruction scores this close tie whatever the seed spread
-
-
 def _scale_words(recipe: dict) -> str:
     epochs = sorted(set(recipe["epochs"].values()))
     sizes = recipe.get("train_subset") or {}
@@ -211,7 +208,7 @@ def _headlines(r: dict) -> list[str]:
             verdict = "agree" if all(o == "win" for o in outcomes) else \
                 "disagree" if any(o == "lose" for o in outcomes) else "neither (ties)"
             lines.append(f"- *Paper: LGNs improve parameter efficiency and generalisation.* {t['dataset']} "
-                         f"classification, {m} {_pm(rows[m]['metric'], 4)} (n={rows[m]['metric']['n']}; "
+                         f"classification, {_label(r, m)} {_pm(rows[m]['metric'], 4)} (n={rows[m]['metric']['n']}; "
                          f"{rows[m]['params']:,} trainable, {rows[m]['params_export']:,} exported parameters) "
                          f"against " + "; ".join(parts) + f". **{verdict}**.")
     for model, dep in r.get("dependence", {}).items():
@@ -219,19 +216,36 @@ def _headlines(r: dict) -> list[str]:
         verdict = ("cannot be tested here" if None in sig else "agree" if all(sig) else
                    "partly: only " + ("data" if sig[0] else "task") + " dependence shown" if any(sig) else
                    "not shown by these runs (neither dependence is significant)")
-        p = [f"p = {dep[f]['p']:.3g}" if dep[f].get("p") is not None else "untested" for f in ("data", "task")]
+        p = [f"p = {dep[f]['p']:.3g}, Holm-adjusted {dep[f]['p_holm']:.3g}" if dep[f].get("p") is not None
+             else "untested" for f in ("data", "task")]
         lines.append(f"- *Paper: the learned group depends on the data and the task.* {model}: data dependence "
-                     f"{p[0]}, task dependence {p[1]} (permutation tests against the seed-to-seed floor, details "
+                     f"{p[0]}; task dependence {p[1]} (permutation tests against the seed-to-seed floor, details "
                      f"below). **{verdict}**.")
     if not r.get("dependence"):
         lines.append("- *Paper: the learned group depends on the data and the task.* Not yet testable here: the "
                      "tests need every LGN model on two seeds or more of two datasets and two tasks.")
+    lines += _measure_lines(r)
     energy = _energy_by_cell(r)
     if energy:
+        norms = {f"{c['dataset']} {c['task']} {c['model']}": c["norms"] for c in (r.get("measures") or {})
+                 .get("cells", [])}
         lines.append("- *Is the orbit used?* Share of the final code's energy per orbit power (B, A·B, A²·B, …; mean "
                      "over seeds, test images; equal shares mean every power carries the code, all on B means the "
-                     "group is not used): "
-                     + "; ".join(f"{key} " + "/".join(f"{f:.2f}" for f in fr) for key, fr in energy.items()) + ".")
+                     "group is not used), with the final layer's filter norms ‖A^i·B‖/‖B‖ beside it in brackets: "
+                     "base filters have unit norm but the powers are not renormalised, so where the norms decay "
+                     "the shares mostly measure them: "
+                     + "; ".join(f"{_label(r, key)} " + "/".join(f"{f:.2f}" for f in fr)
+                                 + (" (" + "/".join(f"{n:.2f}" for n in norms[key]) + ")" if key in norms else "")
+                                 for key, fr in energy.items()) + ".")
+    sizes = r.get("code_sizes") or {}
+    if "cnn" in sizes:
+        c = sizes["cnn"]
+        lines.append(f"- *The cnn autoencoder has no bottleneck*: its code holds {'×'.join(map(str, c['shape']))} = "
+                     f"{c['values']:,} values for {c['pixels']:,} pixels, so its PSNR says little about what a "
+                     f"compressed code keeps (the other models' codes hold "
+                     + ", ".join(sorted({f"{'×'.join(map(str, v['shape']))} = {v['values']:,}"
+                                         for m, v in sizes.items() if m != "cnn"}))
+                     + " values, the LGNs' kept sparse by their thresholds).")
     if r.get("collapses"):
         lines.append(f"- *Collapses in training*: {len(r['collapses'])} run(s) end far below their best epoch, and "
                      "their cells' means carry it (section \"Runs that collapsed in training\"): "
@@ -239,6 +253,61 @@ def _headlines(r: dict) -> list[str]:
     for t in r["targets"]:
         if t["verdict"] != "N/A":
             lines.append(f"- Target: {t['target']}: {t['measured']}. **{t['verdict']}**.")
+    return lines
+
+
+def _label(r: dict, text: str) -> str:
+    """``text`` with a fixed LGN model's name shown as the fixed group it is: ``rot90 (lgn-learned)``."""
+    for model, candidates in (r.get("fixed") or {}).items():
+        text = text.replace(model, f"{candidates[0]} ({model})")
+    return text
+
+
+def _cells_text(r: dict, model: str, key: str, digits: int = 3) -> str:
+    """``mnist5k classify 0.207, …``: one measure's mean over seeds per cell of ``model``."""
+    return ", ".join(f"{c['dataset']} {c['task']} {c[key]['mean']:.{digits}f}" for c in r["measures"]["cells"]
+                     if c["model"] == model and key in c)
+
+
+def _measure_lines(r: dict) -> list[str]:
+    """The headline bullets of the measures of what training did (:func:`lgn.reproduce.results.run_measures`)."""
+    m = r.get("measures")
+    if not m or not m["cells"]:
+        return []
+    lines = []
+    models = list(dict.fromkeys(c["model"] for c in m["cells"]))
+    if any("data_free_cosine" in c for c in m["cells"]):
+        lines.append("- *Data-free path* (lgn-free): Adam on the regulariser μ·Σ‖A·Ã − I‖ alone, from each run's own "
+                     "initial weights, with its schedule, clipping, step count and projection but no data. Median "
+                     "cosine of the trained generators with where that path ends: "
+                     + _cells_text(r, "lgn-free", "data_free_cosine") + "; run distance from it: "
+                     + _cells_text(r, "lgn-free", "data_free_distance") + ". Reconstruction leaves A on the data-free "
+                     "path; classification moves it: the task dependence found is largely this.")
+    for model in models:
+        if model in (r.get("fixed") or {}):
+            continue
+        cells = [c for c in m["cells"] if c["model"] == model]
+        moved = [x["analysis"]["moved_from_init"] for x in r["runs"] if x["model"] == model and x.get("analysis")
+                 and x["analysis"].get("moved_from_init") is not None]
+        floor = [d for d in [(r["distances"].get(model) or {}).get("mean")] if d]
+        diag = [floor[0][i][i] for i in range(len(floor[0]))] if floor else []
+        if model == "lgn-cyclic" and moved and diag:
+            lines.append(f"- *{model}: the distance test is uninformative.* Its generators moved far from where they "
+                         f"started (median cosine with the start {min(c['start_cosine']['mean'] for c in cells):.2f}–"
+                         f"{max(c['start_cosine']['mean'] for c in cells):.2f}, ‖A − A₀‖/‖A₀‖ "
+                         f"{min(c['start_change']['mean'] for c in cells):.2f}–"
+                         f"{max(c['start_change']['mean'] for c in cells):.2f} per cell), yet the run distance from "
+                         f"the start is {min(moved):.3f}–{max(moved):.3f}, as small as two different seeds' "
+                         f"({min(diag):.3f}–{max(diag):.3f}): an exact cyclic generator is orthogonal, so its spectrum "
+                         f"is flat and its eigenvalue angles are fixed by p, and the features left cannot tell one "
+                         f"such generator from another. Its dependence tests say nothing either way.")
+    fixed = r.get("fixed") or {}
+    for model, candidates in fixed.items():
+        lines.append(f"- *{model} is the {candidates[0]} baseline here.* With this grid's kernels its only candidates "
+                     f"({', '.join(candidates)}) are powers of one another and give the same orbit, so it has no "
+                     f"choice to learn: its rows are shown as `{candidates[0]} ({model})` (the fixed group plus "
+                     f"its unused selection scores), and it is left out of the distances and dependence tests, where "
+                     f"it would agree with itself by construction.")
     return lines
 
 
@@ -289,7 +358,7 @@ def _cell_sections(r: dict) -> list[dict]:
         dataset, task = cell
         t = tables.get(cell)
         score, digits, _ = _SCORES["test_acc" if task == "classify" else "test_psnr"]
-        rows = [[row["model"], _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
+        rows = [[_label(r, row["model"]), _pm(row["metric"], digits), str(row["metric"]["n"]), f"{row['params']:,}",
                  f"{row['params_export']:,}", f"{row['train_seconds']:.0f}", f"{row['epochs']} × {row['n_train']:,}"]
                 for row in (t["models"] if t else [])]
         rows += [[x["model"], _projected(x), f"seeds {', '.join(map(str, x['seeds']))}", "–", "–", "–",
@@ -309,7 +378,11 @@ def _distance_sections(r: dict) -> list[dict]:
                                 for j in range(len(cells))] for i, c in enumerate(cells)]
         dep = r.get("dependence", {}).get(model)
         c = r["claim"].get(model)
+        parts = entry.get("parts") or {}
+        names = {"floor": "same cell (floor)", "data": "same task, other data", "task": "same data, other task"}
         out.append({"model": model, "cells": cells, "rows": rows, "same_seed": entry.get("pairing") == "same seed",
+                    "parts": [[names[k]] + [f"{v[p] * 1e3:.1f}" for p in ("indices", "spectrum", "angles", "residuals")]
+                              for k, v in parts.items() if v],
                     "figure": r["figures"]["distances"].get(model), "dependence": dep["verdict"] if dep else None,
                     "claim": c["verdict"] if c else None,
                     "comparisons": [[x["cell"], x["other_data"], fmt_num(x["same_task_distance"]), x["other_task"],
@@ -336,11 +409,32 @@ def _summary_rows(r: dict) -> list[list[str]]:
     return rows
 
 
+def _measure_rows(r: dict) -> dict | None:
+    """The table of :func:`lgn.reproduce.results.run_measures` per cell, with its chance levels."""
+    m = r.get("measures")
+    if not m or not m["cells"]:
+        return None
+
+    def pm(c: dict, key: str, digits: int = 2) -> str:
+        return _pm(c[key], digits) if key in c else "–"
+
+    rows = [[f"{c['dataset']} {c['task']}", _label(r, c["model"]), pm(c, "start_cosine"), pm(c, "start_change"),
+             pm(c, "data_free_cosine", 3), pm(c, "data_free_distance", 3), pm(c, "named_whole", 1),
+             pm(c, "orbit_residual"), pm(c, "orbit_named", 1), "/".join(f"{n:.2f}" for n in c["norms"])]
+            for c in m["cells"]]
+    null = next(iter(m["null"].values()))
+    per_run = {c["generators"] // c["seeds"] for c in m["cells"]}
+    return {"rows": rows, "generators": "/".join(map(str, sorted(per_run))),
+            "null": {"orbit": null["orbit"]["median"], "one_step": null["one_step"]["median"],
+                     "q05": null["one_step"]["q05"], "samples": null["orbit"]["samples"]}}
+
+
 def write_markdown(results: dict, path: Path) -> Path:
     """Write ``RESULTS.md`` from the ``results.json`` dict (the template ``templates/results.md.j2``)."""
     r = results
     b = r["time_budget"]
     d = r.get("discovery")
+    fixed = r.get("fixed") or {}
     path.write_text(render(
         "results.md.j2", r=r, m=r["machine"], recipe=_recipe_text(r["recipe"], r["seeds"]),
         partial=None if r.get("complete", True) else _partial_text(r), headlines=_headlines(r),
@@ -355,5 +449,12 @@ def write_markdown(results: dict, path: Path) -> Path:
                  f"{x['seconds_per_epoch']:.1f}", f"{x['hours']:.2f}", x["how"]
                  + ("" if x["in_grid"] else " (not in this grid)")] for x in b["rows"]],
         budget_recipe=_recipe_text(b["recipe"], b["seeds"]) if b["rows"] else "",
-        match_tolerance=MATCH_TOLERANCE))
+        match_tolerance=MATCH_TOLERANCE, claims=[[c["claim"], c["number"], f"**{c['verdict']}**"]
+                                                 for c in r.get("claims") or []],
+        tests=next((d[f]["tests"] for d in (r.get("dependence") or {}).values() for f in ("data", "task")
+                    if "tests" in d[f]), None),
+        fixed_labels=[f"{c[0]} ({m})" for m, c in fixed.items()],
+        fixed_note=(", ".join(f"`{c[0]} ({m})`" for m, c in fixed.items()) + " is left out: its groups are "
+                    "the same fixed operation in every run by construction.") if fixed else None,
+        measures=_measure_rows(r), named=NAMED))
     return path

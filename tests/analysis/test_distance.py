@@ -241,3 +241,24 @@ def test_dependence_test_random_permutations_and_refusals():
     assert one_seed["p"] is None and "two seeds" in one_seed["reason"]
     with pytest.raises(ValueError, match="distance matrix"):
         dependence_test(d[:3, :3], ds, task, seed)
+
+
+def test_feature_parts_add_up_to_the_mean_squared_matched_cost():
+    from lgn.analysis.distance import FEATURE_PARTS, feature_parts
+
+    rng = np.random.default_rng(4)
+    f, g = (run_features(rng.normal(size=(2, 3, 1, K * K, K * K)), K) for _ in range(2))
+    parts = feature_parts(f, g)
+    assert list(parts) == list(FEATURE_PARTS) and min(parts.values()) > 0
+    from scipy.optimize import linear_sum_assignment
+
+    from lgn.analysis.distance import _cost_matrix
+    want = []
+    for fl, gl in zip(f, g):  # the matched costs of feature_distance, squared
+        cost = _cost_matrix(fl, gl)
+        rows, cols = linear_sum_assignment(cost)
+        want.append(np.mean(cost[rows, cols] ** 2))
+    assert sum(parts.values()) == pytest.approx(np.mean(want), rel=1e-12)
+    a = rng.normal(size=(1, 2, 1, K * K, K * K))
+    same = feature_parts(run_features(a, K), run_features(3.0 * a[:, ::-1], K))  # scaled and reordered: no part moves
+    assert max(same.values()) < 1e-20

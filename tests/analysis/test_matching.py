@@ -88,3 +88,83 @@ def test_cosine_similarity():
         cosine_similarity(a, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="kernel size"):
         nearest_operation(np.eye(10))
+
+
+# --- orbit-level naming ---------------------------------------------------------------------------------------------
+
+def _acting_as_on_orbit(t, b, order, rng):
+    """A generator that acts exactly as ``t`` on span{b, t·b, …, t^(p−2)·b} and at random elsewhere."""
+    m = len(b)
+    x = np.stack([np.linalg.matrix_power(t, i) @ b for i in range(order - 1)], axis=1)  # (m, p−1)
+    q, _ = np.linalg.qr(x)
+    span = q @ q.T  # projector onto the orbit's span
+    return t @ span + rng.normal(0.0, m ** -0.5, (m, m)) @ (np.eye(m) - span)
+
+
+@pytest.mark.parametrize("name", ["shift-x", "rot90", "flip-x"])
+def test_a_generator_acting_as_an_operation_on_the_orbit_scores_zero_there_whatever_it_does_elsewhere(name):
+    from lgn.analysis import orbit_residual
+
+    rng = np.random.default_rng(3)
+    k, p = 6, 4
+    t = ops.named_operator(name, k)
+    b = rng.normal(size=k * k)
+    a = 2.5 * _acting_as_on_orbit(t, b, p, rng)  # any scale c
+    match = orbit_residual(a, b, p, k)
+    assert match.similarity < 1e-9
+    # the library may list an operation equal to t on this orbit; it must do what t does there
+    x = np.stack([np.linalg.matrix_power(a, i) @ b for i in range(p - 1)], axis=1)
+    named = ops.library(k)[match.name]
+    assert cosine_similarity(np.abs(named @ x), np.abs(t @ x)) > 1 - 1e-9
+    # the whole-matrix match does not see it: the random complement dominates
+    assert nearest_operation(a).similarity < 0.5
+
+
+def test_orbit_residual_is_the_least_squares_fit_computed_directly():
+    from lgn.analysis import orbit_residuals
+
+    rng = np.random.default_rng(0)
+    k, p = 3, 3
+    a, b = rng.normal(size=(9, 9)), rng.normal(size=9)
+    lib = ops.library(k)
+    got = orbit_residuals(a, b, p, k)
+    x = np.stack([b, a @ b], axis=1)
+    y = a @ x
+    for j, (name, t) in enumerate(lib.items()):
+        z = t @ x
+        c = np.sum(y * z) / np.sum(z * z)  # the best scale by least squares
+        assert got[j] == pytest.approx(np.linalg.norm(y - c * z) / np.linalg.norm(y), abs=1e-12), name
+
+
+def test_a_random_generator_scores_near_the_null():
+    from lgn.analysis import orbit_null, orbit_residual
+
+    k, p, m = 6, 4, 36
+    null = orbit_null(m, p, k, samples=200, seed=1)
+    lo, hi = np.quantile(null, [0.01, 0.99])
+    rng = np.random.default_rng(7)
+    scores = [orbit_residual(rng.normal(0.0, m ** -0.5, (m, m)), rng.normal(size=m), p, k).similarity
+              for _ in range(20)]
+    assert lo < np.median(scores) < hi
+    assert abs(np.median(scores) - np.median(null)) < 0.03
+    assert 0.5 < np.median(null) < 1.0  # far from a name, but not orthogonal to every operation
+
+
+def test_orbit_residual_acts_on_every_channel_alike_for_a_joint_generator():
+    from lgn.analysis import orbit_residual
+
+    rng = np.random.default_rng(2)
+    k, p, c = 3, 4, 2
+    t = np.kron(np.eye(c), ops.named_operator("rot90", k))  # the operation on both channels
+    b = rng.normal(size=c * k * k)
+    match = orbit_residual(_acting_as_on_orbit(t, b, p, rng), b, p, k)
+    assert match.similarity < 1e-9
+
+
+def test_orbit_measures_refuse_bad_shapes():
+    from lgn.analysis import orbit_residual
+
+    with pytest.raises(ValueError, match="m entries"):
+        orbit_residual(np.eye(9), np.ones(4), 4, 3)
+    with pytest.raises(ValueError, match="at least 2"):
+        orbit_residual(np.eye(9), np.ones(9), 1, 3)

@@ -210,3 +210,17 @@ def test_group_errors():
     singular = M.group_errors(ops.shift(K, 1, 0, cyclic=False), 4)
     assert singular["min_singular"] == 0.0 and singular["cond"] == math.inf
     assert singular["finite_order"] == 1.0
+
+
+def test_orbit_norms_follow_explicit_matrix_powers():
+    from lgn.analysis import orbit_norms
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(9, 9)) / 3, rng.normal(size=(3, 3))
+    want = [np.linalg.norm(np.linalg.matrix_power(a, i) @ b.ravel()) / np.linalg.norm(b) for i in range(4)]
+    np.testing.assert_allclose(orbit_norms(a, b, 4), want, rtol=1e-12)
+    q, _ = np.linalg.qr(rng.normal(size=(9, 9)))
+    np.testing.assert_allclose(orbit_norms(0.5 * q, b, 4), [1, 0.5, 0.25, 0.125], rtol=1e-12)  # c^i for c·orthogonal
+    assert not orbit_norms(a, np.zeros(9), 3).any()
+    with pytest.raises(ValueError, match="m entries"):
+        orbit_norms(a, np.ones(4), 3)

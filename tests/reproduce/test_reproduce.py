@@ -65,6 +65,25 @@ def test_results_json_schema(tiny):
     assert learned and all(s == pytest.approx(1.0) for r in learned for s in r["analysis"]["layer0_similarity"])
 
 
+def test_measures_of_what_training_did_are_read_from_the_runs(tiny):
+    out, results, _ = tiny
+    m = results["measures"]
+    for run in results["runs"]:
+        if run["analysis"] is None:
+            continue
+        x = m["runs"][run["name"]]
+        assert x["generators"] == 2 * 2  # L = 2 layers × K = 2 groups, one channel
+        assert 0 <= x["orbit_residual"] <= 1 and -1 <= x["start_cosine"] <= 1 and len(x["norms"]) == 2
+        # the data-free path is the free generators' control only, and it is kept in the run folder
+        assert ("data_free_cosine" in x) == (run["model"] == "lgn-free")
+        assert (out / "runs" / run["run_dir"] / "analysis" / "data-free.npz").is_file() == (run["model"] == "lgn-free")
+    null = next(iter(m["null"].values()))
+    assert 0 < null["one_step"]["median"] <= null["orbit"]["median"] <= 1  # equal for p = 2: the orbit is one step
+    assert {(c["dataset"], c["task"], c["model"]) for c in m["cells"]} == {
+        (d, t, model) for d in ("rot90", "flip") for t in ("classify", "reconstruct")
+        for model in ("lgn-free", "lgn-cyclic", "lgn-learned")}
+
+
 def test_distances_have_spread_and_claim_has_a_verdict(tiny):
     _, results, _ = tiny
     for model in ("lgn-free", "lgn-cyclic", "lgn-learned"):
@@ -84,6 +103,14 @@ def test_results_md(tiny):
     md = (out / "RESULTS.md").read_text()
     assert "`lgn reproduce --tiny`" in md and "wall time" in md and results["machine"]["cpu"] in md
     assert md.index("## Headline findings") < md.index("## Targets")
+    # the abstract's claims open the report, learning and naming first, each with a verdict
+    assert md.index("## The paper's claims against these runs") < md.index("## Setting") < md.index("## Headline")
+    claims = results["claims"]
+    assert claims[0]["claim"].startswith("LGNs learn groups")
+    assert "mapped to well-known operations" in claims[1]["claim"]
+    assert all(c["verdict"] and f"**{c['verdict']}**" in md for c in claims)
+    assert "after Holm's correction over every such test of this report (6 tests)" in md
+    assert "## What training did to the generators" in md
     assert "*Paper: the learned group depends on the data and the task.* lgn-free: data dependence p = " in md
     assert "*Paper: LGNs improve parameter efficiency and generalisation.* rot90 classification, lgn-free " in md
     assert "**Dependence tests**" in md and "code energy per power" in md and "not paper-scale numbers" in md

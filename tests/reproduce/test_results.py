@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from lgn.reproduce import PAPER, data_plans
 from lgn.reproduce.report import collapse_section, write_figures
-from lgn.reproduce.results import cell_tables, claim, collapses, targets, time_budget
+from lgn.reproduce.results import cell_tables, claim, collapses, holm, targets, time_budget
 
 
 def _record(dataset, task, model, seed, metric, params=1000, train_seconds=10.0):
@@ -75,13 +76,17 @@ def _distances(same_task, same_data, floor):
                   "std": [[0.01] * n for _ in range(n)], "n_pairs": [[3] * n for _ in range(n)]}}
 
 
-@pytest.mark.parametrize("same_task,same_data,floor,holds,words", [
-    (0.2, 0.5, 0.1, True, "borne out"), (0.5, 0.2, 0.1, False, "contradicted"),
-    (0.2, 0.25, 0.1, None, "not resolved"),   # every comparison agrees, but the gap is within the noise
-    (0.25, 0.2, 0.1, None, "not resolved"),
-    (0.2, 0.2, 0.0, None, "not resolved")])  # equal distances: every comparison a tie, none favours either side
-def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, words):
-    c = claim(_distances(same_task, same_data, floor))["m"]
+def _shown(data: bool, task: bool) -> dict:
+    return {"m": {"data": {"significant": data}, "task": {"significant": task}}}
+
+
+@pytest.mark.parametrize("same_task,same_data,floor,shown,holds,words", [
+    (0.2, 0.5, 0.1, (False, True), True, "borne out"), (0.5, 0.2, 0.1, (True, False), False, "contradicted"),
+    (0.2, 0.5, 0.1, (True, False), None, "not resolved"),  # every comparison agrees, but the task test does not
+    (0.5, 0.2, 0.1, (False, True), None, "not resolved"),
+    (0.2, 0.2, 0.0, (True, True), None, "not resolved")])  # equal distances: every comparison a tie
+def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, shown, holds, words):
+    c = claim(_distances(same_task, same_data, floor), _shown(*shown))["m"]
     assert c["holds"] is holds
     assert c["same_task_different_data"]["n"] == 2  # a-b classify, a-b reconstruct; patches only in "_all"
     assert c["same_task_different_data_all"]["n"] == 4
@@ -96,9 +101,17 @@ def test_claim_verdict_follows_the_numbers(same_task, same_data, floor, holds, w
 def test_claim_ties_distances_that_differ_only_by_rounding(same_task, same_data):
     # the committed grid's lgn-learned runs: every group the same permutation, so every distance is rounding noise
     # whose sign differs between CPUs; such distances must tie, not favour one side
-    c = claim(_distances(same_task, same_data, 1.1e-17))["m"]
+    c = claim(_distances(same_task, same_data, 1.1e-17), _shown(True, True))["m"]
     assert c["head_to_head"]["ties"] == 4 and c["head_to_head"]["favouring"] == 0
     assert c["holds"] is None and "(4 ties)" in c["verdict"]
+
+
+def test_holm_adjusts_step_down_against_a_hand_worked_case():
+    # sorted 0.01, 0.02, 0.04, 0.30: ×4, ×3, ×2, ×1 = 0.04, 0.06, 0.08, 0.30; each at least the one before
+    assert holm({"a": 0.04, "b": 0.01, "c": 0.30, "d": 0.02}) == pytest.approx(
+        {"b": 0.04, "d": 0.06, "a": 0.08, "c": 0.30})
+    assert holm({"a": 0.01, "b": 0.01, "c": 0.9}) == pytest.approx({"a": 0.03, "b": 0.03, "c": 0.9})
+    assert holm({"a": 0.6, "b": 0.5}) == {"b": 1.0, "a": 1.0}  # capped at 1
 
 
 def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
@@ -114,3 +127,16 @@ def test_time_budget_scales_measured_rates_and_extrapolates_cifar():
     assert len(cifar) == 2 * len(PAPER.grid_models()) and all("extrapolated" in r["how"] and not r["in_grid"] for r in cifar)
     assert b["total_hours"] == pytest.approx(sum(r["hours"] for r in b["rows"] if r["in_grid"]))
     assert b["cifar10_extra_hours"] > 0
+
+
+def test_fixed_choice_finds_candidates_that_give_one_orbit():
+    from lgn.groups.operators import named_operator
+    from lgn.reproduce.results import fixed_choice
+
+    # at k = 6, p = 4 the exact order-4 permutations are the quarter turns, and rot270 = rot90³ (np.rot90 thrice)
+    assert fixed_choice(6, 4) == ["rot90", "rot270"]
+    r = named_operator("rot90", 6)
+    img = np.arange(36.0).reshape(6, 6)
+    assert np.array_equal((r @ r @ r @ img.ravel()).reshape(6, 6), np.rot90(img, -1)) or \
+        np.array_equal((r @ r @ r @ img.ravel()).reshape(6, 6), np.rot90(img, 1))
+    assert fixed_choice(8, 4) is None  # cyclic shifts by 2 have order 4 on 8×8 kernels: a real choice
