@@ -227,16 +227,20 @@ def _headlines(r: dict) -> list[str]:
     lines += _measure_lines(r)
     energy = _energy_by_cell(r)
     if energy:
-        norms = {f"{c['dataset']} {c['task']} {c['model']}": c["norms"] for c in (r.get("measures") or {})
-                 .get("cells", [])}
+        by_norm = {f"{c['dataset']} {c['task']} {c['model']}": c["norm_shares"]
+                   for c in (r.get("measures") or {}).get("cells", [])}
+        follow = [_label(r, key) for key, fr in energy.items() if key in by_norm
+                  and 0.5 * sum(abs(a - b) for a, b in zip(fr, by_norm[key])) < NORM_FOLLOWS]
         lines.append("- *Is the orbit used?* Share of the final code's energy per orbit power (B, A·B, A²·B, …; mean "
                      "over seeds, test images; equal shares mean every power carries the code, all on B means the "
-                     "group is not used), with the final layer's filter norms ‖A^i·B‖/‖B‖ beside it in brackets: "
-                     "base filters have unit norm but the powers are not renormalised, so where the norms decay "
-                     "the shares mostly measure them: "
+                     "group is not used), with, in brackets, the shares the final layer's filter norms alone would "
+                     "give (‖A^i·B‖² normalised over the powers: base filters have unit norm, their powers are not "
+                     "renormalised): "
                      + "; ".join(f"{_label(r, key)} " + "/".join(f"{f:.2f}" for f in fr)
-                                 + (" (" + "/".join(f"{n:.2f}" for n in norms[key]) + ")" if key in norms else "")
-                                 for key, fr in energy.items()) + ".")
+                                 + (" (" + "/".join(f"{n:.2f}" for n in by_norm[key]) + ")" if key in by_norm else "")
+                                 for key, fr in energy.items()) + "."
+                     + (f" Where the two agree within {NORM_FOLLOWS} in total variation ({', '.join(follow)}), the "
+                        f"shares measure the filters' norms, not how the code uses the group." if follow else ""))
     sizes = r.get("code_sizes") or {}
     if "cnn" in sizes:
         c = sizes["cnn"]
@@ -254,6 +258,9 @@ def _headlines(r: dict) -> list[str]:
         if t["verdict"] != "N/A":
             lines.append(f"- Target: {t['target']}: {t['measured']}. **{t['verdict']}**.")
     return lines
+
+
+NORM_FOLLOWS = 0.1  # total variation under which the code energy per power just follows the filters' norms
 
 
 def _label(r: dict, text: str) -> str:

@@ -23,6 +23,8 @@ __all__ = ["stats", "compare", "cell_tables", "targets", "collapses", "distances
 
 MNIST_TARGET = 0.97     # LGN test accuracy on mnist5k
 MATCH_TOLERANCE = 0.005  # test accuracies this close count as a match (Fashion-MNIST target)
+PSNR_TOLERANCE = 0.1  # dB: reconstruction scores this close tie in the efficiency claim
+_OUTCOME_WORDS = {"win": "beats", "tie": "ties with", "lose": "loses to"}
 # a final test score this far below the run's best epoch is reported as a collapse in training
 COLLAPSE = {"test_acc": 0.01, "test_psnr": 0.5}
 # values per image (channels × pixels): scales a measured cost to an unmeasured dataset
@@ -267,18 +269,20 @@ def run_measures(records: list[dict], runs_dir: Path, log=None) -> dict:
     over generators of :func:`lgn.analysis.matching.orbit_residual`), ``orbit_named`` (generators whose residual
     is below the one-step null's 5% quantile) and ``orbit_names`` (their best operations); ``named_whole``
     (generators whose whole-matrix cosine reaches :data:`NAMED`), ``named_half`` (≥ 0.5) and ``best_whole`` (the
-    best whole-matrix match, name and cosine); ``norms``, the final
-    layer's mean ‖A^i·B‖/‖B‖ per power i. ``null`` holds the orbit measure's chance levels: random generators on
+    best whole-matrix match, name and cosine); ``norms``, the final layer's mean ‖A^i·B‖/‖B‖ per power i, and
+    ``norm_shares``, its mean ‖A^i·B‖² / Σ_j ‖A^j·B‖²: the code energy per power if every filter's response
+    energy followed its squared norm. ``null`` holds the orbit measure's chance levels: random generators on
     random bases, over the orbit (``orbit``) and over its first step only (``one_step``). ``cells``: per
-    (dataset, task, model), the mean ± std over seeds of each number.
+    (dataset, task, model), the mean ± std over seeds of each number. ``data_free_dependence``: the dependence
+    tests on the data-free paths' generators alone (a control).
     """
     from lgn.analysis.datafree import generator_cosines
-    from lgn.analysis.distance import group_distance
+    from lgn.analysis.distance import group_distance, run_features
     from lgn.analysis.matching import orbit_library, orbit_null, orbit_residual
     from lgn.analysis.measures import orbit_norms
     from lgn.analysis.summary import load_groups
 
-    runs, nulls, libraries = {}, {}, {}
+    runs, nulls, libraries, paths = {}, {}, {}, {}
     for r in records:
         if not r.get("analysis"):
             continue
@@ -294,6 +298,7 @@ def run_measures(records: list[dict], runs_dir: Path, log=None) -> dict:
         base = g.B.reshape(L, K, Cb, m)  # per block: the channel's kernel (channel action) or all channels (joint)
         matches = [orbit_residual(g.A[l, k, c], base[l, k, c], g.order, g.kernel_size, library=libraries[key])
                    for l in range(L) for k in range(K) for c in range(Cb)]
+        norms = [orbit_norms(g.A[-1, k, c], base[-1, k, c], g.order) for k in range(K) for c in range(Cb)]
         start, free = _start_and_data_free(r, run_dir, log)
         change = np.linalg.norm(g.A - start, axis=(-2, -1)) / np.linalg.norm(start, axis=(-2, -1))
         nearest = [x["nearest_op"] for x in json.loads((run_dir / r["analysis"]["file"]).read_text())["generators"]]
@@ -306,11 +311,12 @@ def run_measures(records: list[dict], runs_dir: Path, log=None) -> dict:
                "orbit_names": dict(Counter(x.name for x in matches if x.similarity < threshold).most_common()),
                "named_whole": sum(v >= NAMED for v in sims), "named_half": sum(v >= 0.5 for v in sims),
                "best_whole": [best["name"], best["similarity"]],
-               "norms": np.mean([orbit_norms(g.A[-1, k, c], base[-1, k, c], g.order) for k in range(K)
-                                 for c in range(Cb)], axis=0).tolist()}
+               "norms": np.mean(norms, axis=0).tolist(),
+               "norm_shares": np.mean([n ** 2 / np.sum(n ** 2) for n in norms], axis=0).tolist()}
         if free is not None:
             out["data_free_cosine"] = float(np.median(generator_cosines(g.A, free)))
             out["data_free_distance"] = group_distance(g.A, free, g.kernel_size)
+            paths[(r["dataset"], r["task"], r["seed"])] = run_features(free, g.kernel_size)
         runs[r["name"]] = out
     cells: dict = {}
     for r in records:
@@ -322,7 +328,8 @@ def run_measures(records: list[dict], runs_dir: Path, log=None) -> dict:
     for (dataset, task, model), xs in cells.items():
         row = {"dataset": dataset, "task": task, "model": model, "seeds": len(xs),
                "generators": sum(x["generators"] for x in xs),
-               "norms": np.mean([x["norms"] for x in xs], axis=0).tolist()}
+               "norms": np.mean([x["norms"] for x in xs], axis=0).tolist(),
+               "norm_shares": np.mean([x["norm_shares"] for x in xs], axis=0).tolist()}
         for n in numbers:
             if all(n in x for x in xs):
                 row[n] = stats([x[n] for x in xs])
@@ -330,7 +337,24 @@ def run_measures(records: list[dict], runs_dir: Path, log=None) -> dict:
     null = {f"{m}x{m} p={p} k={k}": {name: {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
                                           "samples": len(v)} for name, v in n.items()}
             for (m, p, k), n in nulls.items()}
-    return {"runs": runs, "cells": cell_rows, "null": null}
+    return {"runs": runs, "cells": cell_rows, "null": null, "data_free_dependence": _path_dependence(paths)}
+
+
+def _path_dependence(paths: dict) -> dict | None:
+    """The dependence tests of :func:`dependence` on the data-free paths' generators alone, (dataset, task, seed)
+    → features: whether the recipe's own differences between cells (μ per task, steps per dataset) make the gaps.
+    A control, not a claim: outside the Holm family. None without two datasets and two tasks."""
+    from lgn.analysis.distance import dependence_test, distance_matrix
+
+    keys = list(paths)
+    if len({k[0] for k in keys}) < 2 or len({k[1] for k in keys}) < 2:
+        return None
+    d = distance_matrix([paths[k] for k in keys])
+    out = {}
+    for factor, (label, stratum) in (("data", (0, 1)), ("task", (1, 0))):
+        test = dependence_test(d, [k[label] for k in keys], [k[stratum] for k in keys], [k[2] for k in keys])
+        out[factor] = {k: test.get(k) for k in ("gap", "between", "floor", "p")}
+    return out
 
 
 def _groups_path(runs_dir: Path, record: dict) -> Path:
@@ -749,7 +773,9 @@ def _naming_claim(results: dict) -> dict:
               f"{null['one_step']['median']:.2f} for random generators on one step and "
               f"{null['orbit']['median']:.2f} on the whole orbit, and {orbit} of {n:,} fall below chance's 5% "
               f"quantile ({null['one_step']['q05']:.2f})"
-              + (", most often " + ", ".join(f"{k} {v}" for k, v in names.most_common(3)) if names else ""))
+              + (", most often " + ", ".join(f"{k} {v}" for k, v in names.most_common(3)) if names else "")
+              + (" (identity: on its orbit A only rescales B, so the p filters are one filter at p scales)"
+                 if "identity" in names else ""))
     verdict = "agree" if max(whole, orbit) >= n / 2 else "disagree"
     return {"claim": claim_text, "number": number, "verdict": verdict}
 
@@ -775,6 +801,13 @@ def _dependence_claim(results: dict) -> dict:
         number += ("; median cosine of the trained generators with the data-free path's (Adam on the regulariser "
                    "alone): " + ", ".join(moved) + ": classification moves A, reconstruction leaves it on the "
                    "data-free path")
+    control = m.get("data_free_dependence") if m else None
+    if control and control["data"]["p"] is not None and control["task"]["p"] is not None:
+        number += (f"; the same tests on the data-free paths' generators alone find gaps of "
+                   f"{control['data']['gap']:+.4f} (data) and {control['task']['gap']:+.4f} (task) over their floor "
+                   f"of {control['data']['floor']:.3f}, against {dep['data']['gap']:+.3f} and {dep['task']['gap']:+.3f} "
+                   f"for the trained runs: the recipe's own differences between cells (μ per task, steps per "
+                   f"dataset) do not make the dependence")
     parts = results["distances"].get("lgn-free", {}).get("parts") or {}
     if all(parts.get(k) for k in ("floor", "data", "task")):
         number += ("; the spectrum's share of the squared distance is " + " / ".join(
@@ -800,7 +833,7 @@ def _efficiency_claim(results: dict, records: list[dict], runs_dir: Path) -> dic
                 if b in rows:
                     outcome, diff, _ = compare(lgn["metric"], rows[b]["metric"], MATCH_TOLERANCE)
                     outcomes.append(outcome)
-                    against.append(f"{outcome}s against {b} ({diff:+.4f})")
+                    against.append(f"{_OUTCOME_WORDS[outcome]} {b} ({diff:+.4f})")
             parts.append(f"{t['dataset']} classification: lgn-free " + ", ".join(against))
         else:
             diff = lgn["metric"]["mean"] - base["metric"]["mean"]
@@ -826,9 +859,6 @@ def _efficiency_claim(results: dict, records: list[dict], runs_dir: Path) -> dic
                else "disagree" if "lose" in outcomes or (free and base and free["params"] > base["params"])
                else "neither (ties)")
     return {"claim": claim_text, "number": number, "verdict": verdict}
-
-
-PSNR_TOLERANCE = 0.1  # dB: reconstruction scores this close tie
 
 
 def abstract_claims(results: dict, records: list[dict], runs_dir: Path) -> list[dict]:

@@ -74,9 +74,12 @@ def test_measures_of_what_training_did_are_read_from_the_runs(tiny):
         x = m["runs"][run["name"]]
         assert x["generators"] == 2 * 2  # L = 2 layers × K = 2 groups, one channel
         assert 0 <= x["orbit_residual"] <= 1 and -1 <= x["start_cosine"] <= 1 and len(x["norms"]) == 2
+        assert x["norms"][0] == pytest.approx(1.0) and sum(x["norm_shares"]) == pytest.approx(1.0)
         # the data-free path is the free generators' control only, and it is kept in the run folder
         assert ("data_free_cosine" in x) == (run["model"] == "lgn-free")
         assert (out / "runs" / run["run_dir"] / "analysis" / "data-free.npz").is_file() == (run["model"] == "lgn-free")
+    control = m["data_free_dependence"]  # the tests on the data-free paths alone: 2 datasets × 2 tasks × 3 seeds
+    assert all(0 < control[f]["p"] <= 1 and control[f]["floor"] > 0 for f in ("data", "task"))
     null = next(iter(m["null"].values()))
     assert 0 < null["one_step"]["median"] <= null["orbit"]["median"] <= 1  # equal for p = 2: the orbit is one step
     assert {(c["dataset"], c["task"], c["model"]) for c in m["cells"]} == {
