@@ -229,8 +229,12 @@ def _headlines(r: dict) -> list[str]:
     if energy:
         by_norm = {f"{c['dataset']} {c['task']} {c['model']}": c["norm_shares"]
                    for c in (r.get("measures") or {}).get("cells", [])}
+        def tv(a, b) -> float:  # total variation between two share vectors
+            return 0.5 * sum(abs(x - y) for x, y in zip(a, b))
+
+        # only where the norms decay: with equal norms (orthogonal generators) agreeing says nothing
         follow = [_label(r, key) for key, fr in energy.items() if key in by_norm
-                  and 0.5 * sum(abs(a - b) for a, b in zip(fr, by_norm[key])) < NORM_FOLLOWS]
+                  and tv(fr, by_norm[key]) < NORM_FOLLOWS <= tv(by_norm[key], [1 / len(fr)] * len(fr))]
         lines.append("- *Is the orbit used?* Share of the final code's energy per orbit power (B, A·B, A²·B, …; mean "
                      "over seeds, test images; equal shares mean every power carries the code, all on B means the "
                      "group is not used), with, in brackets, the shares the final layer's filter norms alone would "
@@ -239,8 +243,9 @@ def _headlines(r: dict) -> list[str]:
                      + "; ".join(f"{_label(r, key)} " + "/".join(f"{f:.2f}" for f in fr)
                                  + (" (" + "/".join(f"{n:.2f}" for n in by_norm[key]) + ")" if key in by_norm else "")
                                  for key, fr in energy.items()) + "."
-                     + (f" Where the two agree within {NORM_FOLLOWS} in total variation ({', '.join(follow)}), the "
-                        f"shares measure the filters' norms, not how the code uses the group." if follow else ""))
+                     + (f" Where the norms decay and the two agree within {NORM_FOLLOWS} in total variation "
+                        f"({', '.join(follow)}), the shares measure the filters' norms, not how the code uses the "
+                        f"group." if follow else ""))
     sizes = r.get("code_sizes") or {}
     if "cnn" in sizes:
         c = sizes["cnn"]
@@ -388,7 +393,7 @@ def _distance_sections(r: dict) -> list[dict]:
         parts = entry.get("parts") or {}
         names = {"floor": "same cell (floor)", "data": "same task, other data", "task": "same data, other task"}
         out.append({"model": model, "cells": cells, "rows": rows, "same_seed": entry.get("pairing") == "same seed",
-                    "parts": [[names[k]] + [f"{v[p] * 1e3:.1f}" for p in ("indices", "spectrum", "angles", "residuals")]
+                    "parts": [[names[k]] + [f"{v[p] * 1e3:.2f}" for p in ("indices", "spectrum", "angles", "residuals")]
                               for k, v in parts.items() if v],
                     "figure": r["figures"]["distances"].get(model), "dependence": dep["verdict"] if dep else None,
                     "claim": c["verdict"] if c else None,

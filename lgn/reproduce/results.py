@@ -729,8 +729,8 @@ def _learn_claim(results: dict, records: list[dict]) -> dict:
     d = results.get("discovery")
     free = [r["analysis"]["summary"]["group_error"]["finite_order"] for r in records
             if r["model"] == "lgn-free" and r.get("analysis")]
-    order = (f"; on the grid, the median lgn-free generator's finite-order error (0 for A^p = c·I) is "
-             f"{np.median(free):.3f}" if free else "")
+    order = (f"; on the grid, the median lgn-free generator's finite-order error (0 for A^p = c·I, 1 for a "
+             f"nilpotent A) is {np.median(free):.3f}" if free else "")
     claim_text = "LGNs learn groups without supervision or knowledge of the hidden symmetries in the data"
     if not d:
         return {"claim": claim_text, "number": "not tested here (the planted-symmetry comparison has not run)"
@@ -768,8 +768,8 @@ def _naming_claim(results: dict) -> dict:
     null = next(iter(m["null"].values()))
     best = max((x["best_whole"] for _, x in runs), key=lambda b: b[1])
     number = (f"lgn-free: {whole} of {n:,} generators reach cosine ≥ {NAMED} with a library operation as whole "
-              f"matrices, {half} reach ≥ 0.5 (the best: {best[0]} at {best[1]:.2f}); on the orbit the layer uses (A on B, A·B, A²·B), the median "
-              f"residual of the best operation is {np.median([x['orbit_residual'] for _, x in runs]):.2f} against "
+              f"matrices, {half} reach ≥ 0.5 (the best: {best[0]} at {best[1]:.2f}); on the orbit the layer uses "
+              f"(A acting on B, A·B, …, A^(p−2)·B), the median residual of the best operation is {np.median([x['orbit_residual'] for _, x in runs]):.2f} against "
               f"{null['one_step']['median']:.2f} for random generators on one step and "
               f"{null['orbit']['median']:.2f} on the whole orbit, and {orbit} of {n:,} fall below chance's 5% "
               f"quantile ({null['one_step']['q05']:.2f})"
@@ -805,8 +805,8 @@ def _dependence_claim(results: dict) -> dict:
     if control and control["data"]["p"] is not None and control["task"]["p"] is not None:
         number += (f"; the same tests on the data-free paths' generators alone find gaps of "
                    f"{control['data']['gap']:+.4f} (data) and {control['task']['gap']:+.4f} (task) over their floor "
-                   f"of {control['data']['floor']:.3f}, against {dep['data']['gap']:+.3f} and {dep['task']['gap']:+.3f} "
-                   f"for the trained runs: the recipe's own differences between cells (μ per task, steps per "
+                   f"of {control['data']['floor']:.3f}, against {dep['data']['gap']:+.3f} and "
+                   f"{dep['task']['gap']:+.3f} for the trained runs: the recipe's own differences between cells (μ per task, steps per "
                    f"dataset) do not make the dependence")
     parts = results["distances"].get("lgn-free", {}).get("parts") or {}
     if all(parts.get(k) for k in ("floor", "data", "task")):
