@@ -3,8 +3,9 @@
 :func:`reproduce` trains every run of the grid (:mod:`~lgn.reproduce.grid`) into
 ``OUT/runs/<dataset>-<task>-<model>-s<seed>/`` through :func:`lgn.train.train`
 (:mod:`~lgn.reproduce.runner`: finished runs are read back, partial ones resumed),
-analyses every LGN run, computes the tables, targets, distances and time budget
-(:mod:`~lgn.reproduce.results`), runs the planted-symmetry comparison
+analyses every LGN run, computes the tables, targets, distances, the measures of what
+training did (data-free path, orbit-level naming), the abstract's claims and the time
+budget (:mod:`~lgn.reproduce.results`), runs the planted-symmetry comparison
 (:mod:`~lgn.reproduce.planted`) and writes ``OUT/results.json`` and
 ``OUT/RESULTS.md`` with its figures (:mod:`~lgn.reproduce.report`).
 """
