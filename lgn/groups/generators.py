@@ -19,6 +19,9 @@ Five parametrisations:
 - :class:`PermutationGenerator` — a learned pixel permutation P conjugating a fixed
   permutation R made of p-cycles: A = P·R·Pᵀ.
 
+Each is built by name (``generator="free"``, ``"fixed:rot90"``, …) through
+:mod:`lgn.groups.registry`, where users register their own.
+
 The last two are *annealed*: their value is always an exact permutation of order
 p or dividing p (a straight-through estimator carries the gradient of a soft relaxation),
 the choice follows the parameters at every ``project_()`` call (after each optimiser
@@ -43,7 +46,6 @@ __all__ = [
     "SelectionGenerator",
     "PermutationGenerator",
     "ANNEAL_STEPS",
-    "make_generator",
     "REGULARIZERS",
     "unit_frobenius_",
 ]
@@ -373,55 +375,3 @@ class PermutationGenerator(_Annealed):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", order={self.order}"
-
-
-def make_generator(
-    kind: str,
-    *,
-    n_groups: int,
-    n_blocks: int,
-    dim: int,
-    order: int,
-    regularizer: str = "aux-inverse",
-    kernel_size: int | None = None,
-    channels_per_block: int = 1,
-) -> Generator:
-    """Build a generator from its config name.
-
-    ``kind`` is ``'free'``, ``'cyclic'``, ``'select'``, ``'select-divisor'``,
-    ``'permute'`` or ``'fixed:NAME'`` where NAME is one of
-    :data:`lgn.groups.operators.OPERATOR_NAMES` acting on ``kernel_size`` ×
-    ``kernel_size`` kernels (repeated block-diagonally over ``channels_per_block``
-    channels for the joint action; so are the candidates of ``'select'``: the
-    :func:`lgn.groups.operators.permutation_operations` of order exactly ``order``, and
-    of ``'select-divisor'``: those of an order dividing it).
-    """
-    if kind == "free":
-        return FreeGenerator(n_groups, n_blocks, dim, regularizer)
-    if kind == "cyclic":
-        return CyclicGenerator(n_groups, n_blocks, dim, order)
-    if kind == "permute":
-        return PermutationGenerator(n_groups, n_blocks, dim, order)
-    if kind in ("select", "select-divisor"):
-        if kernel_size is None:
-            raise ValueError(f"a {kind!r} generator needs kernel_size")
-        exact = kind == "select"
-        ops = operators.permutation_operations(kernel_size, order, exact=exact)
-        if not ops:
-            raise ValueError(f"no library operation on {kernel_size}×{kernel_size} kernels has an order "
-                             f"{'equal to' if exact else 'dividing'} group_size={order}: {kind!r} needs one "
-                             f"(e.g. group_size 2 or 4)")
-        mats = np.stack([np.kron(np.eye(channels_per_block), m) for m in ops.values()])
-        if mats.shape[-1] != dim:
-            raise ValueError(f"'select' candidates have size {mats.shape[-1]}, expected {dim}")
-        return SelectionGenerator(mats, list(ops), n_groups, n_blocks)
-    if kind.startswith("fixed:"):
-        if kernel_size is None:
-            raise ValueError("a fixed named generator needs kernel_size")
-        op = operators.named_operator(kind[len("fixed:"):], kernel_size)
-        op = np.kron(np.eye(channels_per_block), op)
-        if op.shape[0] != dim:
-            raise ValueError(f"operator {kind!r} has size {op.shape[0]}, expected {dim}")
-        return FixedGenerator(op, n_groups, n_blocks)
-    raise ValueError(f"generator must be 'free', 'cyclic', 'select', 'select-divisor', 'permute' or 'fixed:NAME', "
-                     f"got {kind!r}")

@@ -29,7 +29,7 @@ class LGN(nn.Module):
         c = config
         banks = build_banks(c.n_layers, in_channels=c.in_channels, n_groups=c.n_groups,
                             group_size=c.group_size, kernel_size=c.kernel_size,
-                            generator=c.generator, action=c.action, regularizer=c.regularizer)
+                            generator=c.generator, action=c.action, generator_options=c.generator_options())
         self.encoder = UnfoldedEncoder(banks, stride=c.stride, padding=c.padding, eta=c.eta,
                                        batch_norm=c.task == "classify")
         if c.task == "classify":

@@ -7,11 +7,25 @@ import math
 import torch
 from torch import nn
 
-from lgn.groups import Generator, make_generator, orbit, unit_frobenius_
+from lgn.groups import Generator, GeneratorShape, generator_names, is_generator, make_generator, orbit, unit_frobenius_
 
-__all__ = ["OrbitBank", "FilterBank", "ACTIONS", "make_bank"]
+__all__ = ["OrbitBank", "FilterBank", "ACTIONS", "INDEPENDENT", "generator_choices", "check_generator", "make_bank"]
 
 ACTIONS = ("channel", "joint")
+# generator="independent" names no generator but the other kind of bank: a FilterBank of K·p free filters
+# (the baseline without a group); make_bank is where the name becomes that bank
+INDEPENDENT = "independent"
+
+
+def generator_choices() -> list[str]:
+    """What ``generator`` may name in a layer or a model config: a registered generator, or ``'independent'``."""
+    return [*generator_names(), INDEPENDENT]
+
+
+def check_generator(name) -> None:
+    """Raise ``ValueError`` listing :func:`generator_choices` unless ``name`` is one of them."""
+    if not (name == INDEPENDENT or isinstance(name, str) and is_generator(name)):
+        raise ValueError(f"generator must be one of {', '.join(generator_choices())}, got {name!r}")
 
 
 def _positive(name: str, value) -> None:
@@ -32,10 +46,13 @@ class OrbitBank(nn.Module):
         n_groups: K, one base filter and one generator each.
         group_size: p, powers 0..p−1.
         filter_shape: e.g. ``(k, k)`` for a convolution, ``(d,)`` for dense filters.
-        generator: ``'free'``, ``'cyclic'``, ``'fixed:NAME'`` or a :class:`Generator`.
+        generator: a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``, …,
+            see :func:`lgn.groups.generator_names`) or a :class:`Generator` of shape
+            ``(n_groups, n_blocks, dim, dim)``.
         action: ``'channel'`` (one d×d matrix per channel, d = ∏ filter_shape) or
             ``'joint'`` (one (C·d)×(C·d) matrix on the whole filter).
-        regularizer: invertibility regulariser of a free generator.
+        generator_options: keyword options of a named generator's factory, e.g.
+            ``{"regularizer": "none"}`` for ``'free'``.
     """
 
     def __init__(
@@ -46,7 +63,7 @@ class OrbitBank(nn.Module):
         filter_shape: tuple[int, ...],
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("n_groups", n_groups), ("group_size", group_size)):
@@ -61,6 +78,9 @@ class OrbitBank(nn.Module):
         d = math.prod(self.filter_shape)
         n_blocks, dim = (in_channels, d) if action == "channel" else (1, in_channels * d)
         if isinstance(generator, Generator):
+            if generator_options:
+                raise ValueError(f"generator_options are for a generator given by name, got a "
+                                 f"{type(generator).__name__} and {generator_options}")
             if (generator.n_groups, generator.n_blocks, generator.dim) != (n_groups, n_blocks, dim):
                 raise ValueError(
                     f"generator must have shape ({n_groups}, {n_blocks}, {dim}, {dim}), "
@@ -68,13 +88,11 @@ class OrbitBank(nn.Module):
                 )
             self.generator = generator
         else:
-            self.generator = make_generator(
-                generator, n_groups=n_groups, n_blocks=n_blocks, dim=dim, order=group_size,
-                regularizer=regularizer,
-                kernel_size=self.filter_shape[0] if len(self.filter_shape) == 2 and
-                self.filter_shape[0] == self.filter_shape[1] else None,
-                channels_per_block=1 if action == "channel" else in_channels,
-            )
+            square = len(self.filter_shape) == 2 and self.filter_shape[0] == self.filter_shape[1]
+            shape = GeneratorShape(n_groups, n_blocks, dim, group_size,
+                                   kernel_size=self.filter_shape[0] if square else None,
+                                   channels_per_block=1 if action == "channel" else in_channels)
+            self.generator = make_generator(generator, shape, **(generator_options or {}))
         base = torch.randn(n_groups, in_channels, *self.filter_shape)
         self.base = nn.Parameter(unit_frobenius_(base, len(self.filter_shape)))
 
@@ -150,12 +168,14 @@ class FilterBank(nn.Module):
 
 def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],
               generator: str | Generator = "free", action: str = "channel",
-              regularizer: str = "aux-inverse") -> OrbitBank | FilterBank:
+              generator_options: dict | None = None) -> OrbitBank | FilterBank:
     """An :class:`OrbitBank`, or for ``generator='independent'`` a :class:`FilterBank` of as many filters (no group)."""
-    if isinstance(generator, str) and generator == "independent":
+    if isinstance(generator, str) and generator == INDEPENDENT:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+        if generator_options:
+            raise ValueError(f"independent filters take no generator options, got {generator_options}")
         _positive("n_groups", n_groups)
         _positive("group_size", group_size)
         return FilterBank(n_groups * group_size, in_channels, filter_shape)
-    return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, regularizer)
+    return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, generator_options)

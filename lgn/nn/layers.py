@@ -37,7 +37,7 @@ class GroupConv2d(nn.Module):
         bias: bool = False,
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
         super().__init__()
         if not isinstance(stride, int) or stride < 1:
@@ -45,7 +45,7 @@ class GroupConv2d(nn.Module):
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
         self.bank = make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
-                              generator, action, regularizer)
+                              generator, action, generator_options)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
 
@@ -99,7 +99,7 @@ class GroupLinear(nn.Module):
         bias: bool = False,
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
         super().__init__()
         if not isinstance(in_features, int) or in_features < 1 or in_features % in_channels:
@@ -108,7 +108,7 @@ class GroupLinear(nn.Module):
             )
         self.in_features = in_features
         self.bank = make_bank(in_channels, n_groups, group_size, (in_features // in_channels,),
-                              generator, action, regularizer)
+                              generator, action, generator_options)
         self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
 
     @property

@@ -136,7 +136,7 @@ class Decoder(nn.Module):
 
 
 def build_banks(n_layers: int, *, in_channels: int, n_groups: int, group_size: int, kernel_size: int,
-                generator: str, action: str, regularizer: str) -> list[nn.Module]:
-    """One bank per layer: orbit banks, or independent filters when ``generator == 'independent'``."""
-    return [make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action, regularizer)
-            for _ in range(n_layers)]
+                generator: str, action: str, generator_options: dict) -> list[nn.Module]:
+    """One bank per layer (:func:`lgn.nn.banks.make_bank`): orbit banks, or independent filters."""
+    return [make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action,
+                      generator_options) for _ in range(n_layers)]
