@@ -175,8 +175,7 @@ def _launch(nproc: int, argv: list[str]) -> int:
 
 def run(args) -> int:
     from lgn.train import train
-    from lgn.nn.functional import CollectiveError
-    from lgn.train.distributed import PeerError
+    from lgn.train.distributed import CollectiveError, PeerError
 
     if args.nproc is not None:
         if args.nproc < 1:

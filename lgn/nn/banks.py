@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from lgn.groups import Generator, GeneratorShape, generator_names, is_generator, make_generator, orbit, unit_frobenius_
+from lgn.groups import Generator, GeneratorShape, generator_names, is_generator, make_generator, unit_frobenius_
+from lgn.nn.functional import orbit_filters
 
 __all__ = ["OrbitBank", "FilterBank", "ACTIONS", "INDEPENDENT", "generator_choices", "check_generator", "make_bank"]
 
@@ -105,11 +106,7 @@ class OrbitBank(nn.Module):
         return self.base.dtype
 
     def forward(self) -> torch.Tensor:
-        K, C = self.n_groups, self.in_channels
-        a = self.generator.matrix()  # (K, C', dim, dim)
-        base = self.base.reshape(K, a.shape[1], a.shape[-1])  # (K, C', dim)
-        bank = orbit(a, base, self.group_size)  # (p, K, C', dim)
-        return bank.reshape(self.n_filters, C, *self.filter_shape)
+        return orbit_filters(self.generator.matrix(), self.base, self.group_size)
 
     def project_(self) -> None:
         """Unit Frobenius norm for every base kernel and the generator's re-projection."""

@@ -9,7 +9,8 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank, make_bank
-from lgn.nn.functional import activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size, synthesis
+from lgn.nn.batchnorm import BatchNorm2d
+from lgn.nn.functional import activation_layout, adaptive_avg_pool, fista_step, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -36,7 +37,8 @@ class UnfoldedEncoder(nn.Module):
         banks: one filter bank per layer, all ``(F, C, k, k)``.
         stride: s; the padding is ``padding`` (docs/method.md §4: s).
         eta: the step size η.
-        batch_norm: BatchNorm2d after layers 0..L−2 (classification model).
+        batch_norm: batch normalisation of the momentum term after layers 0..L−2
+            (:class:`lgn.nn.batchnorm.BatchNorm2d`; the classification model).
     """
 
     def __init__(self, banks: list[nn.Module], *, stride: int, padding: int, eta: float, batch_norm: bool):
@@ -56,7 +58,7 @@ class UnfoldedEncoder(nn.Module):
             [nn.Parameter(torch.ones(1, n_filters, 1, 1)) for _ in banks]
         )
         self.norms = nn.ModuleList(
-            [nn.BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
+            [BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
         )
 
     @property
@@ -74,7 +76,7 @@ class UnfoldedEncoder(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         s, pad, eta = self.stride, self.padding, self.eta
-        y = activation_layout(y)  # channels-last on CPU, and so is every activation: see lgn.nn.functional
+        y = activation_layout(y)  # channels-last on CPU, and so is every activation: see lgn.nn.kernels
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
             # relu(u_mom + η·conv(y − convT(u_mom)) − η·λ); u_mom = None is u_mom = 0
@@ -83,7 +85,7 @@ class UnfoldedEncoder(nn.Module):
                 return u_new
             # the momentum u_new + β·(u_new − u_prev) is lerp(u_new, u_prev, −β)
             if l < len(self.norms):
-                u_mom = batch_norm(u_new, self.norms[l], u_prev, -beta)
+                u_mom = self.norms[l](u_new, u_prev, -beta)
             else:
                 u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             u_prev = u_new
