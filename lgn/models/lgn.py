@@ -62,10 +62,8 @@ class LGN(nn.Module):
 
     def generators(self) -> torch.Tensor | None:
         """The learned generators ``(L, K, C', n, n)``, or None for independent filters."""
-        banks = self.encoder.banks
-        if not all(hasattr(b, "generator") for b in banks):
-            return None
-        return torch.stack([b.generator.matrix() for b in banks])
+        layers = [bank.generators() for bank in self.encoder.banks]
+        return None if any(a is None for a in layers) else torch.stack(layers)
 
     def export(self) -> "LGN":
         """A copy whose filter banks are plain tensors: same outputs, no generator work per call."""

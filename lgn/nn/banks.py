@@ -94,8 +94,18 @@ class OrbitBank(nn.Module):
                                    kernel_size=self.filter_shape[0] if square else None,
                                    channels_per_block=1 if action == "channel" else in_channels)
             self.generator = make_generator(generator, shape, **(generator_options or {}))
-        base = torch.randn(n_groups, in_channels, *self.filter_shape)
-        self.base = nn.Parameter(unit_frobenius_(base, len(self.filter_shape)))
+        self.base = nn.Parameter(torch.empty(n_groups, in_channels, *self.filter_shape))
+        self._reset_base()
+
+    def reset_parameters(self) -> None:
+        """Draw the generator's parameters and the base filters afresh, in the order construction does."""
+        self.generator.reset_parameters()
+        self._reset_base()
+
+    @torch.no_grad()
+    def _reset_base(self) -> None:
+        """Gaussian base filters at unit Frobenius norm per channel."""
+        self.base.copy_(unit_frobenius_(torch.randn_like(self.base), len(self.filter_shape)))
 
     @property
     def n_filters(self) -> int:
@@ -107,6 +117,10 @@ class OrbitBank(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return orbit_filters(self.generator.matrix(), self.base, self.group_size)
+
+    def generators(self) -> torch.Tensor:
+        """The generators ``(n_groups, n_blocks, dim, dim)``."""
+        return self.generator.matrix()
 
     def project_(self) -> None:
         """Unit Frobenius norm for every base kernel and the generator's re-projection."""
@@ -136,10 +150,17 @@ class FilterBank(nn.Module):
         self.filter_shape = tuple(filter_shape)
         shape = (n_filters, in_channels, *self.filter_shape)
         if weight is None:
-            weight = unit_frobenius_(torch.randn(shape), len(self.filter_shape))
+            self.weight = nn.Parameter(torch.empty(shape))
+            self.reset_parameters()
         elif tuple(weight.shape) != shape:
             raise ValueError(f"weight must have shape {shape}, got {tuple(weight.shape)}")
-        self.weight = nn.Parameter(weight.detach().clone())
+        else:
+            self.weight = nn.Parameter(weight.detach().clone())
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian filters at unit Frobenius norm per channel."""
+        self.weight.copy_(unit_frobenius_(torch.randn_like(self.weight), len(self.filter_shape)))
 
     @property
     def n_filters(self) -> int:
@@ -156,11 +177,18 @@ class FilterBank(nn.Module):
     def forward(self) -> torch.Tensor:
         return self.weight
 
+    def generators(self) -> None:
+        """None: independent filters have no generator."""
+        return None
+
     def project_(self) -> None:
         unit_frobenius_(self.weight.data, len(self.filter_shape))
 
     def regularization(self) -> torch.Tensor:
         return self.weight.new_zeros(())
+
+    def extra_repr(self) -> str:
+        return f"n_filters={self.n_filters}, in_channels={self.in_channels}, filter_shape={self.filter_shape}"
 
 
 def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],

@@ -90,6 +90,20 @@ class UnfoldedEncoder(nn.Module):
                 u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             u_prev = u_new
 
+    def reset_parameters(self) -> None:
+        """Draw every bank afresh (layer by layer, as built), thresholds back to 1, batch norms to their start."""
+        for bank in self.banks:
+            bank.reset_parameters()
+        with torch.no_grad():
+            for threshold in self.thresholds:
+                threshold.fill_(1.0)
+        for norm in self.norms:
+            norm.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return (f"n_layers={self.n_layers}, n_filters={self.n_filters}, in_channels={self.in_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, eta={self.eta}")
+
     def project_(self) -> None:
         for bank in self.banks:
             bank.project_()
@@ -120,6 +134,12 @@ class ClassifierHead(nn.Module):
         z = adaptive_avg_pool(code, self.pool)  # (N, F, pool, pool)
         return self.fc(z.flatten(1))
 
+    def reset_parameters(self) -> None:
+        self.fc.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"pool={self.pool}"
+
 
 class Decoder(nn.Module):
     """A learned dictionary D ``(F, C, k, k)`` decoding the code by synthesis: → ``(N, C, H, W)``."""
@@ -127,11 +147,20 @@ class Decoder(nn.Module):
     def __init__(self, n_filters: int, in_channels: int, kernel_size: int, stride: int, padding: int):
         super().__init__()
         self.stride, self.padding = stride, padding
-        shape = (n_filters, in_channels, kernel_size, kernel_size)
-        self.dictionary = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+        self.dictionary = nn.Parameter(torch.empty(n_filters, in_channels, kernel_size, kernel_size))
+        self.reset_parameters()
 
     def forward(self, code: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return synthesis(code, self.dictionary, self.stride, self.padding, size)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian atoms at unit Frobenius norm per channel."""
+        self.dictionary.copy_(unit_frobenius_(torch.randn_like(self.dictionary), 2))
+
+    def extra_repr(self) -> str:
+        F_, C, k, _ = self.dictionary.shape  # filters, channels, kernel
+        return f"n_filters={F_}, in_channels={C}, kernel_size={k}, stride={self.stride}, padding={self.padding}"
 
     def project_(self) -> None:
         unit_frobenius_(self.dictionary.data, 2)

@@ -60,6 +60,6 @@ def test_registered_generator_in_a_layer_with_its_options(diagonal):
     conv = lgn.GroupConv2d(2, n_groups=3, group_size=2, kernel_size=3, generator=diagonal,
                            generator_options={"init": 0.0})
     assert isinstance(conv.bank.generator, Diagonal)
-    torch.testing.assert_close(conv.bank.generator.matrix(), torch.eye(9).expand(3, 2, 9, 9))  # θ = 0: A = I
+    torch.testing.assert_close(conv.generators(), torch.eye(9).expand(3, 2, 9, 9))  # θ = 0: A = I
     with pytest.raises(ValueError, match="has no option"):
         lgn.GroupConv2d(2, 3, 2, 3, generator=diagonal, generator_options={"regularizer": "none"})

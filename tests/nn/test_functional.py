@@ -64,11 +64,11 @@ def test_layers_compute_their_functional_form_exactly():
     with torch.no_grad():
         conv.bias.normal_()
     x = torch.randn(2, 3, 13, 13)
-    a = conv.bank.generator.matrix()
-    assert torch.equal(conv(x), group_conv2d(x, a, conv.bank.base, 4, stride=2, padding=1, bias=conv.bias))
+    assert torch.equal(conv(x), group_conv2d(x, conv.generators(), conv.bank.base, 4, stride=2, padding=1,
+                                             bias=conv.bias))
     lin = GroupLinear(12, 3, 2, in_channels=2, action="joint", bias=True)
     z = torch.randn(5, 12)
-    assert torch.equal(lin(z), group_linear(z, lin.bank.generator.matrix(), lin.bank.base, 2, lin.bias))
+    assert torch.equal(lin(z), group_linear(z, lin.generators(), lin.bank.base, 2, lin.bias))
 
 
 def test_orbit_filters_names_mismatched_shapes():
