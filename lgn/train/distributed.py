@@ -12,6 +12,14 @@ over the global batch (:func:`batch_norm_over`: the :class:`World` is the
 Only rank 0 writes files; it evaluates, and it sends its model, optimiser and
 position to the others at the start (so a resumed run needs the run folder on
 rank 0's machine only).
+
+The gradients are summed by that one all-reduce rather than by
+``DistributedDataParallel``: measured, DDP was no faster at these models' sizes
+(their gradients fit its first bucket, so nothing overlaps the backward pass,
+and it needs a second collective for the loss), while it would need
+``find_unused_parameters`` and the regulariser inside a wrapped forward for
+annealed generators that freeze, and buffers left to our batch norm. The
+numbers are in docs/performance.md ("Data-parallel gradients").
 """
 
 from __future__ import annotations
