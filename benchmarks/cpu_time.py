@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from lgn.bench.measure import GRAD_CLIP, SHAPES, build_pair, make_batches, train_step, training_flops
-from lgn.nn.functional import _conv, _transposed_conv, _weight_grad, channels_last, output_size
+from lgn.nn.functional import output_size
+from lgn.nn.kernels import _conv, _transposed_conv, _weight_grad, channels_last
 from lgn.train.memory import keep_freed_memory
 
 

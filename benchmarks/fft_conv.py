@@ -44,7 +44,8 @@ import torch.nn.functional as F
 
 from benchmarks.cpu_time import one_thread_rounds, thread_seconds
 from lgn.bench.measure import BATCH, SHAPES
-from lgn.nn.functional import _conv, _transposed_conv, _weight_grad, channels_last, output_size
+from lgn.nn.functional import output_size
+from lgn.nn.kernels import _conv, _transposed_conv, _weight_grad, channels_last
 
 FILTERS, KERNEL, STRIDE, PADDING = 20, 6, 1, 1  # the paper's classifier (lgn.bench.measure)
 TOLERANCE = 1e-4  # max abs difference from PyTorch's convolution over its largest absolute value, float32

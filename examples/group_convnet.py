@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=600, help="optimiser steps (default 600, about 19 epochs)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--generator", default="free", help="free, cyclic, fixed:NAME or independent")
+    p.add_argument("--generator", default="free", choices=lgn.nn.generator_choices(), metavar="NAME",
+                   help="a registered generator (free, cyclic, fixed:NAME, ...) or independent")
     p.add_argument("--reg-weight", type=float, default=1e-4, help="weight of the generators' regulariser")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> float:
     with torch.no_grad():
         accuracy = float((net(x_test).argmax(1) == data.y_test).float().mean())
     print(f"test accuracy {accuracy:.4f} after {args.steps} steps")
-    generators = net[0].bank.generator.matrix() if hasattr(net[0].bank, "generator") else None
+    generators = net[0].generators()  # None for independent filters
     if generators is not None:
         print(f"layer 0 learned {tuple(generators.shape[:2])} generators of size {tuple(generators.shape[2:])}")
     return accuracy

@@ -69,7 +69,10 @@ FLAGS = (
 
 
 def _config_keys() -> str:
-    """The epilog: every config key with its default, section by section."""
+    """The epilog: every config key with its default, section by section, and the generators to choose from."""
+    import textwrap
+
+    from lgn.nn.banks import generator_choices
     from lgn.train.config import SECTIONS
 
     derived = {"in_channels", "image_size", "num_classes"}
@@ -82,6 +85,8 @@ def _config_keys() -> str:
                 "none" if default is None else repr(default)
             items.append(f"{f.name}={shown}")
         lines.append(f"  [{section}] " + ", ".join(items))
+    lines += textwrap.wrap(f"model.generator: {', '.join(generator_choices())}.", width=100,
+                           subsequent_indent="  ", break_on_hyphens=False)
     lines.append("precedence: defaults < --config < --set < the flags above.")
     return "\n".join(lines)
 
@@ -170,8 +175,7 @@ def _launch(nproc: int, argv: list[str]) -> int:
 
 def run(args) -> int:
     from lgn.train import train
-    from lgn.nn.functional import CollectiveError
-    from lgn.train.distributed import PeerError
+    from lgn.train.distributed import CollectiveError, PeerError
 
     if args.nproc is not None:
         if args.nproc < 1:

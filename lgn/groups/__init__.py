@@ -1,4 +1,4 @@
-"""Groups acting on filters: parametrisations, orbits, known operators. No nn layers, no I/O."""
+"""Groups acting on filters: parametrisations, their registry by name, orbits, known operators. No nn layers, no I/O."""
 
 from lgn.groups import operators
 from lgn.groups.generators import (
@@ -9,10 +9,18 @@ from lgn.groups.generators import (
     Generator,
     PermutationGenerator,
     SelectionGenerator,
-    make_generator,
     unit_frobenius_,
 )
 from lgn.groups.orbit import matrix_powers, orbit
+from lgn.groups.registry import (
+    GeneratorShape,
+    generator_names,
+    is_generator,
+    make_generator,
+    register_generator,
+    register_generator_prefix,
+    takes_option,
+)
 
 __all__ = [
     "operators",
@@ -23,8 +31,14 @@ __all__ = [
     "Generator",
     "PermutationGenerator",
     "SelectionGenerator",
-    "make_generator",
     "unit_frobenius_",
     "matrix_powers",
     "orbit",
+    "GeneratorShape",
+    "generator_names",
+    "is_generator",
+    "make_generator",
+    "register_generator",
+    "register_generator_prefix",
+    "takes_option",
 ]

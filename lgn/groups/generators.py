@@ -19,6 +19,9 @@ Five parametrisations:
 - :class:`PermutationGenerator` — a learned pixel permutation P conjugating a fixed
   permutation R made of p-cycles: A = P·R·Pᵀ.
 
+Each is built by name (``generator="free"``, ``"fixed:rot90"``, …) through
+:mod:`lgn.groups.registry`, where users register their own.
+
 The last two are *annealed*: their value is always an exact permutation of order
 p or dividing p (a straight-through estimator carries the gradient of a soft relaxation),
 the choice follows the parameters at every ``project_()`` call (after each optimiser
@@ -43,7 +46,6 @@ __all__ = [
     "SelectionGenerator",
     "PermutationGenerator",
     "ANNEAL_STEPS",
-    "make_generator",
     "REGULARIZERS",
     "unit_frobenius_",
 ]
@@ -78,6 +80,11 @@ class Generator(nn.Module):
         """The generators, shape ``(n_groups, n_blocks, dim, dim)``."""
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        """Draw the parameters afresh, as construction does (override in a generator with parameters)."""
+        if any(True for _ in self.parameters(recurse=False)):
+            raise NotImplementedError(f"{type(self).__name__} does not define reset_parameters()")
+
     def project_(self) -> None:
         """Re-project parameters after an optimiser step (no-op unless overridden)."""
 
@@ -105,11 +112,19 @@ class FreeGenerator(Generator):
             raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {regularizer!r}")
         self.regularizer = regularizer
         shape = (n_groups, n_blocks, dim, dim)
-        self.weight = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+        self.weight = nn.Parameter(torch.empty(shape))
         if regularizer == "aux-inverse":
-            self.inverse = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+            self.inverse = nn.Parameter(torch.empty(shape))
         else:
             self.register_parameter("inverse", None)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian matrices scaled to unit Frobenius norm (A, then Ã)."""
+        for p in (self.weight, self.inverse):
+            if p is not None:
+                p.copy_(unit_frobenius_(torch.randn_like(p), 2))
 
     def matrix(self) -> torch.Tensor:
         return self.weight
@@ -175,11 +190,17 @@ class CyclicGenerator(Generator):
         super().__init__(n_groups, n_blocks, dim)
         if not isinstance(order, int) or order < 1:
             raise ValueError(f"order must be a positive integer, got {order!r}")
-        self.order = order
-        self.skew = nn.Parameter(torch.randn(n_groups, n_blocks, dim, dim) * init_scale / math.sqrt(dim))
+        self.order, self.init_scale = order, init_scale
+        self.skew = nn.Parameter(torch.empty(n_groups, n_blocks, dim, dim))
         self.register_buffer(
             "rotation", torch.from_numpy(cyclic_rotation_block(dim, order)), persistent=False
         )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """S Gaussian with standard deviation init_scale / √dim."""
+        self.skew.copy_(torch.randn_like(self.skew) * self.init_scale / math.sqrt(self.dim))
 
     def orthogonal(self) -> torch.Tensor:
         """Q = exp(S − Sᵀ) in float64, shape ``(n_groups, n_blocks, dim, dim)``."""
@@ -209,6 +230,9 @@ class FixedGenerator(Generator):
             )
         super().__init__(n_groups, n_blocks, m.shape[-1])
         self.register_buffer("weight", m.clone().contiguous())
+
+    def reset_parameters(self) -> None:
+        """Nothing to draw: the matrix is given."""
 
     def matrix(self) -> torch.Tensor:
         return self.weight
@@ -282,8 +306,16 @@ class SelectionGenerator(_Annealed):
         super().__init__(n_groups, n_blocks, m.shape[-1], steps)
         self.names = list(names)
         self.register_buffer("candidates", m.clone().contiguous(), persistent=False)  # rebuilt from the config
-        self.logits = nn.Parameter(torch.randn(n_groups, n_blocks, m.shape[0]) * 0.01)
-        self.register_buffer("choice", self.logits.detach().argmax(-1))
+        self.logits = nn.Parameter(torch.empty(n_groups, n_blocks, m.shape[0]))
+        self.register_buffer("choice", torch.zeros(n_groups, n_blocks, dtype=torch.int64))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Near-uniform logits (Gaussian, standard deviation 0.01), their choice, and the annealing from its start."""
+        self.step.zero_()
+        self.logits.copy_(torch.randn_like(self.logits) * 0.01)
+        self._choose()
 
     def _choose(self) -> None:
         self.choice.copy_(self.logits.argmax(-1))
@@ -339,10 +371,16 @@ class PermutationGenerator(_Annealed):
         self.order = order
         self.register_buffer("cycles", torch.from_numpy(cycles_permutation(dim, order)).to(torch.get_default_dtype()),
                              persistent=False)
-        self.logits = nn.Parameter(torch.randn(n_groups, n_blocks, dim, dim))
+        self.logits = nn.Parameter(torch.empty(n_groups, n_blocks, dim, dim))
         self.register_buffer("perm", torch.zeros(n_groups, n_blocks, dim, dtype=torch.int64))
-        with torch.no_grad():
-            self._choose()
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian scores, their permutation, and the annealing from its start."""
+        self.step.zero_()
+        self.logits.copy_(torch.randn_like(self.logits))
+        self._choose()
 
     def _choose(self) -> None:
         if self.logits.is_meta:
@@ -373,55 +411,3 @@ class PermutationGenerator(_Annealed):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", order={self.order}"
-
-
-def make_generator(
-    kind: str,
-    *,
-    n_groups: int,
-    n_blocks: int,
-    dim: int,
-    order: int,
-    regularizer: str = "aux-inverse",
-    kernel_size: int | None = None,
-    channels_per_block: int = 1,
-) -> Generator:
-    """Build a generator from its config name.
-
-    ``kind`` is ``'free'``, ``'cyclic'``, ``'select'``, ``'select-divisor'``,
-    ``'permute'`` or ``'fixed:NAME'`` where NAME is one of
-    :data:`lgn.groups.operators.OPERATOR_NAMES` acting on ``kernel_size`` ×
-    ``kernel_size`` kernels (repeated block-diagonally over ``channels_per_block``
-    channels for the joint action; so are the candidates of ``'select'``: the
-    :func:`lgn.groups.operators.permutation_operations` of order exactly ``order``, and
-    of ``'select-divisor'``: those of an order dividing it).
-    """
-    if kind == "free":
-        return FreeGenerator(n_groups, n_blocks, dim, regularizer)
-    if kind == "cyclic":
-        return CyclicGenerator(n_groups, n_blocks, dim, order)
-    if kind == "permute":
-        return PermutationGenerator(n_groups, n_blocks, dim, order)
-    if kind in ("select", "select-divisor"):
-        if kernel_size is None:
-            raise ValueError(f"a {kind!r} generator needs kernel_size")
-        exact = kind == "select"
-        ops = operators.permutation_operations(kernel_size, order, exact=exact)
-        if not ops:
-            raise ValueError(f"no library operation on {kernel_size}×{kernel_size} kernels has an order "
-                             f"{'equal to' if exact else 'dividing'} group_size={order}: {kind!r} needs one "
-                             f"(e.g. group_size 2 or 4)")
-        mats = np.stack([np.kron(np.eye(channels_per_block), m) for m in ops.values()])
-        if mats.shape[-1] != dim:
-            raise ValueError(f"'select' candidates have size {mats.shape[-1]}, expected {dim}")
-        return SelectionGenerator(mats, list(ops), n_groups, n_blocks)
-    if kind.startswith("fixed:"):
-        if kernel_size is None:
-            raise ValueError("a fixed named generator needs kernel_size")
-        op = operators.named_operator(kind[len("fixed:"):], kernel_size)
-        op = np.kron(np.eye(channels_per_block), op)
-        if op.shape[0] != dim:
-            raise ValueError(f"operator {kind!r} has size {op.shape[0]}, expected {dim}")
-        return FixedGenerator(op, n_groups, n_blocks)
-    raise ValueError(f"generator must be 'free', 'cyclic', 'select', 'select-divisor', 'permute' or 'fixed:NAME', "
-                     f"got {kind!r}")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from lgn.groups import REGULARIZERS
+from lgn.groups import REGULARIZERS, takes_option
 from lgn.limits import check_float32
-from lgn.groups.operators import OPERATOR_NAMES
-from lgn.nn.banks import ACTIONS
+from lgn.nn.banks import ACTIONS, INDEPENDENT, check_generator
 
-__all__ = ["ModelConfig", "TASKS", "GENERATORS", "ARCHITECTURES"]
+__all__ = ["ModelConfig", "TASKS", "ARCHITECTURES"]
 
 TASKS = ("classify", "reconstruct")
 ARCHITECTURES = ("lgn", "cnn")  # the unfolded LGN, or the plain CNN baseline of lgn.models.cnn
-GENERATORS = ("free", "cyclic", "select", "select-divisor", "permute", "independent") + tuple(f"fixed:{name}" for name in OPERATOR_NAMES)
 
 
 @dataclass
@@ -30,9 +28,11 @@ class ModelConfig:
     stride: int = 1                 # s, the convolution stride
     padding: int | None = None      # convolution padding; None: padding = stride (docs/method.md §4)
     eta: float = 0.01               # η, the unfolding step size
-    generator: str = "free"         # 'free', 'cyclic', 'select(-divisor)', 'permute', 'fixed:NAME', 'independent'
+    generator: str = "free"         # a registered generator ('free', 'cyclic', 'select(-divisor)', 'permute',
+    #                                 'fixed:NAME', a user's own) or 'independent' (K·p filters, no group)
     action: str = "channel"         # 'channel' (per-channel k²×k²) or 'joint' ((C·k²)×(C·k²))
-    regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none' (free generators)
+    regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none': the option of generators
+    #                                   that take one (free), see generator_options()
     reg_weight: float | None = None   # μ; None means 1e-4 (classify) or 1e-2 (reconstruct)
     pool_size: int = 4              # the classification head pools the code to pool_size²
     architecture: str = "lgn"       # 'lgn', or 'cnn': a plain K·p-channel CNN baseline (generator etc. unused)
@@ -61,8 +61,7 @@ class ModelConfig:
         self.eta = float(check_float32(self.eta, "eta"))
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.generator not in GENERATORS:
-            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        check_generator(self.generator)
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
         if self.regularizer not in REGULARIZERS:
@@ -73,6 +72,12 @@ class ModelConfig:
                 or self.reg_weight < 0:
             raise ValueError(f"reg_weight must be a non-negative number, got {self.reg_weight!r}")
         self.reg_weight = float(check_float32(self.reg_weight, "reg_weight"))
+
+    def generator_options(self) -> dict:
+        """The options this config gives its generator's factory: ``regularizer``, where the generator takes one."""
+        if self.generator != INDEPENDENT and takes_option(self.generator, "regularizer"):
+            return {"regularizer": self.regularizer}
+        return {}
 
     @property
     def n_filters(self) -> int:

@@ -29,7 +29,7 @@ class LGN(nn.Module):
         c = config
         banks = build_banks(c.n_layers, in_channels=c.in_channels, n_groups=c.n_groups,
                             group_size=c.group_size, kernel_size=c.kernel_size,
-                            generator=c.generator, action=c.action, regularizer=c.regularizer)
+                            generator=c.generator, action=c.action, generator_options=c.generator_options())
         self.encoder = UnfoldedEncoder(banks, stride=c.stride, padding=c.padding, eta=c.eta,
                                        batch_norm=c.task == "classify")
         if c.task == "classify":
@@ -62,10 +62,8 @@ class LGN(nn.Module):
 
     def generators(self) -> torch.Tensor | None:
         """The learned generators ``(L, K, C', n, n)``, or None for independent filters."""
-        banks = self.encoder.banks
-        if not all(hasattr(b, "generator") for b in banks):
-            return None
-        return torch.stack([b.generator.matrix() for b in banks])
+        layers = [bank.generators() for bank in self.encoder.banks]
+        return None if any(a is None for a in layers) else torch.stack(layers)
 
     def export(self) -> "LGN":
         """A copy whose filter banks are plain tensors: same outputs, no generator work per call."""

@@ -1,9 +1,9 @@
 """Layers: orbit filter banks, group convolutions, the unfolded FISTA encoder and its heads."""
 
-from lgn.nn.banks import ACTIONS, FilterBank, OrbitBank
+from lgn.nn.banks import ACTIONS, FilterBank, OrbitBank, generator_choices
 from lgn.nn.layers import GroupConv2d, GroupLinear
 from lgn.nn.recipe import project_, regularization
 from lgn.nn.unfolded import ClassifierHead, Decoder, UnfoldedEncoder
 
-__all__ = ["ACTIONS", "FilterBank", "OrbitBank", "GroupConv2d", "GroupLinear",
+__all__ = ["ACTIONS", "FilterBank", "OrbitBank", "generator_choices", "GroupConv2d", "GroupLinear",
            "ClassifierHead", "Decoder", "UnfoldedEncoder", "project_", "regularization"]

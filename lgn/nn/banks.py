@@ -7,11 +7,26 @@ import math
 import torch
 from torch import nn
 
-from lgn.groups import Generator, make_generator, orbit, unit_frobenius_
+from lgn.groups import Generator, GeneratorShape, generator_names, is_generator, make_generator, unit_frobenius_
+from lgn.nn.functional import orbit_filters
 
-__all__ = ["OrbitBank", "FilterBank", "ACTIONS", "make_bank"]
+__all__ = ["OrbitBank", "FilterBank", "ACTIONS", "INDEPENDENT", "generator_choices", "check_generator", "make_bank"]
 
 ACTIONS = ("channel", "joint")
+# generator="independent" names no generator but the other kind of bank: a FilterBank of K·p free filters
+# (the baseline without a group); make_bank is where the name becomes that bank
+INDEPENDENT = "independent"
+
+
+def generator_choices() -> list[str]:
+    """What ``generator`` may name in a layer or a model config: a registered generator, or ``'independent'``."""
+    return [*generator_names(), INDEPENDENT]
+
+
+def check_generator(name) -> None:
+    """Raise ``ValueError`` listing :func:`generator_choices` unless ``name`` is one of them."""
+    if not (name == INDEPENDENT or isinstance(name, str) and is_generator(name)):
+        raise ValueError(f"generator must be one of {', '.join(generator_choices())}, got {name!r}")
 
 
 def _positive(name: str, value) -> None:
@@ -32,10 +47,13 @@ class OrbitBank(nn.Module):
         n_groups: K, one base filter and one generator each.
         group_size: p, powers 0..p−1.
         filter_shape: e.g. ``(k, k)`` for a convolution, ``(d,)`` for dense filters.
-        generator: ``'free'``, ``'cyclic'``, ``'fixed:NAME'`` or a :class:`Generator`.
+        generator: a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``, …,
+            see :func:`lgn.groups.generator_names`) or a :class:`Generator` of shape
+            ``(n_groups, n_blocks, dim, dim)``.
         action: ``'channel'`` (one d×d matrix per channel, d = ∏ filter_shape) or
             ``'joint'`` (one (C·d)×(C·d) matrix on the whole filter).
-        regularizer: invertibility regulariser of a free generator.
+        generator_options: keyword options of a named generator's factory, e.g.
+            ``{"regularizer": "none"}`` for ``'free'``.
     """
 
     def __init__(
@@ -46,7 +64,7 @@ class OrbitBank(nn.Module):
         filter_shape: tuple[int, ...],
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("n_groups", n_groups), ("group_size", group_size)):
@@ -61,6 +79,9 @@ class OrbitBank(nn.Module):
         d = math.prod(self.filter_shape)
         n_blocks, dim = (in_channels, d) if action == "channel" else (1, in_channels * d)
         if isinstance(generator, Generator):
+            if generator_options:
+                raise ValueError(f"generator_options are for a generator given by name, got a "
+                                 f"{type(generator).__name__} and {generator_options}")
             if (generator.n_groups, generator.n_blocks, generator.dim) != (n_groups, n_blocks, dim):
                 raise ValueError(
                     f"generator must have shape ({n_groups}, {n_blocks}, {dim}, {dim}), "
@@ -68,15 +89,23 @@ class OrbitBank(nn.Module):
                 )
             self.generator = generator
         else:
-            self.generator = make_generator(
-                generator, n_groups=n_groups, n_blocks=n_blocks, dim=dim, order=group_size,
-                regularizer=regularizer,
-                kernel_size=self.filter_shape[0] if len(self.filter_shape) == 2 and
-                self.filter_shape[0] == self.filter_shape[1] else None,
-                channels_per_block=1 if action == "channel" else in_channels,
-            )
-        base = torch.randn(n_groups, in_channels, *self.filter_shape)
-        self.base = nn.Parameter(unit_frobenius_(base, len(self.filter_shape)))
+            square = len(self.filter_shape) == 2 and self.filter_shape[0] == self.filter_shape[1]
+            shape = GeneratorShape(n_groups, n_blocks, dim, group_size,
+                                   kernel_size=self.filter_shape[0] if square else None,
+                                   channels_per_block=1 if action == "channel" else in_channels)
+            self.generator = make_generator(generator, shape, **(generator_options or {}))
+        self.base = nn.Parameter(torch.empty(n_groups, in_channels, *self.filter_shape))
+        self._reset_base()
+
+    def reset_parameters(self) -> None:
+        """Draw the generator's parameters and the base filters afresh, in the order construction does."""
+        self.generator.reset_parameters()
+        self._reset_base()
+
+    @torch.no_grad()
+    def _reset_base(self) -> None:
+        """Gaussian base filters at unit Frobenius norm per channel."""
+        self.base.copy_(unit_frobenius_(torch.randn_like(self.base), len(self.filter_shape)))
 
     @property
     def n_filters(self) -> int:
@@ -87,11 +116,11 @@ class OrbitBank(nn.Module):
         return self.base.dtype
 
     def forward(self) -> torch.Tensor:
-        K, C = self.n_groups, self.in_channels
-        a = self.generator.matrix()  # (K, C', dim, dim)
-        base = self.base.reshape(K, a.shape[1], a.shape[-1])  # (K, C', dim)
-        bank = orbit(a, base, self.group_size)  # (p, K, C', dim)
-        return bank.reshape(self.n_filters, C, *self.filter_shape)
+        return orbit_filters(self.generator.matrix(), self.base, self.group_size)
+
+    def generators(self) -> torch.Tensor:
+        """The generators ``(n_groups, n_blocks, dim, dim)``."""
+        return self.generator.matrix()
 
     def project_(self) -> None:
         """Unit Frobenius norm for every base kernel and the generator's re-projection."""
@@ -121,10 +150,17 @@ class FilterBank(nn.Module):
         self.filter_shape = tuple(filter_shape)
         shape = (n_filters, in_channels, *self.filter_shape)
         if weight is None:
-            weight = unit_frobenius_(torch.randn(shape), len(self.filter_shape))
+            self.weight = nn.Parameter(torch.empty(shape))
+            self.reset_parameters()
         elif tuple(weight.shape) != shape:
             raise ValueError(f"weight must have shape {shape}, got {tuple(weight.shape)}")
-        self.weight = nn.Parameter(weight.detach().clone())
+        else:
+            self.weight = nn.Parameter(weight.detach().clone())
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian filters at unit Frobenius norm per channel."""
+        self.weight.copy_(unit_frobenius_(torch.randn_like(self.weight), len(self.filter_shape)))
 
     @property
     def n_filters(self) -> int:
@@ -141,21 +177,30 @@ class FilterBank(nn.Module):
     def forward(self) -> torch.Tensor:
         return self.weight
 
+    def generators(self) -> None:
+        """None: independent filters have no generator."""
+        return None
+
     def project_(self) -> None:
         unit_frobenius_(self.weight.data, len(self.filter_shape))
 
     def regularization(self) -> torch.Tensor:
         return self.weight.new_zeros(())
 
+    def extra_repr(self) -> str:
+        return f"n_filters={self.n_filters}, in_channels={self.in_channels}, filter_shape={self.filter_shape}"
+
 
 def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],
               generator: str | Generator = "free", action: str = "channel",
-              regularizer: str = "aux-inverse") -> OrbitBank | FilterBank:
+              generator_options: dict | None = None) -> OrbitBank | FilterBank:
     """An :class:`OrbitBank`, or for ``generator='independent'`` a :class:`FilterBank` of as many filters (no group)."""
-    if isinstance(generator, str) and generator == "independent":
+    if isinstance(generator, str) and generator == INDEPENDENT:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+        if generator_options:
+            raise ValueError(f"independent filters take no generator options, got {generator_options}")
         _positive("n_groups", n_groups)
         _positive("group_size", group_size)
         return FilterBank(n_groups * group_size, in_channels, filter_shape)
-    return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, regularizer)
+    return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, generator_options)

@@ -13,17 +13,64 @@ from lgn.nn.checks import check_images
 __all__ = ["GroupConv2d", "GroupLinear"]
 
 
-class GroupConv2d(nn.Module):
+class _GroupLayer(nn.Module):
+    """What the group layers share: a filter bank of K·p filters (:func:`lgn.nn.banks.make_bank`), an optional
+    bias ``(K·p,)`` starting at zero, the recipe's two steps and ``export()``. A subclass gives ``weight``, the
+    materialised bank in its own shape, and :meth:`_plain`, the torch layer of that shape."""
+
+    def __init__(self, bank: nn.Module, n_groups: int, group_size: int, bias: bool):
+        super().__init__()
+        self.n_groups, self.group_size = n_groups, group_size
+        self.bank = bank
+        self.bias = nn.Parameter(torch.zeros(bank.n_filters)) if bias else None
+
+    def _plain(self, weight: torch.Tensor) -> nn.Module:
+        """An untrained ``nn.Conv2d`` or ``nn.Linear`` of this layer's shape, dtype and device."""
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        """Draw the bank afresh (its generator, then its base filters) and zero the bias, as construction does."""
+        self.bank.reset_parameters()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def generators(self) -> torch.Tensor | None:
+        """The generators ``(n_groups, n_blocks, dim, dim)`` (n_blocks = in_channels for the per-channel action,
+        1 for the joint one), or None for ``generator='independent'``."""
+        return self.bank.generators()
+
+    def project_(self) -> None:
+        """Re-project the bank (unit-norm base filters, the generator's constraint); call after each step."""
+        self.bank.project_()
+
+    def regularization(self) -> torch.Tensor:
+        """The generator's invertibility term (zero for a fixed group or independent filters)."""
+        return self.bank.regularization()
+
+    @torch.no_grad()
+    def export(self) -> nn.Module:
+        """The plain torch layer holding the current weight (and bias): same outputs, no generator."""
+        w = self.weight
+        plain = self._plain(w)
+        plain.weight.copy_(w)
+        if self.bias is not None:
+            plain.bias.copy_(self.bias)
+        return plain
+
+
+class GroupConv2d(_GroupLayer):
     """A convolution whose ``n_groups · group_size`` filters are orbits (docs/method.md §3).
 
     ``(batch, in_channels, H, W)`` → ``(batch, n_groups · group_size, h_out, w_out)``;
-    output channel ``i·K + g`` is the response to A_g**i · B_g.
+    output channel ``i·K + g`` is the response to A_g**i · B_g
+    (:func:`lgn.nn.functional.group_conv2d`).
 
-    ``generator`` is ``'free'``, ``'cyclic'``, ``'fixed:NAME'``, a :class:`Generator`,
-    or ``'independent'``: as many filters with no group (the baseline).
-    After each optimiser step call :meth:`project_` (or :func:`lgn.nn.project_`
-    on the whole model); add :meth:`regularization` to the loss.
-    ``export()`` returns the equivalent plain :class:`torch.nn.Conv2d`.
+    ``generator`` is a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``,
+    …, :func:`lgn.groups.generator_names`) with its factory's ``generator_options``,
+    a :class:`Generator`, or ``'independent'``: as many filters with no group (the
+    baseline). After each optimiser step call :meth:`project_` (or
+    :func:`lgn.nn.project_` on the whole model); add :meth:`regularization` to the
+    loss. ``export()`` returns the equivalent plain :class:`torch.nn.Conv2d`.
     """
 
     def __init__(
@@ -37,17 +84,16 @@ class GroupConv2d(nn.Module):
         bias: bool = False,
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
-        super().__init__()
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride!r}")
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
-        self.bank = make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size),
-                              generator, action, regularizer)
+        bank = make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action,
+                         generator_options)
+        super().__init__(bank, n_groups, group_size, bias)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -59,34 +105,24 @@ class GroupConv2d(nn.Module):
                      dtype=self.bank.dtype, check_finite=False)
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
-    def project_(self) -> None:
-        """Re-project the bank (unit-norm base filters, the generator's constraint); call after each step."""
-        self.bank.project_()
+    def _plain(self, weight: torch.Tensor) -> nn.Conv2d:
+        return nn.Conv2d(weight.shape[1], weight.shape[0], self.kernel_size, stride=self.stride,
+                         padding=self.padding, bias=self.bias is not None, dtype=weight.dtype, device=weight.device)
 
-    def regularization(self) -> torch.Tensor:
-        """The generator's invertibility term (zero for a fixed group or independent filters)."""
-        return self.bank.regularization()
-
-    @torch.no_grad()
-    def export(self) -> nn.Conv2d:
-        """A plain ``nn.Conv2d`` holding the current filters; same outputs, no generator."""
-        w = self.weight
-        conv = nn.Conv2d(w.shape[1], w.shape[0], self.kernel_size, stride=self.stride,
-                         padding=self.padding, bias=self.bias is not None,
-                         dtype=w.dtype, device=w.device)
-        conv.weight.copy_(w)
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
-        return conv
+    def extra_repr(self) -> str:
+        return (f"{self.bank.in_channels}, n_groups={self.n_groups}, group_size={self.group_size}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"bias={self.bias is not None}")
 
 
-class GroupLinear(nn.Module):
+class GroupLinear(_GroupLayer):
     """A linear layer whose ``n_groups · group_size`` rows are orbits of dense filters.
 
     The input ``(batch, in_features)`` is read as ``in_channels`` blocks of
     ``in_features / in_channels`` features; the per-channel action applies one
     generator per block, the joint action one to the whole vector. Output
-    ``(batch, n_groups · group_size)``, power-major. ``generator``, :meth:`project_`
+    ``(batch, n_groups · group_size)``, power-major
+    (:func:`lgn.nn.functional.group_linear`). ``generator``, :meth:`project_`
     and :meth:`regularization` as for :class:`GroupConv2d`.
     """
 
@@ -99,17 +135,16 @@ class GroupLinear(nn.Module):
         bias: bool = False,
         generator: str | Generator = "free",
         action: str = "channel",
-        regularizer: str = "aux-inverse",
+        generator_options: dict | None = None,
     ):
-        super().__init__()
         if not isinstance(in_features, int) or in_features < 1 or in_features % in_channels:
             raise ValueError(
                 f"in_features must be a positive multiple of in_channels={in_channels}, got {in_features!r}"
             )
+        bank = make_bank(in_channels, n_groups, group_size, (in_features // in_channels,), generator, action,
+                         generator_options)
+        super().__init__(bank, n_groups, group_size, bias)
         self.in_features = in_features
-        self.bank = make_bank(in_channels, n_groups, group_size, (in_features // in_channels,),
-                              generator, action, regularizer)
-        self.bias = nn.Parameter(torch.zeros(self.bank.n_filters)) if bias else None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -123,20 +158,10 @@ class GroupLinear(nn.Module):
             raise ValueError(f"expected shape (..., {self.in_features}), got {tuple(x.shape)}")
         return F.linear(x, self.weight, self.bias)
 
-    def project_(self) -> None:
-        """Re-project the bank (unit-norm base filters, the generator's constraint); call after each step."""
-        self.bank.project_()
+    def _plain(self, weight: torch.Tensor) -> nn.Linear:
+        return nn.Linear(weight.shape[1], weight.shape[0], bias=self.bias is not None, dtype=weight.dtype,
+                         device=weight.device)
 
-    def regularization(self) -> torch.Tensor:
-        """The generator's invertibility term (zero for a fixed group or independent filters)."""
-        return self.bank.regularization()
-
-    @torch.no_grad()
-    def export(self) -> nn.Linear:
-        """A plain ``nn.Linear`` holding the current weight; same outputs, no generator."""
-        w = self.weight
-        lin = nn.Linear(w.shape[1], w.shape[0], bias=self.bias is not None, dtype=w.dtype, device=w.device)
-        lin.weight.copy_(w)
-        if self.bias is not None:
-            lin.bias.copy_(self.bias)
-        return lin
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, n_groups={self.n_groups}, group_size={self.group_size}, "
+                f"in_channels={self.bank.in_channels}, bias={self.bias is not None}")

@@ -9,7 +9,8 @@ from torch import nn
 
 from lgn.groups import unit_frobenius_
 from lgn.nn.banks import FilterBank, OrbitBank, make_bank
-from lgn.nn.functional import activation_layout, adaptive_avg_pool, batch_norm, fista_step, output_size, synthesis
+from lgn.nn.batchnorm import BatchNorm2d
+from lgn.nn.functional import activation_layout, adaptive_avg_pool, fista_step, output_size, synthesis
 
 __all__ = ["UnfoldedEncoder", "ClassifierHead", "Decoder", "momentum_weights"]
 
@@ -36,7 +37,8 @@ class UnfoldedEncoder(nn.Module):
         banks: one filter bank per layer, all ``(F, C, k, k)``.
         stride: s; the padding is ``padding`` (docs/method.md §4: s).
         eta: the step size η.
-        batch_norm: BatchNorm2d after layers 0..L−2 (classification model).
+        batch_norm: batch normalisation of the momentum term after layers 0..L−2
+            (:class:`lgn.nn.batchnorm.BatchNorm2d`; the classification model).
     """
 
     def __init__(self, banks: list[nn.Module], *, stride: int, padding: int, eta: float, batch_norm: bool):
@@ -56,7 +58,7 @@ class UnfoldedEncoder(nn.Module):
             [nn.Parameter(torch.ones(1, n_filters, 1, 1)) for _ in banks]
         )
         self.norms = nn.ModuleList(
-            [nn.BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
+            [BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
         )
 
     @property
@@ -74,7 +76,7 @@ class UnfoldedEncoder(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         s, pad, eta = self.stride, self.padding, self.eta
-        y = activation_layout(y)  # channels-last on CPU, and so is every activation: see lgn.nn.functional
+        y = activation_layout(y)  # channels-last on CPU, and so is every activation: see lgn.nn.kernels
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
             # relu(u_mom + η·conv(y − convT(u_mom)) − η·λ); u_mom = None is u_mom = 0
@@ -83,10 +85,24 @@ class UnfoldedEncoder(nn.Module):
                 return u_new
             # the momentum u_new + β·(u_new − u_prev) is lerp(u_new, u_prev, −β)
             if l < len(self.norms):
-                u_mom = batch_norm(u_new, self.norms[l], u_prev, -beta)
+                u_mom = self.norms[l](u_new, u_prev, -beta)
             else:
                 u_mom = u_new if u_prev is None else torch.lerp(u_new, u_prev, -beta)
             u_prev = u_new
+
+    def reset_parameters(self) -> None:
+        """Draw every bank afresh (layer by layer, as built), thresholds back to 1, batch norms to their start."""
+        for bank in self.banks:
+            bank.reset_parameters()
+        with torch.no_grad():
+            for threshold in self.thresholds:
+                threshold.fill_(1.0)
+        for norm in self.norms:
+            norm.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return (f"n_layers={self.n_layers}, n_filters={self.n_filters}, in_channels={self.in_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, eta={self.eta}")
 
     def project_(self) -> None:
         for bank in self.banks:
@@ -118,6 +134,12 @@ class ClassifierHead(nn.Module):
         z = adaptive_avg_pool(code, self.pool)  # (N, F, pool, pool)
         return self.fc(z.flatten(1))
 
+    def reset_parameters(self) -> None:
+        self.fc.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"pool={self.pool}"
+
 
 class Decoder(nn.Module):
     """A learned dictionary D ``(F, C, k, k)`` decoding the code by synthesis: → ``(N, C, H, W)``."""
@@ -125,18 +147,27 @@ class Decoder(nn.Module):
     def __init__(self, n_filters: int, in_channels: int, kernel_size: int, stride: int, padding: int):
         super().__init__()
         self.stride, self.padding = stride, padding
-        shape = (n_filters, in_channels, kernel_size, kernel_size)
-        self.dictionary = nn.Parameter(unit_frobenius_(torch.randn(shape), 2))
+        self.dictionary = nn.Parameter(torch.empty(n_filters, in_channels, kernel_size, kernel_size))
+        self.reset_parameters()
 
     def forward(self, code: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return synthesis(code, self.dictionary, self.stride, self.padding, size)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Gaussian atoms at unit Frobenius norm per channel."""
+        self.dictionary.copy_(unit_frobenius_(torch.randn_like(self.dictionary), 2))
+
+    def extra_repr(self) -> str:
+        F_, C, k, _ = self.dictionary.shape  # filters, channels, kernel
+        return f"n_filters={F_}, in_channels={C}, kernel_size={k}, stride={self.stride}, padding={self.padding}"
 
     def project_(self) -> None:
         unit_frobenius_(self.dictionary.data, 2)
 
 
 def build_banks(n_layers: int, *, in_channels: int, n_groups: int, group_size: int, kernel_size: int,
-                generator: str, action: str, regularizer: str) -> list[nn.Module]:
-    """One bank per layer: orbit banks, or independent filters when ``generator == 'independent'``."""
-    return [make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action, regularizer)
-            for _ in range(n_layers)]
+                generator: str, action: str, generator_options: dict) -> list[nn.Module]:
+    """One bank per layer (:func:`lgn.nn.banks.make_bank`): orbit banks, or independent filters."""
+    return [make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action,
+                      generator_options) for _ in range(n_layers)]

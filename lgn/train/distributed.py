@@ -7,10 +7,19 @@ ranks in a fixed way; each rank's loss is its share of the global mean, the
 regulariser is counted on rank 0 only, and the gradients (with the loss and the
 correct-prediction count) are summed by one all-reduce, so every rank takes
 the same step as one process would. Batch normalisation takes its statistics
-over the global batch (:func:`lgn.nn.functional.synchronized_batch_norm`).
+over the global batch (:func:`batch_norm_over`: the :class:`World` is the
+``group`` of the model's :class:`lgn.nn.batchnorm.BatchNorm2d` modules).
 Only rank 0 writes files; it evaluates, and it sends its model, optimiser and
 position to the others at the start (so a resumed run needs the run folder on
 rank 0's machine only).
+
+The gradients are summed by that one all-reduce rather than by
+``DistributedDataParallel``: measured, DDP was no faster at these models' sizes
+(their gradients fit its first bucket, so nothing overlaps the backward pass,
+and it needs a second collective for the loss), while it would need
+``find_unused_parameters`` and the regulariser inside a wrapped forward for
+annealed generators that freeze, and buffers left to our batch norm. The
+numbers are in docs/performance.md ("Data-parallel gradients").
 """
 
 from __future__ import annotations
@@ -21,10 +30,12 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from lgn.nn.functional import CollectiveError
+from lgn.nn.batchnorm import BatchNorm2d
 
-__all__ = ["World", "SINGLE", "from_environment", "TIMEOUT_SECONDS", "PeerError"]
+__all__ = ["World", "SINGLE", "from_environment", "batch_norm_over", "TIMEOUT_SECONDS", "PeerError",
+           "CollectiveError"]
 
 # how long a collective may wait for a rank before the job fails (LGN_DIST_TIMEOUT overrides)
 TIMEOUT_SECONDS = 600
@@ -32,6 +43,14 @@ TIMEOUT_SECONDS = 600
 
 class PeerError(ValueError):
     """Rank 0 stopped with an error (which it reports); raised on the other ranks instead of waiting for it."""
+
+
+class CollectiveError(RuntimeError):
+    """A collective operation failed: another process of the group stopped (its error is the one to report)."""
+
+    @classmethod
+    def of(cls, error: BaseException) -> "CollectiveError":
+        return cls(f"another process stopped during a collective: {str(error).splitlines()[0][:200]}")
 
 
 class _Failure:
@@ -151,12 +170,18 @@ def from_environment(device: str) -> tuple[World, str]:
 
 
 @contextlib.contextmanager
-def batch_norm_over(world: World):
-    """Batch statistics over the global batch while training in ``world`` (a no-op for one process)."""
+def batch_norm_over(world: World, model: nn.Module):
+    """Within this block, the training-mode batch norms of ``model`` take their statistics over the global
+    batch of ``world``'s ranks (each :class:`~lgn.nn.batchnorm.BatchNorm2d` sums through
+    :meth:`World.all_reduce_`); a no-op for one process."""
     if not world.distributed:
         yield
         return
-    from lgn.nn.functional import synchronized_batch_norm
-
-    with synchronized_batch_norm(dist.group.WORLD):
+    norms = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
+    for norm in norms:
+        norm.group = world
+    try:
         yield
+    finally:
+        for norm in norms:
+            norm.group = None

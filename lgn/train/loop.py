@@ -255,7 +255,7 @@ def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batc
         xb = x[local]
         yb = None if y is None else y[local]
         saved_buffers = [v.clone() for v in buffers] if t.on_nan == "skip" else None
-        with batch_norm_over(world), _precision(t.precision, xb.device):
+        with batch_norm_over(world, model), _precision(t.precision, xb.device):
             output = model(xb)
         if output.dtype == torch.bfloat16:  # from autocast: the task loss in float32
             output = output.float()
@@ -352,7 +352,7 @@ def recompute_batch_norm_(model: torch.nn.Module, x: torch.Tensor, batch_size: i
         m.momentum = None  # a cumulative average over the batches
     model.train()
     try:
-        with torch.no_grad(), batch_norm_over(world):
+        with torch.no_grad(), batch_norm_over(world, model):
             for idx in torch.arange(len(x), device=x.device).tensor_split(math.ceil(len(x) / batch_size)):
                 model(x[world.shard(idx)])
     finally:

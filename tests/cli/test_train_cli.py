@@ -184,6 +184,19 @@ def test_help_documents_every_option(capsys):
     assert "lr=0.01" in text and "batch_size=128" in text and "in_channels=(from data)" in text
 
 
+def test_help_lists_the_registered_generators(capsys, monkeypatch):
+    from lgn.groups import FixedGenerator, register_generator, registry
+
+    monkeypatch.setattr(registry, "_NAMES", dict(registry._NAMES))
+    register_generator("mine", lambda shape: FixedGenerator(torch.eye(shape.dim), shape.n_groups, shape.n_blocks))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    listed = capsys.readouterr().out.split("model.generator:")[1].split("precedence:")[0]
+    assert [n.strip(" .") for n in " ".join(listed.split()).split(",")] == \
+        [*registry.generator_names(), "independent"]
+    assert "mine" in listed and "fixed:rot90" in listed
+
+
 def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lgn", "train", "--dataset", "nope", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)

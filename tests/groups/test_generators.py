@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lgn.groups import (CyclicGenerator, FixedGenerator, FreeGenerator, make_generator, matrix_powers,
-                        operators, orbit)
+from lgn.groups import (CyclicGenerator, FixedGenerator, FreeGenerator, GeneratorShape, make_generator,
+                        matrix_powers, operators, orbit)
 from lgn.groups.generators import cyclic_rotation_block
 
 
@@ -73,7 +73,7 @@ def test_free_generator_rejects_unknown_regularizer():
 
 
 def test_fixed_generator_from_named_operator():
-    gen = make_generator("fixed:rot90", n_groups=2, n_blocks=3, dim=9, order=4, kernel_size=3)
+    gen = make_generator("fixed:rot90", GeneratorShape(n_groups=2, n_blocks=3, dim=9, order=4, kernel_size=3))
     assert isinstance(gen, FixedGenerator)
     a = gen.matrix()
     assert a.shape == (2, 3, 9, 9)
@@ -84,8 +84,8 @@ def test_fixed_generator_from_named_operator():
 
 
 def test_fixed_generator_joint_action_is_block_diagonal():
-    gen = make_generator("fixed:flip-x", n_groups=1, n_blocks=1, dim=2 * 9, order=2, kernel_size=3,
-                         channels_per_block=2)
+    gen = make_generator("fixed:flip-x", GeneratorShape(n_groups=1, n_blocks=1, dim=2 * 9, order=2, kernel_size=3,
+                                                        channels_per_block=2))
     a = gen.matrix()[0, 0]
     single = torch.as_tensor(operators.flip(3, "x"), dtype=a.dtype)
     torch.testing.assert_close(a, torch.block_diag(single, single))
@@ -94,7 +94,7 @@ def test_fixed_generator_joint_action_is_block_diagonal():
 @pytest.mark.parametrize("kind", ["cyclics", "fixed:nope", "fixed"])
 def test_make_generator_rejects_unknown_kinds(kind):
     with pytest.raises(ValueError):
-        make_generator(kind, n_groups=1, n_blocks=1, dim=9, order=2, kernel_size=3)
+        make_generator(kind, GeneratorShape(n_groups=1, n_blocks=1, dim=9, order=2, kernel_size=3))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5])
@@ -124,7 +124,8 @@ def test_orbit_rejects_mismatched_sizes():
 
 
 def _select(order=4, k=6, n_groups=3, n_blocks=1, kind="select"):
-    return make_generator(kind, n_groups=n_groups, n_blocks=n_blocks, dim=k * k, order=order, kernel_size=k)
+    return make_generator(kind, GeneratorShape(n_groups=n_groups, n_blocks=n_blocks, dim=k * k, order=order,
+                                               kernel_size=k))
 
 
 @pytest.mark.parametrize("kind", ["select", "select-divisor"])
@@ -172,7 +173,8 @@ def test_selection_moves_to_the_candidate_the_loss_prefers_then_freezes(kind, st
 
 
 def test_selection_joint_action_repeats_the_operation_per_channel():
-    gen = make_generator("select", n_groups=2, n_blocks=1, dim=3 * 16, order=4, kernel_size=4, channels_per_block=3)
+    gen = make_generator("select", GeneratorShape(n_groups=2, n_blocks=1, dim=3 * 16, order=4, kernel_size=4,
+                                                  channels_per_block=3))
     a = gen.matrix()[0, 0].detach().double().numpy()
     op = operators.permutation_operations(4, 4, exact=True)[gen.chosen()[0][0]]
     np.testing.assert_array_equal(a, np.kron(np.eye(3), op))

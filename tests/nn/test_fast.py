@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from lgn.bench.baseline import BaselineLGN
 from lgn import load_reference_state_dict
 from lgn.models.reference import reference_key_map
-from lgn.nn import functional
-from lgn.nn.functional import adaptive_avg_pool, analysis, batch_norm, fista_step, synthesis
+from lgn.nn import kernels
+from lgn.nn.batchnorm import batch_norm
+from lgn.nn.functional import adaptive_avg_pool, analysis, fista_step, synthesis
 
 ATOL = 1e-10  # float64
 
@@ -26,7 +27,7 @@ ATOL = 1e-10  # float64
 @pytest.fixture(params=["fused", "plain"])
 def path(request, monkeypatch):
     if request.param == "plain":
-        monkeypatch.setattr(functional, "fused", lambda x: False)
+        monkeypatch.setattr(kernels, "fused", lambda x: False)
     return request.param
 
 
@@ -144,7 +145,7 @@ def _graph(out: torch.Tensor) -> set[str]:
 
 def test_plain_path_is_plain_autograd(monkeypatch):
     """Off the CPU, no custom autograd function: every node of the graph is one of PyTorch's own."""
-    monkeypatch.setattr(functional, "fused", lambda x: False)
+    monkeypatch.setattr(kernels, "fused", lambda x: False)
     _, ours = _pair("classify", 3, 1, 14)
     names = _graph(ours(torch.randn(2, 3, 14, 14, dtype=torch.float64)))
     assert {"ConvolutionBackward0", "ReluBackward0"} <= names
@@ -169,7 +170,7 @@ def test_bfloat16_autocast_takes_the_plain_path_and_keeps_the_loss(channels, siz
     x, y = torch.randn(32, channels, size, size), torch.randint(0, 10, (32,))
     loss32 = F.cross_entropy(model(x), y)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not functional.fused(x)
+        assert not kernels.fused(x)
         out = model(x)
     assert out.dtype == torch.bfloat16
     names = _graph(out)
@@ -184,8 +185,8 @@ def test_bfloat16_autocast_takes_the_plain_path_and_keeps_the_loss(channels, siz
 def test_cached_constants_survive_inference_mode():
     """Inference first, then training: the cached phase and pooling matrices are ordinary tensors
     (cached inference tensors failed the backward pass: they cannot be saved for it)."""
-    functional._phase_selection.cache_clear()
-    functional._pooling_weights.cache_clear()
+    kernels._phase_selection.cache_clear()
+    kernels._pooling_weights.cache_clear()
     _, ours = _pair("classify", 3, 1, 14)
     ours = ours.float()
     x = torch.randn(4, 3, 14, 14)

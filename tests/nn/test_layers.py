@@ -166,3 +166,66 @@ def test_group_linear_bad_input():
 def test_filter_bank_checks_weight_shape():
     with pytest.raises(ValueError, match="shape"):
         FilterBank(4, 1, (3, 3), weight=torch.randn(4, 1, 2, 2))
+
+
+_LAYERS = {
+    "conv": lambda gen: GroupConv2d(3, 2, 4, 3, padding=1, bias=True, generator=gen),
+    "linear": lambda gen: GroupLinear(18, 3, 2, in_channels=2, bias=True, generator=gen),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_LAYERS))
+@pytest.mark.parametrize("generator", ["free", "cyclic", "permute", "fixed:identity", "independent"])
+def test_reset_parameters_draws_as_construction_does(layer, generator):
+    if generator == "fixed:identity" and layer == "linear":
+        generator = "free"  # a pixel operator needs square kernels
+    torch.manual_seed(5)
+    fresh = _LAYERS[layer](generator)
+    torch.manual_seed(6)
+    reset = _LAYERS[layer](generator)
+    with torch.no_grad():
+        for p in reset.parameters():
+            p.add_(1.0)  # away from any initial value, bias included
+    torch.manual_seed(5)
+    reset.reset_parameters()
+    assert fresh.state_dict().keys() == reset.state_dict().keys()
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(reset.state_dict()[key], value), key
+
+
+def test_reset_parameters_of_a_generator_without_one_is_refused():
+    from lgn.groups import Generator
+
+    class Scale(Generator):
+        def __init__(self):
+            super().__init__(2, 1, 9)
+            self.s = torch.nn.Parameter(torch.ones(()))
+
+        def matrix(self):
+            return self.s * torch.eye(9).expand(2, 1, 9, 9)
+
+    conv = GroupConv2d(1, 2, 3, 3, generator=Scale())
+    with pytest.raises(NotImplementedError, match="Scale does not define reset_parameters"):
+        conv.reset_parameters()
+
+
+def test_generators_accessor_gives_the_layers_matrices():
+    conv = GroupConv2d(2, 3, 4, 3, generator="fixed:rot90")
+    a = conv.generators()
+    assert a.shape == (3, 2, 9, 9)  # (n_groups, n_blocks = in_channels, dim, dim)
+    rot = torch.as_tensor(operators.rotation(3, 90), dtype=a.dtype)
+    assert torch.equal(a, rot.expand(3, 2, 9, 9))
+    joint = GroupLinear(18, 3, 2, in_channels=2, action="joint")
+    assert joint.generators().shape == (3, 1, 18, 18)
+    assert torch.equal(joint.generators(), joint.bank.generator.weight)
+    assert GroupConv2d(2, 3, 4, 3, generator="independent").generators() is None
+
+
+def test_layers_describe_themselves():
+    conv = GroupConv2d(3, 4, 2, 5, stride=2, padding=2, generator="cyclic")
+    assert repr(conv).splitlines()[1].strip() == \
+        "3, n_groups=4, group_size=2, kernel_size=5, stride=2, padding=2, bias=False"
+    assert "CyclicGenerator(n_groups=4, n_blocks=3, dim=25, order=2)" in repr(conv)
+    lin = GroupLinear(12, 2, 3, in_channels=3, bias=True, generator="independent")
+    assert repr(lin).splitlines()[1].strip() == "in_features=12, n_groups=2, group_size=3, in_channels=3, bias=True"
+    assert "FilterBank(n_filters=6, in_channels=3, filter_shape=(4,))" in repr(lin)

@@ -126,3 +126,31 @@ def test_code_shape_follows_spec_padding():
     assert code.shape == (2, 20, h, h)
     recon = build_model(task="reconstruct", image_size=28, stride=2)
     assert recon(torch.randn(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("task", ["classify", "reconstruct"])
+def test_reset_parameters_of_encoder_and_head_redraw_the_model_as_built(task):
+    from lgn.models import LGN, ModelConfig
+
+    config = ModelConfig(task=task, n_layers=3, image_size=12, generator="cyclic")
+    torch.manual_seed(3)
+    fresh = LGN(config)
+    model = LGN(config)
+    model.train()(torch.randn(4, 1, 12, 12))  # moves the batch norms' running statistics
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    torch.manual_seed(3)
+    model.encoder.reset_parameters()
+    model.head.reset_parameters()
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_encoder_and_heads_describe_themselves():
+    model = build_model(n_layers=2, stride=2, padding=1)
+    assert repr(model.encoder).splitlines()[1].strip() == \
+        "n_layers=2, n_filters=20, in_channels=1, kernel_size=6, stride=2, padding=1, eta=0.01"
+    assert "ClassifierHead(\n    pool=4" in repr(model)
+    decoder = build_model(task="reconstruct", kernel_size=4).head
+    assert repr(decoder) == "Decoder(n_filters=20, in_channels=1, kernel_size=4, stride=1, padding=1)"
