@@ -26,7 +26,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lgn.analysis.summary import format_table, load_groups, load_run_groups, write_analysis, write_json
+    from lgn.analysis.summary import format_table, load_groups, load_run_groups, write_analysis
+    from lgn.files import write_json
 
     if (args.run is None) == (args.groups is None):
         raise UsageError("give either a run folder or --groups FILE.npz (exactly one)")

@@ -69,7 +69,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from lgn.analysis import Groups, analyze_groups, save_groups
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
     from lgn.data import get_dataset
     from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
 

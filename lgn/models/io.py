@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save
 
 from lgn.data.preprocess import Preprocessing, load_preprocessing
-from lgn.files import atomic_write, read_safetensors
+from lgn.files import atomic_write, read_safetensors, write_json
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
 from lgn.parsing import load_json
@@ -29,7 +29,7 @@ def save_model(model: LGN, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT, "version": VERSION}))
-    atomic_write(directory / CONFIG_FILE, (json.dumps(model.config.to_dict(), indent=2) + "\n").encode())
+    write_json(model.config.to_dict(), directory / CONFIG_FILE)
     return directory
 
 

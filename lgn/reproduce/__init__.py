@@ -81,7 +81,7 @@ def check_grid(out: Path, grid: dict, force: bool) -> None:
                              f" differ); repeat its command, choose another --out, or pass --force to retrain "
                              f"what changed")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     write_json(grid, path)
 
@@ -155,7 +155,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     results["targets"] = targets(results["tables"])
     results["figures"] = write_figures(out, records, dist, results["collapses"])
     results["wall_seconds"] = time.perf_counter() - start
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     write_json(results, out / RESULTS_JSON)
     write_markdown(results, out / RESULTS_MD)

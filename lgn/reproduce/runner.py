@@ -37,7 +37,7 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def _write_record(run_dir: Path, record: dict) -> None:
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     write_json(record, run_dir / RECORD_FILE)  # a torn file reads as unfinished: the run is finished again
 

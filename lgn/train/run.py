@@ -29,7 +29,7 @@ except ImportError:  # not POSIX: no lock (one writer per folder is then the use
 
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
-from lgn.files import append_text, atomic_write, read_json_lines
+from lgn.files import append_text, atomic_write, read_json_lines, write_json
 from lgn.models.io import WEIGHTS_FILE
 from lgn.parsing import load_json
 from lgn.train.checkpoint import CHECKPOINT_FILES
@@ -144,7 +144,7 @@ def read_config(out: str | os.PathLike) -> dict | None:
 
 
 def write_config(out: Path, config: dict) -> None:
-    atomic_write(out / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    write_json(config, out / CONFIG_FILE)
 
 
 def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:
