@@ -100,12 +100,12 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     comparison waits for the complete grid. ``jobs`` runs train at once, each in a process of
     ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
+    from lgn.device import resolve_device
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
     from lgn.reproduce.results import (cell_tables, claim, collapses, dependence, distances, remaining, targets,
                                       time_budget)
     from lgn.reproduce.runner import run_all
-    from lgn.train.loop import resolve_device
 
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     start = time.perf_counter()

@@ -69,9 +69,9 @@ def load_run_split(run_dir, *, dataset: str | None = None, data_dir: str | None 
     does not use labels)."""
     from lgn.data import get_dataset, load_preprocessing
     from lgn.data.preprocess import PREPROCESS_FILE
+    from lgn.device import resolve_device
     from lgn.models import load_model
     from lgn.train.config import check_settings
-    from lgn.train.loop import resolve_device
     from lgn.train.run import CONFIG_FILE, read_config
 
     if split not in ("train", "test"):
