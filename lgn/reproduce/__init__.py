@@ -23,7 +23,7 @@ from typing import Callable
 from lgn.reproduce.grid import (AUTHORS_PREPROCESSING, LGN_MODELS, MODELS, PAPER, QUICK, SCALES, DataPlan, Recipe,
                                 RunSpec, build_grid, data_plans)
 from lgn.reproduce.planted import FULL_DISCOVERY, QUICK_DISCOVERY
-from lgn.reproduce.runner import cpu_model
+from lgn.runs import cpu_model
 
 __all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "PAPER", "SCALES",
            "AUTHORS_PREPROCESSING", "DataPlan", "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY",
@@ -167,7 +167,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
 
 def _epochs_done(specs: list[RunSpec], runs_dir: Path) -> dict[str, int]:
     """Run name → epochs in its ``metrics.jsonl``, for the unfinished runs that have trained some."""
-    from lgn.train.run import read_metrics
+    from lgn.runs import read_metrics
 
     counts = {s.name: len(read_metrics(runs_dir / s.name, skip_damaged=True)) for s in specs}
     return {name: n for name, n in counts.items() if n}

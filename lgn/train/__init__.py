@@ -1,4 +1,4 @@
-"""Training: the paper's recipe, run folders, checkpoints and evaluation."""
+"""Training: the paper's recipe, checkpoints and evaluation (the run folder it writes is :mod:`lgn.runs`)."""
 
 from lgn.train.checkpoint import load_checkpoint, save_checkpoint
 from lgn.train.config import DataConfig, RunConfig, TrainConfig, apply_overrides, load_toml, resolve, set_value
