@@ -2,7 +2,8 @@
 
 :func:`atomic_write` leaves either the old file or the new one after a crash,
 and an error while writing (a full disk, say) names the file and removes the
-partial temporary one. :func:`read_json_lines` reads a file of JSON objects,
+partial temporary one; :func:`write_json` writes a JSON file through it.
+:func:`read_json_lines` reads a file of JSON objects,
 one per line, that may still be being appended to. :func:`read_safetensors`
 reads through Python's own file handling, so a folder whose name is not UTF-8
 (which safetensors' own path functions refuse) works like any other.
@@ -11,15 +12,17 @@ reads through Python's own file handling, so a folder whose name is not UTF-8
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load
 
 from lgn.parsing import load_json
 
-__all__ = ["atomic_write", "append_text", "read_json_lines", "read_safetensors"]
+__all__ = ["atomic_write", "write_json", "append_text", "read_json_lines", "read_safetensors"]
 
 
 def _named(error: OSError, path: Path) -> OSError:
@@ -44,6 +47,30 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise _named(e, path) from None
+
+
+def _jsonable(x):
+    """Non-finite floats become None (strict JSON has no inf/nan); numpy scalars become Python's."""
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def write_json(data: dict, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` as indented strict JSON (``inf``/``nan`` as ``null``), atomically.
+
+    numpy scalars are written as Python numbers. A crash leaves the old file or
+    the new one, never a torn one (:func:`atomic_write`).
+    """
+    path = Path(path)
+    atomic_write(path, (json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n").encode())
+    return path
 
 
 def append_text(path: Path, text: str) -> None:

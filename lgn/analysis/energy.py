@@ -42,8 +42,8 @@ def run_code_energy(run_dir, *, split: str = "test") -> dict:
 
     Returns ``{"split", "examples", "fractions"}`` (``fractions``: a list, one share per orbit power).
     """
-    from lgn.train.evaluate import load_run_split
+    from lgn.runs import load_run_split
 
-    loaded = load_run_split(run_dir, split=split)
-    fractions = code_energy(loaded["model"], loaded["x"])
-    return {"split": split, "examples": len(loaded["x"]), "fractions": [float(f) for f in fractions]}
+    run = load_run_split(run_dir, split=split)
+    fractions = code_energy(run.model, run.x)
+    return {"split": split, "examples": len(run.x), "fractions": [float(f) for f in fractions]}

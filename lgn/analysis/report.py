@@ -19,7 +19,7 @@ from pathlib import Path
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
 from lgn.parsing import load_json
-from lgn.train.run import read_metrics
+from lgn.runs import ANALYSIS_DIR, CONFIG_FILE, MODEL_CONFIG_FILE, read_metrics
 
 __all__ = ["write_report", "find_inputs"]
 
@@ -84,9 +84,9 @@ def find_inputs(directory: str | os.PathLike) -> tuple[Path | None, Path | None,
     ``directory`` itself when it holds ``model.json``.
     """
     d = Path(directory)
-    analysis = next((p for p in (d, d / "analysis") if (p / ANALYSIS_FILE).is_file()), None)
+    analysis = next((p for p in (d, d / ANALYSIS_DIR) if (p / ANALYSIS_FILE).is_file()), None)
     probe = next((p for p in (d, d / "probe") if (p / "probe.json").is_file()), None)
-    run = d if (d / "model.json").is_file() else None
+    run = d if (d / MODEL_CONFIG_FILE).is_file() else None
     return analysis, probe, run
 
 
@@ -253,7 +253,7 @@ def _run_section(run: Path, figures: dict[str, str]) -> dict:
         section["last"] = _table(list(last), [[_cell(f"{v:.4g}" if isinstance(v, float) else v) for v in last.values()]])
     if "training" in figures:
         section["figures"].append(_figure("training", figures["training"]))
-    for name in ("config.json", "model.json"):
+    for name in (CONFIG_FILE, MODEL_CONFIG_FILE):
         if (run / name).is_file():
             section["configs"].append({"name": name, "rows": _flat(_read_json(run / name))})
     return section
@@ -344,7 +344,7 @@ def write_report(directory: str | os.PathLike) -> Path:
     if analysis_dir is None and run is not None:
         from lgn.analysis.summary import load_run_groups
 
-        analysis_dir = d / "analysis"
+        analysis_dir = d / ANALYSIS_DIR
         write_analysis(load_run_groups(run), analysis_dir, figures=True, save_arrays=True)
     if analysis_dir is None and probe_dir is None:
         raise FileNotFoundError(f"{d} holds no analysis.json, probe.json or saved model: run `lgn analyze` "

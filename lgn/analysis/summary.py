@@ -12,7 +12,6 @@ and :mod:`lgn.analysis.matching`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -23,10 +22,11 @@ import numpy as np
 
 from lgn.analysis.matching import nearest_operations
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES, group_errors, structure_indices
+from lgn.files import write_json
 from lgn.groups import operators
 
 __all__ = ["Groups", "groups_from_model", "load_run_groups", "load_groups", "save_groups", "analyze_groups",
-           "write_analysis", "format_table", "write_json", "DEFAULT_ORDER", "MATCH_THRESHOLD", "ANALYSIS_FILE", "GROUPS_FILE"]
+           "write_analysis", "format_table", "DEFAULT_ORDER", "MATCH_THRESHOLD", "ANALYSIS_FILE", "GROUPS_FILE"]
 
 DEFAULT_ORDER = 4  # p when nothing says otherwise: the paper's group_size
 MATCH_THRESHOLD = 0.5  # a nearest operation below this cosine is not counted as its family in the summary
@@ -227,26 +227,6 @@ def write_analysis(groups: Groups, out_dir: str | os.PathLike, *, figures: bool 
         analysis["figures"] = analysis_figures(groups, out_dir)
     write_json(analysis, out_dir / ANALYSIS_FILE)
     return analysis
-
-
-def _jsonable(x):
-    """Non-finite floats become None (strict JSON has no inf/nan); numpy scalars become Python's."""
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def write_json(data: dict, path: str | os.PathLike) -> Path:
-    """Write ``data`` as indented strict JSON (``inf``/``nan`` as ``null``)."""
-    path = Path(path)
-    path.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
-    return path
 
 
 _SHORT = {"skew": "skew", "symmetric": "sym", "toeplitz": "toepl", "circulant": "circ",

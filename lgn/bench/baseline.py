@@ -1,4 +1,4 @@
-"""The straightforward implementation of SPEC §3–§4, kept as the speed baseline.
+"""The straightforward implementation of docs/method.md §3–§4, kept as the speed baseline.
 
 Written the way the method reads on paper, and in the authors' checkpoint layout
 (``B.{l}``, ``A.{l}``, ``A_inv.{l}``, ``lmbd.{l}``, ``bn.{l}``, ``fc``, ``D``):

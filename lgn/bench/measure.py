@@ -47,7 +47,7 @@ __all__ = ["SHAPES", "run_bench", "profile_step", "format_report", "format_profi
 SHAPES = {"mnist": (1, 28), "cifar": (3, 32)}  # name: (channels, image size)
 BATCH = 128
 TOLERANCE = 1e-4  # max abs difference of outputs and gradients, float32
-REG_WEIGHT = 1e-4  # μ of the classifier (SPEC §5); ours carries it in its config
+REG_WEIGHT = 1e-4  # μ of the classifier (docs/method.md §2, §5); ours carries it in its config
 GRAD_CLIP = 2.0
 
 
@@ -71,7 +71,7 @@ def _regularization(model) -> torch.Tensor:
 
 
 def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    """One step of the training recipe of ``lgn train`` (SPEC §5)."""
+    """One step of the training recipe of ``lgn train`` (docs/method.md §5)."""
     loss = F.cross_entropy(model(x), y) + _regularization(model)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -2,7 +2,7 @@
 
 What a user would write by hand to deploy the trained filters without our
 library: ``nn.Conv2d`` for analysis and ``nn.ConvTranspose2d`` (sharing the
-weight) for synthesis, in the SPEC §4 loop, batch norm in eval mode. ``lgn bench``
+weight) for synthesis, in the loop of docs/method.md §4, batch norm in eval mode. ``lgn bench``
 times ``LGN.export()`` against it.
 """
 

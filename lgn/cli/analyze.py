@@ -26,7 +26,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lgn.analysis.summary import format_table, load_groups, load_run_groups, write_analysis, write_json
+    from lgn.analysis.summary import ANALYSIS_FILE, format_table, load_groups, load_run_groups, write_analysis
+    from lgn.files import write_json
+    from lgn.runs import ANALYSIS_DIR, CONFIG_FILE
 
     if (args.run is None) == (args.groups is None):
         raise UsageError("give either a run folder or --groups FILE.npz (exactly one)")
@@ -42,17 +44,17 @@ def run(args) -> int:
             groups.order = args.order
         if args.kernel_size is not None and args.kernel_size != groups.kernel_size:
             raise UsageError(f"--kernel-size {args.kernel_size} disagrees with the run's {groups.kernel_size}")
-        out = Path(args.out) if args.out else Path(args.run) / "analysis"
+        out = Path(args.out) if args.out else Path(args.run) / ANALYSIS_DIR
     analysis = write_analysis(groups, out, figures=not args.no_figures, save_arrays=args.run is not None)
     print(format_table(analysis))
-    if args.run is not None and (Path(args.run) / "config.json").is_file():
+    if args.run is not None and (Path(args.run) / CONFIG_FILE).is_file():
         from lgn.analysis.energy import run_code_energy
 
         energy = run_code_energy(args.run)
         analysis["code_energy"] = energy
-        write_json(analysis, out / "analysis.json")
+        write_json(analysis, out / ANALYSIS_FILE)
         print(f"code energy per orbit power (final code, {energy['examples']} {energy['split']} images): "
               + ", ".join(f"A^{i}·B {f:.1%}" for i, f in enumerate(energy["fractions"])))
-    print(f"wrote {out / 'analysis.json'}"
+    print(f"wrote {out / ANALYSIS_FILE}"
           + (f" and {len(analysis['figures'])} figures" if analysis["figures"] else ""))
     return 0

@@ -5,9 +5,6 @@ The measurements are :mod:`lgn.bench.measure`'s; this module parses the argument
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="time training and exported inference against the baseline",
@@ -32,10 +29,11 @@ def run(args) -> int:
 
         set_threads(args.threads)
     from lgn.bench.measure import format_report, run_bench
+    from lgn.files import write_json
 
     report = run_bench(args.device, rounds=args.rounds, profile=args.profile)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     return 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 
 def register(sub) -> None:
     p = sub.add_parser("bench-discovery", help="score planted-symmetry recovery against the paper's recipe",
@@ -61,6 +58,7 @@ def run(args) -> int:
     names, seeds = _csv(args.datasets), _csv(args.seeds, int)
     from lgn.data.planted import PLANTED_NAMES
     from lgn.discovery.benchmark import bench_one
+    from lgn.files import write_json
 
     unknown = [n for n in names if n not in PLANTED_NAMES]
     if unknown:
@@ -77,8 +75,8 @@ def run(args) -> int:
                                   n_test=args.n_test, methods=methods, restarts=args.restarts,
                                   progress=bar.update)
                 if args.out:  # after every dataset and seed, so a long benchmark leaves what it finished
-                    Path(args.out).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()
-                                                                   if k != "func"}, "runs": rows}, indent=2) + "\n")
+                    write_json({"args": {k: v for k, v in vars(args).items() if k != "func"}, "runs": rows},
+                               args.out)
     print(summarise(rows))
     if args.out:
         print(f"wrote {args.out}")

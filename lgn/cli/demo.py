@@ -34,6 +34,6 @@ def run(args) -> int:
     print(f"Done in {time.perf_counter() - start:.0f} s: test accuracy {last['test_acc']:.4f} "
           f"on the 1,000 held-out digits after {last['epoch']} epochs.")
     print(f"Results are in {result.out}/: config.json, metrics.jsonl (per epoch), model.safetensors + model.json "
-          f"(load with lgn.models.load_run('{result.out}'), which takes raw images).")
+          f"(load with lgn.runs.load_run('{result.out}'), which takes raw images).")
     print(f"Re-evaluate with: lgn eval {result.out}")
     return 0

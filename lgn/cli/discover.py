@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -65,13 +64,12 @@ def planted_truth(data: str, kernel_size: int, options: dict):
 
 
 def run(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from lgn.analysis import Groups, analyze_groups, save_groups
-    from lgn.analysis.summary import write_json
     from lgn.data import get_dataset
     from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
+    from lgn.files import write_json
 
     from lgn.limits import set_threads
 

@@ -77,7 +77,8 @@ def _format_compare(compare: dict) -> str:
 
 def run(args) -> int:
     from lgn.analysis.probe import compare_generators, operation_margin, run_probe
-    from lgn.analysis.summary import load_run_groups, write_json
+    from lgn.analysis.summary import load_run_groups
+    from lgn.files import write_json
 
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     if not ops:

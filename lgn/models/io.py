@@ -10,13 +10,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save
 
-from lgn.data.preprocess import Preprocessing, load_preprocessing
-from lgn.files import atomic_write, read_safetensors
+from lgn.files import atomic_write, read_safetensors, write_json
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
 from lgn.parsing import load_json
 
-__all__ = ["save_model", "load_model", "load_run", "RunModel", "WEIGHTS_FILE", "CONFIG_FILE"]
+__all__ = ["save_model", "load_model", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -29,14 +28,14 @@ def save_model(model: LGN, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT, "version": VERSION}))
-    atomic_write(directory / CONFIG_FILE, (json.dumps(model.config.to_dict(), indent=2) + "\n").encode())
+    write_json(model.config.to_dict(), directory / CONFIG_FILE)
     return directory
 
 
 def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LGN:
     """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode).
 
-    The model expects preprocessed input; for a run folder, :func:`load_run`
+    The model expects preprocessed input; for a run folder, :func:`lgn.runs.load_run`
     gives the model with the run's preprocessing, which takes raw images.
 
     Raises ``FileNotFoundError`` if a file is missing and ``ValueError``, naming
@@ -86,49 +85,3 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{weights_path} does not match the architecture in {config_path.name}: "
                          f"{' '.join(first[:3])}") from None
     return model.to(map_location).eval()
-
-
-class RunModel(torch.nn.Module):
-    """A trained model behind its run's preprocessing: it takes raw images, as the dataset gives them.
-
-    ``run_model(x)`` applies the standardisation (and ZCA) fitted on the run's
-    training split, then the model: logits ``(N, classes)``, or, to
-    reconstruct, the reconstruction mapped back to the raw scale
-    ``(N, C, H, W)``. ``run_model.model`` is the bare model, which expects
-    preprocessed input; ``run_model.preprocessing`` the map itself.
-    """
-
-    _FIELDS = ("mean", "std", "zca_mean", "zca", "zca_inverse")
-
-    def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing):
-        super().__init__()
-        self.model = model
-        for name, value in preprocessing.tensors().items():
-            self.register_buffer(name, value, persistent=False)  # follows .to(device) with the model
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return Preprocessing(*(getattr(self, name) for name in self._FIELDS))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's code of raw images ``x`` ``(N, C, H, W)``."""
-        return self.model.encode(self.preprocessing(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        prep = self.preprocessing
-        out = self.model(prep(x))
-        return prep.invert(out) if self.model.config.task == "reconstruct" else out
-
-
-def load_run(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> RunModel:
-    """The model of a run folder written by ``lgn train``, applying the run's preprocessing (eval mode).
-
-    Feed it raw images: :func:`load_model` alone gives the bare model, which
-    expects standardised input and scores near chance on raw data.
-    """
-    model = load_model(run_dir, map_location)
-    prep = load_preprocessing(run_dir).to(map_location)
-    if len(prep.mean) != model.config.in_channels:
-        raise ValueError(f"{Path(run_dir) / 'preprocess.safetensors'} standardises {len(prep.mean)} channels, "
-                         f"but the model takes {model.config.in_channels}")
-    return RunModel(model, prep).eval()

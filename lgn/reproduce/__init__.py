@@ -24,7 +24,7 @@ from typing import Callable
 from lgn.reproduce.grid import (AUTHORS_PREPROCESSING, LGN_MODELS, MODELS, PAPER, QUICK, SCALES, DataPlan, Recipe,
                                 RunSpec, build_grid, data_plans)
 from lgn.reproduce.planted import FULL_DISCOVERY, QUICK_DISCOVERY
-from lgn.reproduce.runner import cpu_model
+from lgn.runs import cpu_model
 
 __all__ = ["reproduce", "check_grid", "machine_info", "MODELS", "LGN_MODELS", "QUICK", "PAPER", "SCALES",
            "AUTHORS_PREPROCESSING", "DataPlan", "Recipe", "RunSpec", "build_grid", "data_plans", "QUICK_DISCOVERY",
@@ -82,7 +82,7 @@ def check_grid(out: Path, grid: dict, force: bool) -> None:
                              f" differ); repeat its command, choose another --out, or pass --force to retrain "
                              f"what changed")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     write_json(grid, path)
 
@@ -101,12 +101,12 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     comparison waits for the complete grid. ``jobs`` runs train at once, each in a process of
     ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
+    from lgn.device import resolve_device
     from lgn.reproduce.planted import run_discovery
     from lgn.reproduce.report import write_figures, write_markdown
     from lgn.reproduce.results import (abstract_claims, cell_tables, claim, collapses, dependence, distances,
                                       code_sizes, fixed_models, remaining, run_measures, targets, time_budget)
     from lgn.reproduce.runner import run_all
-    from lgn.train.loop import resolve_device
 
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     start = time.perf_counter()
@@ -161,7 +161,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     results["claims"] = abstract_claims(results, records, out / "runs")
     results["figures"] = write_figures(out, records, dist, results["collapses"])
     results["wall_seconds"] = time.perf_counter() - start
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     write_json(results, out / RESULTS_JSON)
     write_markdown(results, out / RESULTS_MD)
@@ -173,7 +173,7 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
 
 def _epochs_done(specs: list[RunSpec], runs_dir: Path) -> dict[str, int]:
     """Run name → epochs in its ``metrics.jsonl``, for the unfinished runs that have trained some."""
-    from lgn.train.run import read_metrics
+    from lgn.runs import read_metrics
 
     counts = {s.name: len(read_metrics(runs_dir / s.name, skip_damaged=True)) for s in specs}
     return {name: n for name, n in counts.items() if n}

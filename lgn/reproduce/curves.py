@@ -232,10 +232,10 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
     (``complete`` false) and mark the seeds not yet run. ``jobs`` runs train at once, each in a
     process of ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
-    from lgn.analysis.summary import write_json
+    from lgn.device import resolve_device
+    from lgn.files import write_json
     from lgn.reproduce import _git, check_grid, machine_info
     from lgn.reproduce.runner import run_all
-    from lgn.train.loop import resolve_device
 
     start = time.perf_counter()
     resolve_device(device)

@@ -58,7 +58,7 @@ def run_discovery(out: Path, settings: dict, log: Callable[[str], None] | None =
                                                             for r in new))
     result = {"settings": settings, "rows": rows, "summary": _summary(rows),
               "seconds": time.perf_counter() - start}
-    from lgn.analysis.summary import write_json
+    from lgn.files import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, path)

@@ -67,7 +67,7 @@ _SCORES = {"test_acc": ("accuracy", 4, ""), "test_psnr": ("PSNR (dB)", 2, " dB")
 def _collapse_figure(out: Path, records: list[dict], collapsed: list[dict], path: Path) -> Path:
     """One panel per collapsed run: its test score per epoch against the other seeds of its cell and model."""
     from lgn.analysis.figures import new_figure
-    from lgn.train.run import read_metrics
+    from lgn.runs import read_metrics
 
     fig = new_figure((4.2 * len(collapsed), 3.0))
     for ax, c in zip(np.atleast_1d(fig.subplots(1, len(collapsed))), collapsed):

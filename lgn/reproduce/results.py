@@ -158,7 +158,7 @@ def collapses(records: list[dict], runs_dir: Path) -> list[dict]:
     the run did not recover from) rather than what the model can reach. Each entry
     names the run, its final and best scores, the best epoch and the drop, most first.
     """
-    from lgn.train.run import read_metrics
+    from lgn.runs import read_metrics
 
     out = []
     for r in records:

@@ -1,45 +1,23 @@
 """Running the grid: one ``train()`` run folder per :class:`RunSpec`, skipped once finished, resumed when partial.
 
-A finished run holds ``reproduce.json``: the record that goes into ``results.json``
-(metric, parameter counts, seconds, the analysis summary of an LGN run) together with
-the settings it was trained with. A run folder without it is continued with
+A finished run holds ``reproduce.json`` (:func:`lgn.runs.read_record`): the record that goes
+into ``results.json`` (metric, parameter counts, seconds, the analysis summary of an LGN run)
+together with the settings it was trained with. A run folder without it is continued with
 ``train(..., resume=True)``.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from lgn.reproduce.grid import LGN_MODELS, RunSpec
+from lgn.runs import ANALYSIS_DIR, MachineNote, cpu_model, read_record, trained_on, write_record
 
-__all__ = ["RECORD_FILE", "ANALYSIS_DIR", "MACHINES_FILE", "run_spec", "run_all", "read_record", "format_line",
-           "threads_per_run", "cpu_model", "trained_on"]
-
-RECORD_FILE = "reproduce.json"
-MACHINES_FILE = "machines.jsonl"  # the CPU and threads each invocation trained on, from its first epoch on
-ANALYSIS_DIR = "analysis"  # analysis.json and groups.npz of an LGN run, inside its run folder
-
-
-def read_record(run_dir: Path) -> dict | None:
-    """The ``reproduce.json`` of a finished run, or None."""
-    path = run_dir / RECORD_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # a torn write: the run is finished again from its checkpoint
-    return record if isinstance(record, dict) else None
-
-
-def _write_record(run_dir: Path, record: dict) -> None:
-    from lgn.analysis.summary import write_json
-
-    write_json(record, run_dir / RECORD_FILE)  # a torn file reads as unfinished: the run is finished again
+__all__ = ["run_spec", "run_all", "format_line", "threads_per_run"]
 
 
 def _count(model) -> int:
@@ -51,48 +29,11 @@ def _train(spec: RunSpec, run_dir: Path, device: str, force: bool, progress: boo
 
     settings = {**spec.settings, "train": {**spec.settings["train"], "device": device, "progress": progress}}
     try:
-        return train(settings, run_dir, resume=True, log=log, on_epoch_end=_MachineNote(run_dir))
+        return train(settings, run_dir, resume=True, log=log, on_epoch_end=MachineNote(run_dir))
     except ValueError as e:
         if force and str(e).startswith("cannot resume"):  # a partial run of other settings: start it afresh
-            return train(settings, run_dir, force=True, log=log, on_epoch_end=_MachineNote(run_dir))
+            return train(settings, run_dir, force=True, log=log, on_epoch_end=MachineNote(run_dir))
         raise
-
-
-class _MachineNote:
-    """Appends ``{"from_epoch", "cpu", "threads"}`` to the run's :data:`MACHINES_FILE` at the first epoch this
-    process finishes: a long run resumed in pieces may span machines, and its record says which trained what."""
-
-    def __init__(self, run_dir: Path):
-        self.path, self.noted = run_dir / MACHINES_FILE, False
-
-    def __call__(self, record: dict) -> None:
-        if not self.noted:
-            before = self.path.read_text() if self.path.is_file() else ""
-            torn = bool(before) and not before.endswith("\n")  # a line cut short: the new one starts apart
-            from lgn.files import append_text
-
-            note = {"from_epoch": record["epoch"], "cpu": cpu_model(), "threads": _torch_threads()}
-            append_text(self.path, "\n" * torn + json.dumps(note) + "\n")
-            self.noted = True
-
-
-def trained_on(run_dir: Path, epochs: int) -> list[dict]:
-    """``[{"cpu", "threads", "epochs": [first, last]}, ...]``: which machine trained epochs 1 to ``epochs`` of a
-    run, from its :data:`MACHINES_FILE`. An epoch belongs to the file's last line that starts at or before it (a
-    run restarted from scratch appends a line from epoch 1); epochs no line covers (trained before the file
-    existed) have ``cpu`` and ``threads`` None."""
-    from lgn.files import read_json_lines
-
-    notes = read_json_lines(run_dir / MACHINES_FILE, skip_damaged=True)  # a torn last line is left out
-    segments: list[dict] = []
-    for epoch in range(1, epochs + 1):
-        owner = next((n for n in reversed(notes) if n.get("from_epoch", epoch + 1) <= epoch), {})
-        machine = {"cpu": owner.get("cpu"), "threads": owner.get("threads")}
-        if segments and {k: segments[-1][k] for k in machine} == machine:
-            segments[-1]["epochs"][1] = epoch
-        else:
-            segments.append({**machine, "epochs": [epoch, epoch]})
-    return segments
 
 
 def _finished(spec: RunSpec, run_dir: Path) -> dict | None:
@@ -129,7 +70,7 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
         "epochs": last["epoch"], "n_train": spec.n_train, "n_test": spec.n_test,
         "test_loss": last["test_loss"], "device": str(result.config.train.device),
         "run_dir": run_dir.name, "analysis": None, "settings": spec.settings,
-        "threads": _torch_threads(),            # this process's: a worker's under --jobs
+        "threads": torch.get_num_threads(),     # this process's: a worker's under --jobs
         "cpu": cpu_model(),                     # a grid may be trained in pieces on different machines
         "trained_on": trained_on(run_dir, last["epoch"]),  # and so may one run
     }
@@ -146,31 +87,12 @@ def run_spec(spec: RunSpec, run_dir: Path, *, device: str = "cpu", force: bool =
                               "layer0_similarity": [g["nearest_op"]["similarity"] for g in analysis["generators"]
                                                     if g["layer"] == 0]}
     record["wall_seconds"] = time.perf_counter() - start
-    _write_record(run_dir, record)
+    write_record(run_dir, record)  # a run without it is unfinished
     return record, False
-
-
-def cpu_model() -> str:
-    """This machine's CPU as /proc/cpuinfo names it (``AMD EPYC 7B13``), else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _moved_from_init(model, seed: int, trained) -> float:
     """The run distance between ``trained`` groups and the ones training started from (rebuilt as train() does)."""
-    import torch
-
     from lgn.analysis.distance import group_distance
     from lgn.analysis.summary import groups_from_model
     from lgn.models import build_model
@@ -251,8 +173,6 @@ def threads_per_run(jobs: int, threads: int | None) -> int:
     """The CPU threads each run trains on when ``jobs`` train at once: ``threads`` if given; else, for one job,
     this process's torch threads, and for several, this machine's cores shared out among them."""
     import os
-
-    import torch
 
     if threads is not None:
         return threads

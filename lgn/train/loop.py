@@ -34,17 +34,18 @@ import numpy as np
 import torch
 
 from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
+from lgn.device import resolve_device
 from lgn.models import build_model, save_model
 from lgn.models.lgn import check_model_fits
-from lgn.train.checkpoint import (CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError, load_checkpoint,
-                                  never_completed, next_slot, save_checkpoint)
+from lgn.runs import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files, lock_run_dir,
+                      read_config, read_metrics, write_config, write_metrics)
+from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError,
+                                  load_checkpoint, never_completed, next_slot, save_checkpoint)
 from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
-from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
-                           lock_run_dir, read_config, read_metrics, write_config, write_metrics)
 
-__all__ = ["train", "fit", "recompute_batch_norm_", "TrainResult", "resolve_device", "epoch_order",
+__all__ = ["train", "fit", "recompute_batch_norm_", "TrainResult", "epoch_order",
            "MUTABLE_ON_RESUME", "NonFiniteError",
            "MAX_SKIPPED_IN_A_ROW"]
 
@@ -63,19 +64,6 @@ class TrainResult:
     out: Path                 # the run folder
     config: RunConfig         # the resolved config
     metrics: list[dict] = field(default_factory=list)  # one record per epoch, as in metrics.jsonl
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, refusing CUDA where none is available."""
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            raise ValueError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}, "
-                             f"{build}); use --device cpu")
-        index = int(name[5:]) if name.startswith("cuda:") else 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return torch.device(name)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -583,7 +571,7 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
         elif world.writes:
             if resume and warn and never_completed(out):
                 warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
-            clear_run_files(out)
+            clear_run_files(out, CHECKPOINT_FILES)
         if world.distributed:  # every rank starts from rank 0's model, optimiser and position
             state = world.broadcast((model.state_dict(), optimizer.state_dict(), pos, sums) if world.writes
                                     else None)

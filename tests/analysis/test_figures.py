@@ -13,8 +13,9 @@ from lgn.analysis import groups_from_model
 from lgn.analysis.figures import analysis_figures, probe_figure, similarity_figure
 from lgn.analysis.probe import compare_generators, run_probe
 from lgn.analysis.report import write_report
-from lgn.analysis.summary import write_analysis, write_json
+from lgn.analysis.summary import write_analysis
 from lgn.data.patches import natural_patches
+from lgn.files import write_json
 from lgn.models import save_model
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import pytest
 
 import lgn
 from lgn.analysis import Groups, analyze_groups, format_table, groups_from_model, load_groups, save_groups
-from lgn.analysis.summary import write_json
+from lgn.files import write_json
 from lgn.groups import operators as ops
 
 FIELDS = {"layer", "group", "channel", "nearest_op", "indices", "group_error"}

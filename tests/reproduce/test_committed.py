@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lgn.reproduce import FULL_DISCOVERY, PAPER, build_grid, data_plans, reproduce
-from lgn.reproduce.runner import RECORD_FILE, read_record
+from lgn.runs import RECORD_FILE, read_record
 
 PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
 RESULTS = json.loads((PAPER_DIR / "results.json").read_text())

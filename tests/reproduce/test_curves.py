@@ -7,7 +7,7 @@ import pytest
 from lgn.cli import main
 from lgn.reproduce import DataPlan, data_plans
 from lgn.reproduce.curves import CURVES, CurveSettings, build_curves, curve_epochs, curve_verdicts, curves
-from lgn.reproduce.runner import RECORD_FILE, cpu_model
+from lgn.runs import RECORD_FILE, cpu_model
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 128, "n_test": 48}},
                   ("classify", "reconstruct"), 128, 48) for name in ("rot90", "flip")]

@@ -7,7 +7,8 @@ import torch
 
 from lgn.cli import main
 from lgn.reproduce import build_grid
-from lgn.reproduce.runner import RECORD_FILE, run_all
+from lgn.reproduce.runner import run_all
+from lgn.runs import RECORD_FILE
 from tests.reproduce.test_reproduce import PLANS, RECIPE
 
 SPECS = build_grid(PLANS[:1], RECIPE, 2, ("lgn-free", "unconstrained"))  # 2 tasks × 2 models × 2 seeds

@@ -8,7 +8,7 @@ import torch
 from lgn.cli import main
 from lgn.reproduce import DataPlan, Recipe, reproduce
 from lgn.reproduce.results import fmt_trained_on
-from lgn.reproduce.runner import MACHINES_FILE, RECORD_FILE, _MachineNote, cpu_model, trained_on
+from lgn.runs import MACHINES_FILE, RECORD_FILE, MachineNote, cpu_model, trained_on
 
 PLANS = [DataPlan(name, {"name": f"planted:{name}", "options": {"n_train": 96, "n_test": 48}},
                   ("classify", "reconstruct"), 96, 48) for name in ("rot90", "flip")]
@@ -152,7 +152,7 @@ def test_the_epochs_of_a_run_resumed_elsewhere_are_told_apart(tmp_path):
     (tmp_path / MACHINES_FILE).write_text("".join(json.dumps(n) + "\n" for n in notes) + '3\n{"from_ep')  # torn
     assert trained_on(tmp_path, 7) == [{"cpu": "Xeon", "threads": 2, "epochs": [1, 3]},
                                        {"cpu": "EPYC", "threads": 2, "epochs": [4, 7]}]
-    note = _MachineNote(tmp_path)  # then restarted from scratch here: the torn line stays apart
+    note = MachineNote(tmp_path)  # then restarted from scratch here: the torn line stays apart
     note({"epoch": 1})
     note({"epoch": 2})  # one line per invocation
     assert trained_on(tmp_path, 7) == [{"cpu": cpu_model(), "threads": torch.get_num_threads(), "epochs": [1, 7]}]

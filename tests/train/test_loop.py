@@ -429,7 +429,7 @@ def test_fit_is_the_loop_of_train(tmp_path, npz):
 
 
 def test_read_metrics_names_a_damaged_line_or_skips_it(tmp_path):
-    from lgn.train.run import read_metrics
+    from lgn.runs import read_metrics
 
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "train_lo\n[3]\n')
     with pytest.raises(ValueError, match="line 2"):
@@ -551,7 +551,7 @@ def test_an_evaluation_that_overflows_float32_stops_the_run_and_metrics_stay_str
 
 
 def test_metrics_refuse_a_non_finite_value(tmp_path):
-    from lgn.train.run import append_metrics, write_metrics
+    from lgn.runs import append_metrics, write_metrics
 
     with pytest.raises(ValueError):
         append_metrics(tmp_path, {"epoch": 1, "test_psnr": float("nan")})

@@ -12,14 +12,15 @@ import time
 import pytest
 
 from lgn.cli import main
+from lgn.runs import LOCK_FILE, RunFolderBusy, clear_run_files
 from lgn.train import train
+from lgn.train.checkpoint import CHECKPOINT_FILES
 from lgn.train.evaluate import evaluate_run
-from lgn.train.run import LOCK_FILE, RunFolderBusy, clear_run_files
 from tests.robustness.test_malformed import snapshot
 from tests.train.test_loop import _same_weights, _without_times
 from tests.train.helpers import TINY_SET, tiny_settings, write_tiny_npz
 
-HOLD = ("import sys, time\nfrom lgn.train.run import lock_run_dir\n"
+HOLD = ("import sys, time\nfrom lgn.runs import lock_run_dir\n"
         "with lock_run_dir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
 
 
@@ -120,12 +121,14 @@ def test_force_deletes_only_what_a_run_wrote(tmp_path, npz):
     (out / "tensorboard").mkdir()
     (out / "tensorboard" / "my-notes.txt").write_text("mine")
     (out / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"x")
-    clear_run_files(out)
+    (out / "notes.txt").write_text("mine")
+    assert (out / "checkpoint-0.safetensors").exists()
+    clear_run_files(out, CHECKPOINT_FILES)
     assert (out / "tensorboard" / "my-notes.txt").read_text() == "mine"
     assert not (out / "tensorboard" / "events.out.tfevents.1.host").exists()
-    assert not (out / "model.safetensors").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "tensorboard"]
     (out / "tensorboard" / "my-notes.txt").unlink()
-    clear_run_files(out)
+    clear_run_files(out, CHECKPOINT_FILES)
     assert not (out / "tensorboard").exists()  # emptied of the run's event files, the folder goes too
 
 

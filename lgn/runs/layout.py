@@ -1,11 +1,8 @@
-"""The run folder: which files a run writes, when a folder may be used, and its metrics log.
+"""The run folder's layout: which files a run writes, when a folder may be used, and its lock.
 
-A run folder holds ``config.json`` (the resolved config), ``metrics.jsonl``
-(one JSON object per epoch), ``model.safetensors`` + ``model.json`` (the latest
-model, readable with :func:`lgn.models.load_model`), ``preprocess.safetensors``
-(the input scaling fitted on the training data), two checkpoint slots
-(:mod:`lgn.train.checkpoint`) and, with TensorBoard, ``tensorboard/``. The
-files a resumed run reads are written atomically.
+The files are named here once (:data:`RUN_FILES` lists those ``lgn train``
+writes; the checkpoint slots are named by :mod:`lgn.train.checkpoint`, which
+owns their format). The files a resumed run reads are written atomically.
 
 One writer at a time: a run holds an exclusive lock on ``.lgn-lock`` in its
 folder for as long as it runs (:func:`lock_run_dir`); a second ``lgn train``
@@ -18,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 try:
@@ -29,20 +26,22 @@ except ImportError:  # not POSIX: no lock (one writer per folder is then the use
 
 from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
-from lgn.files import append_text, atomic_write, read_json_lines
 from lgn.models.io import WEIGHTS_FILE
-from lgn.parsing import load_json
-from lgn.train.checkpoint import CHECKPOINT_FILES
 
-__all__ = ["CONFIG_FILE", "METRICS_FILE", "TENSORBOARD_DIR", "RUN_FILES", "LOCK_FILE", "RunFolderBusy",
-           "check_run_dir", "lock_run_dir", "clear_run_files",
-           "read_metrics", "write_metrics", "append_metrics", "read_config", "write_config"]
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "PREPROCESS_FILE", "TENSORBOARD_DIR",
+           "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE", "RUN_FILES", "RunFolderBusy",
+           "check_run_dir", "lock_run_dir", "clear_run_files"]
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE, *CHECKPOINT_FILES)
-LOCK_FILE = ".lgn-lock"
+CONFIG_FILE = "config.json"          # the resolved settings (lgn.runs.records)
+METRICS_FILE = "metrics.jsonl"       # one JSON object per epoch (lgn.runs.records)
+TENSORBOARD_DIR = "tensorboard"      # event files, with train.tensorboard
+MACHINES_FILE = "machines.jsonl"     # the CPU and threads each invocation of lgn reproduce trained on
+RECORD_FILE = "reproduce.json"       # the record of a finished lgn reproduce run
+ANALYSIS_DIR = "analysis"            # analysis.json and groups.npz of lgn analyze (and lgn reproduce)
+LOCK_FILE = ".lgn-lock"              # held while a run trains into the folder
+# what lgn train writes besides its checkpoints: the model (model.safetensors + model.json, lgn.models.io)
+# and the input scaling fitted on the training data (preprocess.safetensors, lgn.data.preprocess)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE)
 
 
 class RunFolderBusy(ValueError):
@@ -115,9 +114,10 @@ def lock_run_dir(out: str | os.PathLike):
                 folder.rmdir()  # only if empty
 
 
-def clear_run_files(out: Path) -> None:
-    """Delete the files a run writes (and only those) from ``out``; other files stay."""
-    for name in RUN_FILES:
+def clear_run_files(out: Path, checkpoint_files: Iterable[str]) -> None:
+    """Delete the files a run writes (and only those) from ``out``: :data:`RUN_FILES`, the trainer's
+    ``checkpoint_files`` and the run's TensorBoard event files; other files stay."""
+    for name in (*RUN_FILES, *checkpoint_files):
         for path in (out / name, out / (name + ".tmp")):
             path.unlink(missing_ok=True)
     events = out / TENSORBOARD_DIR
@@ -127,38 +127,3 @@ def clear_run_files(out: Path) -> None:
                 path.unlink()
         with contextlib.suppress(OSError):
             events.rmdir()
-
-
-def read_config(out: str | os.PathLike) -> dict | None:
-    """The ``config.json`` of a run folder, or None if it has none."""
-    path = Path(out) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        config = load_json(path.read_bytes(), str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return config
-
-
-def write_config(out: Path, config: dict) -> None:
-    atomic_write(out / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
-
-
-def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:
-    """The records of a run folder's ``metrics.jsonl`` (none without the file), one per epoch.
-
-    A line that is not a JSON object raises ``ValueError`` naming the file, or,
-    with ``skip_damaged`` (for a report of a run still being written), is left out.
-    """
-    return read_json_lines(Path(out) / METRICS_FILE, skip_damaged=skip_damaged)
-
-
-def write_metrics(out: Path, records: list[dict]) -> None:
-    atomic_write(out / METRICS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode())
-
-
-def append_metrics(out: Path, record: dict) -> None:
-    append_text(out / METRICS_FILE, json.dumps(record, allow_nan=False) + "\n")  # strict JSON: a NaN is refused
