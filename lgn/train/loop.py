@@ -42,7 +42,7 @@ from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.run import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files,
-                           lock_run_dir, read_config, read_metrics, write_config, write_metrics)
+                           lock_run_dir, read_config, write_config, write_metrics)
 
 __all__ = ["train", "fit", "recompute_batch_norm_", "TrainResult", "resolve_device", "epoch_order",
            "MUTABLE_ON_RESUME", "NonFiniteError",
@@ -459,8 +459,6 @@ def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkp
             raise CheckpointError("batch", f"must be in 0..{n_batches - 1} (the batches of an epoch), "
                                            f"got {found.batch}")
         state = found.state
-        if "metrics" not in state:  # a version-1 checkpoint: the position at an epoch end, no state
-            return
         if found.step != found.epoch * n_batches + found.batch:
             raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
                                           f"{found.epoch * n_batches + found.batch}, got {found.step}")
@@ -472,7 +470,7 @@ def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkp
         seconds = state.get("seconds")
         if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
             raise CheckpointError("state.seconds", f"must be a non-negative number, got {seconds!r}"[:200])
-        metrics = state["metrics"]
+        metrics = state.get("metrics")
         if not isinstance(metrics, list) or len(metrics) != found.epoch:
             raise CheckpointError("state.metrics", f"must be a list of {found.epoch} epoch records")
         for i, record in enumerate(metrics):
@@ -564,17 +562,14 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
             for line in checkpoint.warnings:
                 if warn:
                     warn(line)
-            if warn and checkpoint.threads is not None and checkpoint.threads != torch.get_num_threads():
+            if warn and checkpoint.threads != torch.get_num_threads():
                 warn(f"{out} was trained with {checkpoint.threads} CPU threads and this process uses "
                      f"{torch.get_num_threads()}: the resumed run will differ slightly from an uninterrupted one "
                      f"(bit-identical needs the same count, e.g. OMP_NUM_THREADS={checkpoint.threads})")
             state = checkpoint.state
             pos = _Position(epoch=checkpoint.epoch, batch=checkpoint.batch, step=checkpoint.step,
                             **{k: v for k, v in state.items() if k in _Position.__dataclass_fields__})
-            if "metrics" not in state:  # a version-1 checkpoint: epoch ends only
-                pos.metrics = [r for r in read_metrics(out) if r.get("epoch", 0) <= checkpoint.epoch]
-            if "sums" in checkpoint.tensors:
-                sums.copy_(checkpoint.tensors["sums"])
+            sums.copy_(checkpoint.tensors["sums"])
             slot = next_slot(checkpoint.slot)
             saved_step = checkpoint.step
             if log:
@@ -615,8 +610,9 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
                 raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, pos.epoch + 1,
                                                     pos.batch, saved_step))
             if world.writes:
-                save_checkpoint(out, model, optimizer, epoch=pos.epoch, batch=pos.batch, step=pos.step,
-                                config=config.to_dict(), state=pos.state(), tensors={"sums": sums}, slot=slot)
+                save_checkpoint(out, model, optimizer, Checkpoint(
+                    epoch=pos.epoch, step=pos.step, config=config.to_dict(), batch=pos.batch, state=pos.state(),
+                    tensors={"sums": sums}, slot=slot))
                 slot = next_slot(slot)
             saved_step = pos.step
 

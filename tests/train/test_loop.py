@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +116,38 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
     assert _same_weights(tmp_path / "cut", tmp_path / "full")
 
 
+FORMAT_3_RUN = Path(__file__).parent / "fixtures" / "format3-run"  # see test_a_run_stopped_by_the_loop_of_release_0_1_resumes
+
+
+def test_a_run_stopped_by_the_loop_of_release_0_1_resumes(tmp_path, monkeypatch):
+    """A checkpoint of format 3 (release 0.1's), written by the loop before TrainState, resumes.
+
+    The fixture is the config and newest checkpoint of a run of 8 epochs on the
+    tiny set (data.name npz:tiny.npz, batch 16, checkpoint every 2 steps, one
+    thread) stopped right after its checkpoint of step 10 (epoch 4, batch 1). It
+    resumes without a warning and ends as an uninterrupted run of this code:
+    bit-identical on the machine that wrote it, within rounding elsewhere.
+    """
+    monkeypatch.chdir(tmp_path)
+    write_tiny_npz(tmp_path / "tiny.npz")
+    shutil.copytree(FORMAT_3_RUN, tmp_path / "old")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the count it was written with
+    try:
+        lines, warnings = [], []
+        resumed = train({}, tmp_path / "old", resume=True, log=lines.append, warn=warnings.append)
+        full = train(json.loads((FORMAT_3_RUN / "config.json").read_text()), tmp_path / "new", log=None)
+    finally:
+        torch.set_num_threads(threads)
+    assert lines[0] == f"resuming {tmp_path / 'old'} after epoch 3, batch 1 of 8" and warnings == []
+    assert [r["epoch"] for r in resumed.metrics] == list(range(1, 9))
+    assert [r["lr"] for r in resumed.metrics] == [r["lr"] for r in full.metrics] == [0.01] * 4 + [0.005] * 2 + [
+        0.0025, 0.00125]
+    for old, new in zip(resumed.metrics, full.metrics):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            assert old[key] == pytest.approx(new[key], rel=1e-4, abs=1e-6), (old["epoch"], key)
+
+
 def test_resume_refuses_changed_settings(tmp_path, npz):
     with pytest.raises(Interrupt):
         train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=_stop_after(1))
@@ -200,9 +234,9 @@ def _cut_after_saves(monkeypatch, n):
 
     save, calls = lgn.train.loop.save_checkpoint, []
 
-    def save_then_stop(*args, **kwargs):
-        save(*args, **kwargs)
-        calls.append(kwargs["step"])
+    def save_then_stop(out, model, optimizer, checkpoint):
+        save(out, model, optimizer, checkpoint)
+        calls.append(checkpoint.step)
         if len(calls) == n:
             raise Interrupt
 
