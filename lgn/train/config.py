@@ -34,7 +34,8 @@ from lgn.models import ModelConfig
 from lgn.parsing import load_toml as load_toml_text
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
-           "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
+           "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve",
+           "resolve_model"]
 
 
 PRECISIONS = ("fp32", "bf16")  # train.precision: float32 throughout, or bfloat16 autocast of forward passes
@@ -380,13 +381,21 @@ def apply_overrides(settings: dict, overrides: list[str]) -> dict:
 
 
 def resolve(settings: dict, dataset) -> RunConfig:
-    """The :class:`RunConfig` of ``settings`` for ``dataset`` (a :class:`lgn.data.Dataset`).
+    """The :class:`RunConfig` of ``settings`` for ``dataset`` (a :class:`lgn.data.Dataset`): each section
+    parsed once, the model's by :func:`resolve_model`."""
+    return RunConfig(model=resolve_model(settings.get("model", {}), dataset),
+                     train=TrainConfig(**settings.get("train", {})), data=DataConfig(**settings.get("data", {})))
+
+
+def resolve_model(model: dict, dataset) -> ModelConfig:
+    """The :class:`lgn.models.ModelConfig` of the ``model`` settings for ``dataset``.
 
     The model's ``in_channels`` and ``image_size`` (the smaller side) and, to
-    classify, ``num_classes`` come from the data; a value given in ``settings``
-    must agree (a class count above the labels seen is allowed).
+    classify, ``num_classes`` come from the data; a value given in ``model``
+    must agree (a class count above the labels seen is allowed). An error
+    names the data's shape.
     """
-    model = dict(settings.get("model", {}))
+    model = dict(model)
     derived = {"in_channels": dataset.in_channels, "image_size": min(dataset.image_shape)}
     if model.get("task", "classify") == "classify":
         if not dataset.labelled:
@@ -397,7 +406,7 @@ def resolve(settings: dict, dataset) -> RunConfig:
         if given != value and not (key == "num_classes" and given > value):
             raise ValueError(f"model.{key}={given} does not fit the data: {dataset.name} has {key} {value}")
     try:
-        return RunConfig.from_dict({**settings, "model": model})
+        return ModelConfig(**model)
     except ValueError as e:
         shape = "×".join(str(s) for s in dataset.x_train.shape[1:])
         raise ValueError(f"{e} (data: {dataset.name}, images {shape})") from None

@@ -116,7 +116,7 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
     assert _same_weights(tmp_path / "cut", tmp_path / "full")
 
 
-FORMAT_3_RUN = Path(__file__).parent / "fixtures" / "format3-run"  # see test_a_run_stopped_by_the_loop_of_release_0_1_resumes
+FORMAT_3_RUN = Path(__file__).parent / "fixtures" / "format3-run"  # described in the test below
 
 
 def test_a_run_stopped_by_the_loop_of_release_0_1_resumes(tmp_path, monkeypatch):
