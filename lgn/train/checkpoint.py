@@ -105,6 +105,16 @@ class Checkpoint:
     optimizer_steps: int | None = None               # steps the optimiser's state has seen (None: not Adam)
 
 
+# what torch.optim.lr_scheduler adds to an optimiser's hyper-parameter groups: a schedule is its caller's, placed
+# again from the position on resume, so it is neither saved nor compared
+_SCHEDULE_KEYS = ("initial_lr",)
+
+
+def _param_groups(state: dict) -> list[dict]:
+    """The hyper-parameter groups of an optimiser's ``state`` (its ``state_dict()``), less a schedule's keys."""
+    return [{k: v for k, v in group.items() if k not in _SCHEDULE_KEYS} for group in state["param_groups"]]
+
+
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Split ``optimizer.state_dict()`` into named tensors and a JSON-able rest."""
     state = optimizer.state_dict()
@@ -116,7 +126,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
             else:
                 scalars.setdefault(str(index), {})[name] = value
     held = {str(index): sorted(entry) for index, entry in state["state"].items()}
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars, "state_keys": held}
+    return tensors, {"param_groups": _param_groups(state), "scalars": scalars, "state_keys": held}
 
 
 def next_slot(slot: str | None) -> str:
@@ -456,7 +466,7 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
     without state), or None for another optimiser.
     """
     rest = _get(meta, "optimizer", dict, "optimizer")
-    current = optimizer.state_dict()["param_groups"]
+    current = _param_groups(optimizer.state_dict())
     _check_param_groups(_get(rest, "param_groups", list, "optimizer.param_groups"), current)
     params = {index: p for group, now in zip(optimizer.param_groups, current)
               for index, p in zip(now["params"], group["params"])}

@@ -131,15 +131,11 @@ class TrainConfig:
     #   re-projection stay float32)
 
     def milestone_epochs(self) -> list[int]:
-        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR."""
-        return [int(f * self.epochs) for f in self.lr_milestones]
-
-    def lr_at(self, epoch: int) -> float:
-        """The learning rate of 0-based ``epoch``: lr·γ^(number of milestones m ≤ epoch), as torch's MultiStepLR.
+        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR.
 
         As there, a milestone that rounds down to epoch 0 applies from the start.
         """
-        return self.lr * self.lr_gamma ** sum(1 for m in self.milestone_epochs() if m <= epoch)
+        return [int(f * self.epochs) for f in self.lr_milestones]
 
 
 @_section("data")

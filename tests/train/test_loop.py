@@ -65,6 +65,41 @@ def test_deterministic_for_a_seed_on_cpu(tmp_path, npz):
     assert not _same_weights(tmp_path / "a", tmp_path / "c")
 
 
+def _state(**train):
+    from lgn.train.config import TrainConfig
+    from lgn.train.loop import TrainState
+
+    model = torch.nn.Linear(2, 2)
+    t = TrainConfig(**train)
+    return TrainState(model, torch.optim.Adam(model.parameters(), lr=t.lr), t, "classify", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
+def test_the_schedule_is_torchs_multistep_lr_of_the_paper(epochs):
+    state = _state(epochs=epochs)
+    param = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([param], lr=0.01)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
+    expected = []
+    for _ in range(epochs):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [state.schedule(e).get_last_lr()[0] for e in range(epochs)] == expected  # exactly, γ = 0.5
+    assert state.optimizer.param_groups[0]["lr"] == expected[-1]
+
+
+def test_the_schedule_of_eight_epochs_by_hand():
+    state = _state(epochs=8)
+    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125]
+    # γ = 0.1: lr·γ^n as before, to the last bit; multiplying by γ at each milestone (MultiStepLR) ends in
+    # 0.0001 and 1e-05 instead
+    state = _state(epochs=8, lr_gamma=0.1)
+    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.001] * 2 + [
+        0.00010000000000000002, 1.0000000000000003e-05]
+
+
 def test_epoch_order_is_a_function_of_seed_and_epoch():
     a = epoch_order(50, 3, 7)
     assert sorted(a.tolist()) == list(range(50))
