@@ -24,11 +24,10 @@ permutation is a function of (seed, epoch), and the position within it is
 
 A checkpoint is trusted only after its digests match and every field has been
 checked against the model and optimiser it is loaded into: presence, type,
-shape, dtype and range (:class:`CheckpointError` names the field). Older
-formats are read with their own integrity check only: version 2 (the same two
-slots, without the thread count) with its self-digest; version 1 (a single
-``checkpoint`` slot) with its tensor digest. A version number in a slot of
-another format is refused, so editing it cannot switch the self-digest off.
+shape, dtype and range (:class:`CheckpointError` names the field). Formats 1
+(a single ``checkpoint`` slot) and 2 (without the thread count) predate
+release 0.1 and are not read: a run folder holding only such a checkpoint is
+refused in one line naming the file, so that the run is started again.
 While the first checkpoint is being written there is no intact one yet; a run
 stopped then has nothing to resume and :func:`load_checkpoint` says so
 (:data:`NEVER_COMPLETED`) instead of refusing.
@@ -56,11 +55,11 @@ __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError"
            "CHECKPOINT_FILES", "next_slot", "never_completed"]
 
 CHECKPOINT_SLOTS = ("checkpoint-0", "checkpoint-1")
-_LEGACY_SLOT = "checkpoint"  # the single checkpoint of format version 1, still read
+_LEGACY_SLOT = "checkpoint"  # the single checkpoint of format 1: refused, and cleared with the run's files
 CHECKPOINT_FILES = tuple(f"{slot}{ext}" for slot in (*CHECKPOINT_SLOTS, _LEGACY_SLOT)
                          for ext in (".safetensors", ".json"))
 FORMAT, VERSION = "lgn-checkpoint", 3
-_SLOT_VERSIONS = {**{slot: (2, 3) for slot in CHECKPOINT_SLOTS}, _LEGACY_SLOT: (1,)}  # what each slot may hold
+_PRE_RELEASE = (1, 2)  # formats written before release 0.1: not read
 _RNG_WORDS = 624  # the Mersenne Twister's state words (numpy's and Python's)
 
 
@@ -72,9 +71,26 @@ class CheckpointError(ValueError):
         self.field = field
 
 
+class _Unusable(Exception):
+    """Why the files of one slot cannot be used (damaged, half-written, not a checkpoint)."""
+
+
+class _PreRelease(_Unusable):
+    """A checkpoint of a format from before release 0.1."""
+
+    def __init__(self, path: Path, version: int):
+        super().__init__(f"format {version}, which predates release 0.1 and is not read")
+        self.path, self.version = path, version
+
+    def refusal(self) -> ValueError:
+        return ValueError(f"{self.path} is checkpoint format {self.version}, which predates release 0.1; "
+                          f"start the run again (train with --force, which deletes the run's files)")
+
+
 @dataclass
 class Checkpoint:
-    """What :func:`load_checkpoint` restores besides the model, optimiser and RNG."""
+    """What a checkpoint holds besides the model, optimiser and RNG: what :func:`save_checkpoint` writes
+    (the first seven fields) and :func:`load_checkpoint` returns (all)."""
 
     epoch: int    # epochs completed
     step: int     # optimiser steps (batches) completed
@@ -82,10 +98,21 @@ class Checkpoint:
     batch: int = 0                                   # batches of epoch ``epoch`` (0-based) completed
     state: dict = field(default_factory=dict)        # the caller's JSON-able state
     tensors: dict = field(default_factory=dict)      # the caller's extra tensors
-    slot: str = CHECKPOINT_SLOTS[0]                  # the slot it was read from
+    slot: str | None = None                          # the slot it was read from, or to write (None: the one
+    #                                                  not holding the newest valid checkpoint)
     warnings: list[str] = field(default_factory=list)  # damaged newer checkpoints passed over
-    threads: int | None = None                       # torch's CPU threads when it was saved (None: not recorded)
+    threads: int | None = None                       # torch's CPU threads when it was saved
     optimizer_steps: int | None = None               # steps the optimiser's state has seen (None: not Adam)
+
+
+# what torch.optim.lr_scheduler adds to an optimiser's hyper-parameter groups: a schedule is its caller's, placed
+# again from the position on resume, so it is neither saved nor compared
+_SCHEDULE_KEYS = ("initial_lr",)
+
+
+def _param_groups(state: dict) -> list[dict]:
+    """The hyper-parameter groups of an optimiser's ``state`` (its ``state_dict()``), less a schedule's keys."""
+    return [{k: v for k, v in group.items() if k not in _SCHEDULE_KEYS} for group in state["param_groups"]]
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -99,11 +126,11 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
             else:
                 scalars.setdefault(str(index), {})[name] = value
     held = {str(index): sorted(entry) for index, entry in state["state"].items()}
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars, "state_keys": held}
+    return tensors, {"param_groups": _param_groups(state), "scalars": scalars, "state_keys": held}
 
 
 def next_slot(slot: str | None) -> str:
-    """The slot to write after ``slot`` (the first one after None or the legacy single checkpoint)."""
+    """The slot to write after ``slot`` (the first one after None)."""
     return CHECKPOINT_SLOTS[1] if slot == CHECKPOINT_SLOTS[0] else CHECKPOINT_SLOTS[0]
 
 
@@ -113,9 +140,14 @@ def _meta_digest(meta: dict) -> str:
 
 
 def _newest_valid_slot(directory: Path) -> str | None:
-    found = [_read(directory, slot) for slot in CHECKPOINT_SLOTS]
-    valid = [(meta["step"], slot) for slot, (meta, _, error) in zip(CHECKPOINT_SLOTS, found)
-             if error is None and isinstance(meta.get("step"), int)]
+    valid = []
+    for slot in CHECKPOINT_SLOTS:
+        try:
+            meta, _ = _read(directory, slot)
+        except _Unusable:
+            continue
+        if isinstance(meta.get("step"), int):
+            valid.append((meta["step"], slot))
     return max(valid)[1] if valid else None
 
 
@@ -136,25 +168,25 @@ def never_completed(directory: str | os.PathLike) -> bool:
             and not any((directory / name).exists() for name in others))
 
 
-def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                    epoch: int, step: int, config: dict, batch: int = 0, state: dict | None = None,
-                    tensors: dict[str, torch.Tensor] | None = None, slot: str | None = None) -> str:
-    """Write the checkpoint of a run that has completed ``epoch`` epochs, ``batch`` batches of the next and
-    ``step`` optimiser steps; returns the slot written.
+def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    checkpoint: Checkpoint) -> str:
+    """Write ``model``, ``optimizer``, the RNG states and ``checkpoint`` (position, config, state, extra
+    tensors) into ``checkpoint.slot`` of ``directory``; returns the slot written.
 
-    ``slot`` defaults to the one not holding the newest valid checkpoint (a
-    caller that alternates itself saves re-reading both). ``state`` (JSON-able)
-    and ``tensors`` come back in :class:`Checkpoint`.
+    The slot defaults to the one not holding the newest valid checkpoint (a
+    caller that alternates itself saves re-reading both). The position says
+    that ``epoch`` epochs, ``batch`` batches of the next and ``step`` optimiser
+    steps are complete; ``state`` (JSON-able) and ``tensors`` come back from
+    :func:`load_checkpoint`.
     """
     directory = Path(directory)
-    if slot is None:
-        slot = next_slot(_newest_valid_slot(directory))
+    slot = checkpoint.slot or next_slot(_newest_valid_slot(directory))
     if slot not in CHECKPOINT_SLOTS:
         raise ValueError(f"checkpoint slot must be one of {CHECKPOINT_SLOTS}, got {slot!r}")
     named = {f"model/{k}": v for k, v in model.state_dict().items()}
     optim_tensors, optim_rest = _optimizer_tensors(optimizer)
     named.update(optim_tensors)
-    named.update({f"extra/{k}": v for k, v in (tensors or {}).items()})
+    named.update({f"extra/{k}": v for k, v in checkpoint.tensors.items()})
     named["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -164,8 +196,8 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
     py_version, py_state, py_gauss = random.getstate()
     named["rng/python"] = torch.tensor(py_state, dtype=torch.int64)
     data = save({k: v.detach().contiguous().cpu() for k, v in named.items()})
-    meta = {"format": FORMAT, "version": VERSION, "epoch": epoch, "batch": batch, "step": step,
-            "optimizer": optim_rest, "config": config, "state": state or {},
+    meta = {"format": FORMAT, "version": VERSION, "epoch": checkpoint.epoch, "batch": checkpoint.batch,
+            "step": checkpoint.step, "optimizer": optim_rest, "config": checkpoint.config, "state": checkpoint.state,
             "rng": {"numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)],
                     "python": [py_version, py_gauss]},
             "threads": torch.get_num_threads(), "sha256": hashlib.sha256(data).hexdigest()}
@@ -175,30 +207,30 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
     return slot
 
 
-def _read(directory: Path, slot: str) -> tuple[dict | None, dict | None, str | None]:
-    """(meta, tensors, None) for a checkpoint in ``slot`` whose digests match, else (None, None, why not)."""
+def _read(directory: Path, slot: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(meta, tensors) of the checkpoint in ``slot`` if its digests match, else :class:`_Unusable` saying why."""
     meta_path, tensor_path = directory / f"{slot}.json", directory / f"{slot}.safetensors"
     try:
         meta = load_json(meta_path.read_bytes(), meta_path.name)
         data = tensor_path.read_bytes()
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return None, None, f"unreadable ({type(e).__name__}: {e})"
+        raise _Unusable(f"unreadable ({type(e).__name__}: {e})") from None
     except ValueError as e:  # nested too deeply
-        return None, None, str(e)
-    versions = _SLOT_VERSIONS[slot]
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or type(meta.get("version")) is not int \
-            or meta["version"] not in versions:
-        return None, None, (f"not an lgn checkpoint of version {' or '.join(map(str, versions))} "
-                            f"(the versions a {slot} file holds)")
-    if meta["version"] > 1 and meta.get("meta_sha256") != _meta_digest(meta):
-        return None, None, f"{meta_path.name} does not match its own digest"
+        raise _Unusable(str(e)) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or type(meta.get("version")) is not int:
+        raise _Unusable(f"not an lgn checkpoint of format {VERSION}")
+    if meta["version"] in _PRE_RELEASE:
+        raise _PreRelease(meta_path, meta["version"])
+    if meta["version"] != VERSION:
+        raise _Unusable(f"an lgn checkpoint of format {meta['version']}; this lgn reads format {VERSION}")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise _Unusable(f"{meta_path.name} does not match its own digest")
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-        return None, None, f"{tensor_path.name} does not match the digest in {meta_path.name}"
+        raise _Unusable(f"{tensor_path.name} does not match the digest in {meta_path.name}")
     try:
-        tensors = load(data)
+        return meta, load(data)
     except SafetensorError as e:
-        return None, None, f"{tensor_path.name} is not a readable safetensors file ({e})"
-    return meta, tensors, None
+        raise _Unusable(f"{tensor_path.name} is not a readable safetensors file ({e})") from None
 
 
 def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -211,30 +243,33 @@ def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
     ``optimizer`` (and passes ``check(checkpoint)``, the caller's own test of
     its position and state, which raises :class:`CheckpointError`). A damaged
     newer checkpoint is passed over for the older one, with a line in
-    :attr:`Checkpoint.warnings`. Raises ``ValueError`` naming each slot's
-    fault if none is intact; the caller's model and optimiser are then left
+    :attr:`Checkpoint.warnings`. Raises ``ValueError`` if none is intact:
+    naming the file if one is of a format from before release 0.1, else
+    naming each slot's fault; the caller's model and optimiser are then left
     untouched.
     """
     directory = Path(directory)
-    slots = [s for s in (*CHECKPOINT_SLOTS, _LEGACY_SLOT)
+    slots = [s for s in CHECKPOINT_SLOTS
              if (directory / f"{s}.json").exists() or (directory / f"{s}.safetensors").exists()]
+    if not slots and (directory / f"{_LEGACY_SLOT}.json").exists():
+        raise _PreRelease(directory / f"{_LEGACY_SLOT}.json", 1).refusal()
     if not slots or never_completed(directory):
         return None
     damaged, intact = {}, []
     for slot in slots:
-        meta, tensors, error = _read(directory, slot)
-        if error is None:
-            try:
-                found = _checked(directory, meta, tensors, model, optimizer, slot)
-                if check is not None:
-                    check(found)
-            except CheckpointError as e:
-                error = str(e)
-        if error is None:
-            intact.append((found.step, slot, meta, tensors, found))
+        try:
+            meta, tensors = _read(directory, slot)
+            found = _checked(directory, meta, tensors, model, optimizer, slot)
+            if check is not None:
+                check(found)
+        except (_Unusable, CheckpointError) as e:
+            damaged[slot] = e
         else:
-            damaged[slot] = error
+            intact.append((found.step, slot, meta, tensors, found))
     if not intact:
+        old = next((e for e in damaged.values() if isinstance(e, _PreRelease)), None)
+        if old is not None:
+            raise old.refusal()
         raise ValueError(f"no intact checkpoint in {directory}, so it cannot resume: "
                          + "; ".join(f"{slot}: {why}" for slot, why in damaged.items())
                          + "; to start the run over, train with --force (it deletes the run's files)")
@@ -303,12 +338,10 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
     Raises :class:`CheckpointError` naming the first field that is wrong, and
     ``ValueError`` for a checkpoint of another architecture.
     """
-    version = meta["version"]
-    for key in ("epoch", "step", "batch") if version > 1 else ("epoch", "step"):
+    for key in ("epoch", "step", "batch", "threads"):
         if key not in meta:
             raise CheckpointError(key, "is missing")
-    epoch, step = _int(meta["epoch"], "epoch"), _int(meta["step"], "step")
-    batch = _int(meta.get("batch", 0), "batch")
+    epoch, step, batch = _int(meta["epoch"], "epoch"), _int(meta["step"], "step"), _int(meta["batch"], "batch")
     if epoch > step:
         raise CheckpointError("epoch", f"cannot exceed the steps taken ({step}), got {epoch}")
     if batch > step:
@@ -317,15 +350,23 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
     for section, table in config.items():
         if not isinstance(table, dict):
             raise CheckpointError(f"config.{section}", f"must be an object, got {type(table).__name__}")
-    state = _get(meta, "state", dict, "state") if version > 1 else meta.get("state", {})
-    threads = _int(meta["threads"], "threads", 1) if version >= 3 else None
+    state = _get(meta, "state", dict, "state")
+    threads = _int(meta["threads"], "threads", 1)
     _get(meta, "sha256", str, "sha256")
-
-    # the model: exactly its keys and shapes (else another architecture), its dtypes, finite
-    kinds = {key.partition("/")[0] for key in tensors}
-    unknown = sorted(kinds - {"model", "optimizer", "rng", "extra"})
+    unknown = sorted({key.partition("/")[0] for key in tensors} - {"model", "optimizer", "rng", "extra"})
     if unknown:
         raise CheckpointError(f"{unknown[0]}/", "is not a part of an lgn checkpoint")
+    _check_model(directory, tensors, model)
+    optimizer_steps = _check_optimizer(meta, tensors, optimizer, step)
+    _check_rng(meta, tensors)
+    return Checkpoint(epoch=epoch, step=step, config=config, batch=batch, state=state,
+                      tensors={k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")},
+                      slot=slot, threads=threads, optimizer_steps=optimizer_steps)
+
+
+def _check_model(directory: Path, tensors: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+    """The model's tensors: exactly its keys and shapes (else ``ValueError``: another architecture), its
+    dtypes, finite."""
     expected = model.state_dict()
     saved = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     bad = sorted(set(expected) ^ set(saved)) or sorted(k for k in expected if expected[k].shape != saved[k].shape)
@@ -335,9 +376,9 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
     for key, value in expected.items():
         _tensor(tensors, f"model/{key}", value.shape, value.dtype)
 
-    optimizer_steps = _check_optimizer(meta, tensors, optimizer, step, version)
 
-    # the random number generators
+def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """The random number generators' states: torch's, CUDA's, numpy's and Python's."""
     _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
     for key in tensors:
         if key.startswith("rng/") and key not in ("rng/torch", "rng/numpy", "rng/python"):
@@ -345,38 +386,27 @@ def _checked(directory: Path, meta: dict, tensors: dict[str, torch.Tensor], mode
             if not key.startswith("rng/cuda/") or not index.isdigit():
                 raise CheckpointError(key, "is not a random number generator lgn saves")
             _tensor(tensors, key, None, torch.uint8)
-    if version > 1:
-        rng = _get(meta, "rng", dict, "rng")
-        numpy_state = _get(rng, "numpy", list, "rng.numpy")
-        if len(numpy_state) != 4 or numpy_state[0] != "MT19937":
-            raise CheckpointError("rng.numpy", "must be ['MT19937', position, has_gauss, gauss]")
-        _int(numpy_state[1], "rng.numpy position", 0, _RNG_WORDS)
-        _int(numpy_state[2], "rng.numpy has_gauss", 0, 1)
-        _number(numpy_state[3], "rng.numpy gauss")
-        python_state = _get(rng, "python", list, "rng.python")
-        if len(python_state) != 2:
-            raise CheckpointError("rng.python", "must be [version, gauss]")
-        _int(python_state[0], "rng.python version", 1, 3)
-        _number(python_state[1], "rng.python gauss", none=True)
-        _words(_tensor(tensors, "rng/numpy", (_RNG_WORDS,), torch.int64), "rng/numpy")
-        python_words = _tensor(tensors, "rng/python", (_RNG_WORDS + 1,), torch.int64)
-        _words(python_words[:-1], "rng/python")
-        _int(int(python_words[-1]), "rng/python position", 0, _RNG_WORDS)
-    return Checkpoint(epoch=epoch, step=step, config=config, batch=batch, state=state,
-                      tensors={k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")},
-                      slot=slot, threads=threads, optimizer_steps=optimizer_steps)
+    rng = _get(meta, "rng", dict, "rng")
+    numpy_state = _get(rng, "numpy", list, "rng.numpy")
+    if len(numpy_state) != 4 or numpy_state[0] != "MT19937":
+        raise CheckpointError("rng.numpy", "must be ['MT19937', position, has_gauss, gauss]")
+    _int(numpy_state[1], "rng.numpy position", 0, _RNG_WORDS)
+    _int(numpy_state[2], "rng.numpy has_gauss", 0, 1)
+    _number(numpy_state[3], "rng.numpy gauss")
+    python_state = _get(rng, "python", list, "rng.python")
+    if len(python_state) != 2:
+        raise CheckpointError("rng.python", "must be [version, gauss]")
+    _int(python_state[0], "rng.python version", 1, 3)
+    _number(python_state[1], "rng.python gauss", none=True)
+    _words(_tensor(tensors, "rng/numpy", (_RNG_WORDS,), torch.int64), "rng/numpy")
+    python_words = _tensor(tensors, "rng/python", (_RNG_WORDS + 1,), torch.int64)
+    _words(python_words[:-1], "rng/python")
+    _int(int(python_words[-1]), "rng/python position", 0, _RNG_WORDS)
 
 
-def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer, step: int,
-                     version: int) -> int | None:
-    """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``.
-
-    Returns the steps Adam's state has taken (the largest per-parameter count; 0
-    without state), or None for another optimiser.
-    """
-    rest = _get(meta, "optimizer", dict, "optimizer")
-    groups = _get(rest, "param_groups", list, "optimizer.param_groups")
-    current = optimizer.state_dict()["param_groups"]
+def _check_param_groups(groups: list, current: list[dict]) -> None:
+    """The saved hyper-parameter groups against the optimiser's ``current`` ones: the same keys and
+    parameters, each value of its kind (a finite number for a number)."""
     if len(groups) != len(current):
         raise CheckpointError("optimizer.param_groups", f"must hold {len(current)} groups, got {len(groups)}")
     for i, (group, now) in enumerate(zip(groups, current)):
@@ -399,8 +429,11 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
                     raise CheckpointError(f"{where}.{key}", f"must be a list of {len(value)} numbers")
                 for v in saved:
                     _number(v, f"{where}.{key}")
-    params = {index: p for group, now in zip(optimizer.param_groups, current)
-              for index, p in zip(now["params"], group["params"])}
+
+
+def _held_state(rest: dict, tensors: dict, params: dict[int, torch.Tensor]) -> dict[int, set[str]]:
+    """Per parameter index, the names of the optimiser state it holds (tensors and scalars), checked to
+    name parameters of the optimiser and to agree with ``optimizer.state_keys``."""
     scalars = _get(rest, "scalars", dict, "optimizer.scalars")
     held: dict[int, set[str]] = {}
     for key in tensors:
@@ -415,24 +448,33 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
         for name, value in entry.items():
             _number(value, f"optimizer.scalars.{index}.{name}")
             held.setdefault(int(index), set()).add(name)
-    if "state_keys" in rest or version >= 3:
-        listed = _get(rest, "state_keys", dict, "optimizer.state_keys")
-        if {k: sorted(v) if isinstance(v, list) else v for k, v in listed.items()} != \
-                {str(i): sorted(names) for i, names in held.items()}:
-            raise CheckpointError("optimizer/", "does not hold the state tensors optimizer.state_keys lists")
-    else:  # version 2 and older: a stepped optimiser holds state for every parameter
-        if step > 0 and not held:
-            raise CheckpointError("optimizer/", f"is missing: no optimiser state after {step} steps")
+    listed = _get(rest, "state_keys", dict, "optimizer.state_keys")
+    if {k: sorted(v) if isinstance(v, list) else v for k, v in listed.items()} != \
+            {str(i): sorted(names) for i, names in held.items()}:
+        raise CheckpointError("optimizer/", "does not hold the state tensors optimizer.state_keys lists")
     trained = {i for i, p in params.items() if p.requires_grad}
     if held and set(held) != trained:
         raise CheckpointError("optimizer/", f"must hold state for every parameter (0..{len(params) - 1}) or none, "
                                             f"got {len(held)} of {len(trained)}")
+    return held
+
+
+def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer, step: int) -> int | None:
+    """The optimiser's groups, per-parameter state tensors and scalars against ``optimizer``.
+
+    Returns the steps Adam's state has taken (the largest per-parameter count; 0
+    without state), or None for another optimiser.
+    """
+    rest = _get(meta, "optimizer", dict, "optimizer")
+    current = _param_groups(optimizer.state_dict())
+    _check_param_groups(_get(rest, "param_groups", list, "optimizer.param_groups"), current)
+    params = {index: p for group, now in zip(optimizer.param_groups, current)
+              for index, p in zip(now["params"], group["params"])}
     wanted = _adam_state_names(optimizer)
     counts = set()
-    for index, names in held.items():
+    for index, names in _held_state(rest, tensors, params).items():
         if wanted is not None and names != wanted:
             raise CheckpointError(f"optimizer/{index}", f"must hold {sorted(wanted)}, got {sorted(names)}")
-        param = params[index]
         for name in names:
             key = f"optimizer/{index}/{name}"
             if key not in tensors:
@@ -444,7 +486,7 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
                                                f"got {float(value)}")
                 counts.add(int(value))
             else:
-                _tensor(tensors, key, param.shape, param.dtype)
+                _tensor(tensors, key, params[index].shape, params[index].dtype)
     if wanted is None:
         return None
     # Adam steps a parameter only while it has a gradient, so one that stopped getting one
@@ -486,9 +528,7 @@ def _restore(meta: dict, tensors: dict[str, torch.Tensor], model: torch.nn.Modul
     cuda_states = [cuda[i] for i in sorted(cuda)]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
-    if "numpy" in rng and "rng" in meta:
-        kind, pos, has_gauss, gauss = meta["rng"]["numpy"]
-        np.random.set_state((kind, rng["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if "python" in rng and "rng" in meta:
-        version, gauss = meta["rng"]["python"]
-        random.setstate((version, tuple(rng["python"].tolist()), gauss))
+    kind, pos, has_gauss, gauss = meta["rng"]["numpy"]
+    np.random.set_state((kind, rng["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, gauss = meta["rng"]["python"]
+    random.setstate((version, tuple(rng["python"].tolist()), gauss))

@@ -4,9 +4,10 @@ A run's configuration has three sections: ``model`` (:class:`lgn.models.ModelCon
 ``train`` (:class:`TrainConfig`) and ``data`` (:class:`DataConfig`). Settings
 are collected as a nested dict (defaults < TOML file < ``--set`` < command-line
 flags), each value checked against its field's type as it arrives (by
-pydantic in strict mode, :func:`check_value`), and then
-resolved against the dataset: the model's input channels, image size and
-class count come from the data.
+pydantic in strict mode, :func:`check_value`) and against its range (the
+``train`` and ``data`` sections are pydantic dataclasses whose fields carry
+their constraints), and then resolved against the dataset: the model's input
+channels, image size and class count come from the data.
 
 Every bad setting raises ``ValueError`` naming the setting (and the file it came
 from); a value of the wrong type raises :class:`SettingTypeError`, which is both
@@ -22,15 +23,19 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import ConfigDict, JsonValue, TypeAdapter, ValidationError
+import pydantic.dataclasses
+from pydantic import ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from lgn.limits import check_float32
 from lgn.models import ModelConfig
 from lgn.parsing import load_toml as load_toml_text
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
-           "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve"]
+           "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve",
+           "resolve_model"]
 
 
 PRECISIONS = ("fp32", "bf16")  # train.precision: float32 throughout, or bfloat16 autocast of forward passes
@@ -40,82 +45,112 @@ class SettingTypeError(TypeError, ValueError):
     """A setting of the wrong type; a ``ValueError`` too, like every other bad setting."""
 
 
-@dataclass
+def _limit(words: str, **constraints) -> FieldInfo:
+    """A pydantic constraint on a setting and the words that state it: ``section.key must be WORDS, got VALUE``."""
+    return Field(description=words, **constraints)
+
+
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False)  # no coercion ('3' is not 3, 1 is not true), finite floats
+_SECTION = ConfigDict(_STRICT, extra="forbid")  # and a section refuses a key it does not have
+
+
+def _section(name: str):
+    """Make a class the pydantic dataclass of the settings section ``name``, its errors one line each.
+
+    pydantic checks every field's type (strictly) and range; a failure raises
+    ``ValueError`` ``name.key must be WORDS, got VALUE`` with the words of the
+    field's :func:`_limit`, or :class:`SettingTypeError` for a value of the
+    wrong type. An error of ``__post_init__`` comes through as it was raised.
+    """
+    def make(cls):
+        cls = pydantic.dataclasses.dataclass(cls, config=_SECTION)
+        validate = cls.__init__
+
+        @functools.wraps(validate)
+        def __init__(self, *args, **kwargs):
+            try:
+                validate(self, *args, **kwargs)
+            except ValidationError as e:
+                names = [f.name for f in dataclasses.fields(cls)]
+                raise _one_line(name, cls, e.errors()[0], {**dict(zip(names, args)), **kwargs}) from None
+
+        cls.__init__ = __init__
+        return cls
+    return make
+
+
+def _one_line(section: str, cls: type, error: dict, given: dict) -> ValueError:
+    """The one-line error of pydantic's first ``error`` in building ``cls`` from ``given`` (its arguments by name)."""
+    if error["type"] == "value_error" and not error["loc"]:  # raised by __post_init__
+        return error["ctx"]["error"]
+    names = [f.name for f in dataclasses.fields(cls)]
+    key = error["loc"][0] if error["loc"] else None
+    if isinstance(key, int):  # a positional argument
+        key = names[key] if key < len(names) else None
+    if error["type"] == "unexpected_keyword_argument":
+        return ValueError(f"unknown config key {section}.{key}; known in [{section}]: {', '.join(names)}")
+    if key not in names:  # not about one setting: too many positional arguments
+        return SettingTypeError(f"[{section}] takes the settings {', '.join(names)}: {error['msg']}")
+    where, value, words = f"{section}.{key}", given.get(key), cls.__pydantic_fields__[key].description
+    if words is not None and error["type"] in _OUT_OF_RANGE:
+        return ValueError(f"{where} must be {words}, got {value!r}")
+    return SettingTypeError(f"{where} must be {_describe(typing.get_type_hints(cls)[key])}, got {value!r}")
+
+
+# pydantic's error types for a value of the right type outside its range (NaN and Inf count as out of range)
+_OUT_OF_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "string_pattern_mismatch",
+                 "finite_number"}
+
+
+@_section("train")
 class TrainConfig:
-    epochs: int = 100                 # passes over the training set
-    batch_size: int = 128             # examples per optimiser step
-    lr: float = 0.01                  # Adam's learning rate at the start
-    adam_eps: float = 1e-8            # Adam's ε
-    lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.875])
+    epochs: Annotated[int, _limit("at least 1", ge=1)] = 100  # passes over the training set
+    batch_size: Annotated[int, _limit("at least 1", ge=1)] = 128  # examples per optimiser step
+    lr: Annotated[float, _limit("positive", gt=0)] = 0.01  # Adam's learning rate at the start
+    adam_eps: Annotated[float, _limit("positive", gt=0)] = 1e-8  # Adam's ε
+    lr_milestones: Annotated[list[Annotated[float, Field(gt=0, le=1)]], _limit("fractions in (0, 1]")] = field(
+        default_factory=lambda: [0.5, 0.75, 0.875])
     # ^ fractions of `epochs` after which the learning rate is multiplied by lr_gamma
-    lr_gamma: float = 0.5             # learning-rate factor at each milestone
-    grad_clip: float | None = 2.0     # clip the global gradient norm to this; None: no clipping
-    seed: int = 0                     # seeds model initialisation, data order and sampled datasets
-    device: str = "cpu"               # 'cpu', 'cuda' or 'cuda:N'
-    eval_batch_size: int = 250        # examples per forward pass when evaluating (at 1000 a batch's codes
-    #                                   pass 32 MiB, and malloc maps and unmaps them every time: 2-3x slower)
+    lr_gamma: Annotated[float, _limit("in (0, 1]", gt=0, le=1)] = 0.5  # learning-rate factor at each milestone
+    grad_clip: Annotated[float | None, _limit("positive or none", gt=0)] = 2.0
+    # ^ clip the global gradient norm to this; None: no clipping
+    seed: Annotated[int, _limit("in 0..2**64-1 (torch's seed range)", ge=0, lt=2 ** 64)] = 0
+    # ^ seeds model initialisation, data order and sampled datasets
+    device: Annotated[str, _limit("'cpu', 'cuda' or 'cuda:N'", pattern=r"^(cpu|cuda|cuda:[0-9]+)$")] = "cpu"
+    eval_batch_size: Annotated[int, _limit("at least 1", ge=1)] = 250
+    # ^ examples per forward pass when evaluating (at 1000 a batch's codes pass 32 MiB, and malloc maps and
+    #   unmaps them every time: 2-3x slower)
     progress: bool = True             # tqdm progress bar (shown only on a terminal)
     tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
-    checkpoint_every: int | None = None  # also checkpoint every N optimiser steps; None: at epoch ends only
-    on_nan: str = "stop"              # a non-finite loss or gradient: 'stop' the run, or 'skip' the batch
-    precision: str = "fp32"           # 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights,
-    #                                   optimiser state, regulariser and re-projection stay float32)
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"train.lr must be positive, got {self.lr}")
-        if not self.adam_eps > 0:
-            raise ValueError(f"train.adam_eps must be positive, got {self.adam_eps}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
-        if any(not 0 < m <= 1 for m in self.lr_milestones):
-            raise ValueError(f"train.lr_milestones must be fractions in (0, 1], got {self.lr_milestones}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"train.grad_clip must be positive or none, got {self.grad_clip}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ValueError(f"train.checkpoint_every must be at least 1 or none, got {self.checkpoint_every}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.on_nan not in ("stop", "skip"):
-            raise ValueError(f"train.on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
-        if not 0 <= self.seed < 2 ** 64:
-            raise ValueError(f"train.seed must be in 0..2**64-1 (torch's seed range), got {self.seed}")
-        if self.device != "cpu" and self.device != "cuda" and not (
-                self.device.startswith("cuda:") and self.device[5:].isdigit()):
-            raise ValueError(f"train.device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+    checkpoint_every: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    # ^ also checkpoint every N optimiser steps; None: at epoch ends only
+    on_nan: Annotated[str, _limit("'stop' or 'skip'", pattern="^(stop|skip)$")] = "stop"
+    # ^ a non-finite loss or gradient: 'stop' the run, or 'skip' the batch
+    precision: Annotated[str, _limit(f"one of {PRECISIONS}", pattern=f"^({'|'.join(PRECISIONS)})$")] = "fp32"
+    # ^ 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights, optimiser state, regulariser and
+    #   re-projection stay float32)
 
     def milestone_epochs(self) -> list[int]:
-        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR."""
-        return [int(f * self.epochs) for f in self.lr_milestones]
-
-    def lr_at(self, epoch: int) -> float:
-        """The learning rate of 0-based ``epoch``: lr·γ^(number of milestones m ≤ epoch), as torch's MultiStepLR.
+        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR.
 
         As there, a milestone that rounds down to epoch 0 applies from the start.
         """
-        return self.lr * self.lr_gamma ** sum(1 for m in self.milestone_epochs() if m <= epoch)
+        return [int(f * self.epochs) for f in self.lr_milestones]
 
 
-@dataclass
+@_section("data")
 class DataConfig:
     name: str = ""                    # dataset: a name of lgn.data.dataset_names(), npz:PATH or planted:NAME
     data_dir: str | None = None       # folder of a file-based dataset (fashion-mnist, mnist, cifar10)
     zca: bool = False                 # ZCA whitening after per-channel standardisation (docs/method.md §5)
-    zca_epsilon: float = 0.01         # added to the covariance eigenvalues before whitening
-    train_subset: int | None = None   # keep only the first N training examples (quick runs); None: all
-    test_subset: int | None = None    # keep only the first N test examples; None: all
+    zca_epsilon: Annotated[float, _limit("positive", gt=0)] = 0.01  # added to the covariance eigenvalues
+    train_subset: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    # ^ keep only the first N training examples (quick runs); None: all
+    test_subset: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    # ^ keep only the first N test examples; None: all
     options: dict = field(default_factory=dict)  # keyword options of the dataset's loader
 
     def __post_init__(self) -> None:
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"data.{name} must be at least 1 or none, got {value}")
-        if not self.zca_epsilon > 0:
-            raise ValueError(f"data.zca_epsilon must be positive, got {self.zca_epsilon}")
         for key in self.options:
             if key in _NOT_OPTIONS:
                 raise ValueError(f"data.options.{key} is not a dataset option; set {_NOT_OPTIONS[key]} instead")
@@ -158,7 +193,6 @@ def _describe(hint) -> str:
             dict: "a table"}.get(hint, str(hint))
 
 
-_STRICT = ConfigDict(strict=True, allow_inf_nan=False)  # no coercion ('3' is not 3, 1 is not true), finite floats
 _PLAIN = "a string, number, boolean, list or table"  # what config.json can store
 
 
@@ -343,13 +377,21 @@ def apply_overrides(settings: dict, overrides: list[str]) -> dict:
 
 
 def resolve(settings: dict, dataset) -> RunConfig:
-    """The :class:`RunConfig` of ``settings`` for ``dataset`` (a :class:`lgn.data.Dataset`).
+    """The :class:`RunConfig` of ``settings`` for ``dataset`` (a :class:`lgn.data.Dataset`): each section
+    parsed once, the model's by :func:`resolve_model`."""
+    return RunConfig(model=resolve_model(settings.get("model", {}), dataset),
+                     train=TrainConfig(**settings.get("train", {})), data=DataConfig(**settings.get("data", {})))
+
+
+def resolve_model(model: dict, dataset) -> ModelConfig:
+    """The :class:`lgn.models.ModelConfig` of the ``model`` settings for ``dataset``.
 
     The model's ``in_channels`` and ``image_size`` (the smaller side) and, to
-    classify, ``num_classes`` come from the data; a value given in ``settings``
-    must agree (a class count above the labels seen is allowed).
+    classify, ``num_classes`` come from the data; a value given in ``model``
+    must agree (a class count above the labels seen is allowed). An error
+    names the data's shape.
     """
-    model = dict(settings.get("model", {}))
+    model = dict(model)
     derived = {"in_channels": dataset.in_channels, "image_size": min(dataset.image_shape)}
     if model.get("task", "classify") == "classify":
         if not dataset.labelled:
@@ -360,7 +402,7 @@ def resolve(settings: dict, dataset) -> RunConfig:
         if given != value and not (key == "num_classes" and given > value):
             raise ValueError(f"model.{key}={given} does not fit the data: {dataset.name} has {key} {value}")
     try:
-        return RunConfig.from_dict({**settings, "model": model})
+        return ModelConfig(**model)
     except ValueError as e:
         shape = "×".join(str(s) for s in dataset.x_train.shape[1:])
         raise ValueError(f"{e} (data: {dataset.name}, images {shape})") from None

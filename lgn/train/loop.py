@@ -5,6 +5,12 @@ task loss plus the model's regulariser, gradient-norm clipping, an optimiser
 step and re-projection; then evaluation on the test split, and the model,
 metrics and checkpoint written to the run folder.
 
+One object holds a run as it goes, :class:`TrainState`: the model, the
+optimiser, the position, the epoch's running sums, the finiteness check and
+the world of ranks, with what a run keeps at checkpoints and epoch ends as its
+methods. :func:`fit` runs it in memory; :func:`train` resolves the settings
+once, at entry, and runs it in a run folder.
+
 Checkpoints are written at every epoch end and, with ``train.checkpoint_every``,
 every N steps; one holds the position within the epoch and the epoch's running
 sums, so a run resumed from anywhere ends bit-identical to an uninterrupted one
@@ -12,8 +18,9 @@ sums, so a run resumed from anywhere ends bit-identical to an uninterrupted one
 
 Numerical faults: each step tests the loss, the gradients and the parameters and
 float buffers left by the previous step with one device-side reduction and one
-read (about 0.3 ms a step on CPU for the default model, under 1% of a step). A non-finite loss or gradient stops the run (``train.on_nan = 'stop'``)
-before the optimiser step, or skips the batch (``'skip'``: no step, batch-norm
+read (about 0.3 ms a step on CPU for the default model, under 1% of a step).
+A non-finite loss or gradient stops the run (``train.on_nan = 'stop'``) before
+the optimiser step, or skips the batch (``'skip'``: no step, batch-norm
 running statistics restored; :data:`MAX_SKIPPED_IN_A_ROW` skips in a row still
 stop). A non-finite parameter after a step cannot be undone by skipping and
 always stops. No checkpoint is written with non-finite values.
@@ -21,8 +28,10 @@ always stops. No checkpoint is written with non-finite values.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -33,21 +42,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lgn.data import fit_preprocessing, get_dataset, save_preprocessing
+from lgn.data import Dataset, fit_preprocessing, get_dataset, save_preprocessing
 from lgn.device import resolve_device
 from lgn.models import build_model, save_model
 from lgn.models.lgn import check_model_fits
 from lgn.runs import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files, lock_run_dir,
-                      read_config, read_metrics, write_config, write_metrics)
+                      read_config, write_config, write_metrics)
 from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError,
                                   load_checkpoint, never_completed, next_slot, save_checkpoint)
-from lgn.train.config import RunConfig, TrainConfig, check_settings, resolve
+from lgn.train.config import DataConfig, RunConfig, TrainConfig, check_settings, resolve_model
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.evaluate import evaluate, psnr, task_loss
 
-__all__ = ["train", "fit", "recompute_batch_norm_", "TrainResult", "epoch_order",
-           "MUTABLE_ON_RESUME", "NonFiniteError",
-           "MAX_SKIPPED_IN_A_ROW"]
+__all__ = ["train", "fit", "TrainState", "recompute_batch_norm_", "TrainResult", "epoch_order",
+           "MUTABLE_ON_RESUME", "NonFiniteError", "MAX_SKIPPED_IN_A_ROW"]
 
 # settings a resumed run may change: they do not alter the numbers it computes (on_nan only after a fault)
 MUTABLE_ON_RESUME = ("train.device", "train.progress", "train.tensorboard", "train.eval_batch_size",
@@ -219,93 +227,6 @@ def _fault_message(kind: str, name: str, step: int, epoch: int, batch: int, save
     return f"{where} (epoch {epoch}, batch {batch}){extra}; {kept}; {hint}"
 
 
-def _train_epoch(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor],
-                 pos: _Position, sums: torch.Tensor, *, t: TrainConfig, task: str, world: World, check: _FiniteCheck,
-                 checkpoint: Callable[[], None], saved_step: Callable[[], int | None], bar, prep,
-                 peak: float, extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None) -> None:
-    """Batches ``pos.batch`` onward of one pass over ``x`` ``(N, C, H, W)``, updating ``pos`` and ``sums``.
-
-    ``sums`` ``(2,)`` holds the summed task loss and correct predictions of
-    the epoch so far. Each batch: task loss plus regulariser, backward, one
-    finiteness test, gradient-norm clipping, an Adam step and re-projection;
-    ``checkpoint()`` every ``train.checkpoint_every`` steps within the epoch.
-    ``bar`` shows the running loss and accuracy, or the latest batch's PSNR
-    on the raw scale.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    buffers = [b for b in model.buffers()]
-    model.train()
-    start = time.perf_counter()
-    for b in range(pos.batch, len(batches)):
-        idx = batches[b]
-        local = world.shard(idx)
-        xb = x[local]
-        yb = None if y is None else y[local]
-        saved_buffers = [v.clone() for v in buffers] if t.on_nan == "skip" else None
-        with batch_norm_over(world, model), _precision(t.precision, xb.device):
-            output = model(xb)
-        if output.dtype == torch.bfloat16:  # from autocast: the task loss in float32
-            output = output.float()
-        loss = task_loss(output, xb, yb, task)
-        if world.distributed:  # this rank's share of the global batch's mean
-            loss = loss * (len(local) / len(idx))
-        optimizer.zero_grad(set_to_none=True)
-        regularizer = model.regularization()
-        if extra_loss is not None:
-            regularizer = regularizer + extra_loss(model)
-        total = loss + (regularizer if world.rank == 0 else 0.0 * regularizer)  # counted once
-        total.backward()
-        grads = [(n, p.grad) for n, p in named if p.grad is not None]
-        correct = (output.detach().argmax(1) == yb).sum() if yb is not None else None
-        if world.distributed:
-            reduced = [g for _, g in grads] + [loss.detach().reshape(1), total.detach().reshape(1)]
-            counts = [correct.to(loss.dtype).reshape(1)] if correct is not None else []
-            world.all_reduce_(reduced + counts)
-            loss, total = reduced[-2][0], reduced[-1][0]
-            if correct is not None:
-                correct = counts[0][0].long()
-        fault = check.check(loss, total, grads)
-        pos.batch += 1
-        pos.step += 1
-        if fault is not None:
-            kind, name = fault
-            if kind == "parameter" or t.on_nan == "stop":
-                raise NonFiniteError(_fault_message(kind, name, check.pending_step if kind == "parameter"
-                                                    else pos.step, pos.epoch + 1, pos.batch, saved_step()))
-            torch._foreach_copy_(buffers, saved_buffers)
-            pos.skipped += 1
-            pos.in_a_row += 1
-            if pos.in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                raise NonFiniteError(_fault_message(kind, name, pos.step, pos.epoch + 1, pos.batch, saved_step(),
-                                                    f", the {pos.in_a_row}th batch skipped in a row"))
-        else:
-            if t.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-            optimizer.step()
-            model.project_()
-            check.after_step(pos.step)
-            pos.in_a_row = 0
-            pos.seen += len(idx)
-            sums[0] += loss.detach() * len(idx)
-            if correct is not None:
-                sums[1] += correct
-        if t.checkpoint_every is not None and pos.step % t.checkpoint_every == 0 and pos.batch < len(batches):
-            now = time.perf_counter()
-            pos.seconds += now - start
-            start = now
-            checkpoint()
-        if not bar.disable and (b % 5 == 4 or pos.batch == len(batches)):
-            shown = {"loss": f"{float(sums[0]) / max(pos.seen, 1):.4f}"}
-            if yb is not None:
-                shown["acc"] = f"{float(sums[1]) / max(pos.seen, 1):.3f}"
-            elif prep is not None:
-                shown["psnr"] = f"{float(psnr(prep.invert(output.detach()), prep.invert(xb), peak).mean()):.2f}"
-            bar.set_postfix(shown, refresh=False)
-        bar.update()
-    pos.seconds += time.perf_counter() - start
-
-
 def _precision(precision: str, device: torch.device):
     """The forward pass's arithmetic: float32 as the model is, or bfloat16 autocast (``'bf16'``)."""
     if precision == "bf16":
@@ -349,51 +270,223 @@ def recompute_batch_norm_(model: torch.nn.Module, x: torch.Tensor, batch_size: i
         model.train(was_training)
 
 
-def _epochs(model, optimizer, x_train: torch.Tensor, y_train: torch.Tensor | None, pos: _Position,
-            sums: torch.Tensor, *, t: TrainConfig, task: str, world: World, check: _FiniteCheck,
-            checkpoint: Callable[[], None], saved_step: Callable[[], int | None], prep, peak: float,
-            measure: Callable[[dict], None], finish: Callable[[dict], None],
-            extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> None:
-    """Epochs ``pos.epoch`` onward of the recipe: the one training loop of :func:`train` and :func:`fit`.
+class TrainState:
+    """One run of the recipe as it goes: the model, its optimiser, the position reached, the epoch's running
+    sums, the finiteness check and the world of ranks.
 
-    Each epoch sets the learning rate of the step schedule (:meth:`TrainConfig.lr_at`),
-    takes the batches of :func:`epoch_order` and trains them (:func:`_train_epoch`);
-    the first epoch ends with :func:`recompute_batch_norm_`; then ``measure(record)``
-    adds to the epoch's record, the position moves to the
-    next epoch and ``finish(record)`` saves or reports it.
+    :meth:`run` trains epochs ``pos.epoch`` onward; each epoch takes the
+    learning rate of the step schedule (:meth:`schedule`), takes the batches
+    of :func:`epoch_order` and trains them: per batch the task loss
+    plus the model's regulariser (and ``extra_loss(model)``), backward, one
+    finiteness test, gradient-norm clipping, an Adam step and re-projection.
+    The first epoch ends with :func:`recompute_batch_norm_`. Three hooks say
+    what a run keeps: :meth:`checkpoint` (every ``train.checkpoint_every``
+    steps within an epoch), :meth:`measure` (adds to an epoch's record) and
+    :meth:`finish` (an epoch's record, the position moved past it). Here they
+    keep nothing but pass each record to ``on_epoch_end``, as :func:`fit`
+    needs; :func:`train`'s run folder overrides them.
     """
-    n_batches = math.ceil(len(x_train) / t.batch_size)
-    for epoch in range(pos.epoch, t.epochs):
-        lr = t.lr_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and world.writes)
-        bar.update(pos.batch)
-        batches = list(epoch_order(len(x_train), t.seed, epoch).to(x_train.device).split(t.batch_size))
-        _train_epoch(model, optimizer, x_train, y_train, batches, pos, sums, t=t, task=task, world=world,
-                     check=check, checkpoint=checkpoint, saved_step=saved_step, bar=bar, prep=prep, peak=peak,
-                     extra_loss=extra_loss)
-        bar.close()
-        bad = check.flush()
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, t: TrainConfig, task: str,
+                 device: torch.device, *, world: World = SINGLE,
+                 extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+                 on_epoch_end: Callable[[dict], None] | None = None):
+        self.model, self.optimizer, self.t, self.task, self.world = model, optimizer, t, task, world
+        self.extra_loss, self.on_epoch_end = extra_loss, on_epoch_end
+        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.buffers = list(model.buffers())
+        self.pos = _Position()
+        self.sums = torch.zeros(2, dtype=torch.float32, device=device)  # running task loss, correct predictions
+        self.check = _FiniteCheck(model, self.named)
+        self.saved_step: int | None = None  # the step of the newest checkpoint kept
+        self.prep, self.peak = None, 1.0  # the input scaling and the data's peak, for the progress bar's PSNR
+
+    # ---------------------------------------------------------------- the hooks
+
+    def checkpoint(self) -> None:
+        """Keep the position reached (at the end of :meth:`finish` too, in a run folder); here nothing."""
+
+    def measure(self, record: dict) -> None:
+        """Add to the ``record`` of the epoch just trained, before the position moves past it; here nothing."""
+
+    def finish(self, record: dict) -> None:
+        """The epoch of ``record`` is done: pass it to ``on_epoch_end`` (on the rank that writes)."""
+        if self.on_epoch_end is not None and self.world.writes:
+            self.on_epoch_end(record)
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+        """Epochs ``pos.epoch`` onward on ``x`` ``(N, C, H, W)``, preprocessed, with labels ``y`` ``(N,)`` to
+        classify or None to reconstruct."""
+        t, pos = self.t, self.pos
+        n_batches = math.ceil(len(x) / t.batch_size)
+        for epoch in range(pos.epoch, t.epochs):
+            lr = self.schedule(epoch).get_last_lr()[0]
+            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and self.world.writes)
+            bar.update(pos.batch)
+            self._epoch(x, y, list(epoch_order(len(x), t.seed, epoch).to(x.device).split(t.batch_size)), bar)
+            bar.close()
+            self._flush()
+            if epoch == 0:
+                start = time.perf_counter()
+                recompute_batch_norm_(self.model, x, t.batch_size, self.world)
+                pos.seconds += time.perf_counter() - start
+            record = self._record(lr)
+            self.measure(record)
+            pos.metrics.append(record)
+            pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
+            self.sums.zero_()
+            self.finish(record)
+
+    def schedule(self, done: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """Set the optimiser's learning rate to the step schedule's after ``done`` epochs, by torch's LambdaLR.
+
+        The rate is lr·γ^(number of milestones m ≤ ``done``) (milestones at
+        :meth:`TrainConfig.milestone_epochs`), as MultiStepLR gives for γ = 0.5.
+        MultiStepLR itself multiplies the optimiser's current rate at each
+        milestone: where γ is not a power of two its rates differ from lr·γ^n in
+        the last bits (for γ in {0.1, 0.2, 0.3, 0.33, 0.7, 0.9, 0.95}, from 253 to
+        412 of 1,935 epoch rates each, over five base rates, seven epoch counts
+        and three milestone lists; none for 0.5 and 0.25), and a resumed run would
+        have to trust the rate saved in its checkpoint or replay every step
+        (which makes torch warn that the schedule stepped before the
+        optimiser). LambdaLR's rate is a function of the position alone, so it
+        is placed at ``done`` directly, as torch places a resumed schedule
+        (``last_epoch``), and a checkpoint holds nothing of it.
+        """
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.t.lr
+        milestones, gamma = sorted(self.t.milestone_epochs()), self.t.lr_gamma
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: gamma ** bisect.bisect_right(milestones, k),
+                                                 last_epoch=done - 1)
+
+    def _epoch(self, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor], bar) -> None:
+        """Batches ``pos.batch`` onward of one epoch, each ``(B,)`` indices into ``x`` and ``y``.
+
+        ``bar`` shows the running loss and accuracy, or the latest batch's PSNR
+        on the raw scale.
+        """
+        pos = self.pos
+        self.model.train()
+        start = time.perf_counter()
+        for b in range(pos.batch, len(batches)):
+            output, xb, yb = self._batch(x, y, batches[b])
+            if self.t.checkpoint_every is not None and pos.step % self.t.checkpoint_every == 0 \
+                    and pos.batch < len(batches):
+                now = time.perf_counter()
+                pos.seconds += now - start
+                start = now
+                self.checkpoint()
+            if not bar.disable and (b % 5 == 4 or pos.batch == len(batches)):
+                bar.set_postfix(self._shown(output, xb, yb), refresh=False)
+            bar.update()
+        pos.seconds += time.perf_counter() - start
+
+    def _batch(self, x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor):
+        """Train the global batch ``idx`` ``(B,)``: its step, or its skip; (output, inputs, labels) of this
+        rank's share."""
+        local = self.world.shard(idx)
+        xb = x[local]
+        yb = None if y is None else y[local]
+        saved_buffers = [v.clone() for v in self.buffers] if self.t.on_nan == "skip" else None
+        output, loss, total = self._forward_backward(xb, yb, len(local) / len(idx))
+        grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
+        correct = (output.detach().argmax(1) == yb).sum() if yb is not None else None
+        if self.world.distributed:
+            loss, total, correct = self._all_reduce(grads, loss, total, correct)
+        fault = self.check.check(loss, total, grads)
+        self.pos.batch += 1
+        self.pos.step += 1
+        if fault is None:
+            self._step(len(idx), loss, correct)
+        else:
+            self._skip(fault, saved_buffers)
+        return output, xb, yb
+
+    def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor | None, share: float):
+        """The forward pass, the losses and their gradients; (output, task loss, total loss).
+
+        Under data parallelism the task loss is this rank's ``share`` of the
+        global batch's mean, and the regulariser counts on rank 0 only.
+        """
+        with batch_norm_over(self.world, self.model), _precision(self.t.precision, xb.device):
+            output = self.model(xb)
+        if output.dtype == torch.bfloat16:  # from autocast: the task loss in float32
+            output = output.float()
+        loss = task_loss(output, xb, yb, self.task)
+        if self.world.distributed:
+            loss = loss * share
+        self.optimizer.zero_grad(set_to_none=True)
+        regularizer = self.model.regularization()
+        if self.extra_loss is not None:
+            regularizer = regularizer + self.extra_loss(self.model)
+        total = loss + (regularizer if self.world.rank == 0 else 0.0 * regularizer)  # counted once
+        total.backward()
+        return output, loss, total
+
+    def _all_reduce(self, grads: list[tuple[str, torch.Tensor]], loss: torch.Tensor, total: torch.Tensor,
+                    correct: torch.Tensor | None):
+        """Sum the gradients, losses and correct count over the ranks, by one collective; (loss, total, correct)."""
+        reduced = [g for _, g in grads] + [loss.detach().reshape(1), total.detach().reshape(1)]
+        counts = [correct.to(loss.dtype).reshape(1)] if correct is not None else []
+        self.world.all_reduce_(reduced + counts)
+        return reduced[-2][0], reduced[-1][0], None if correct is None else counts[0][0].long()
+
+    def _step(self, n: int, loss: torch.Tensor, correct: torch.Tensor | None) -> None:
+        """Clip, step, re-project, and add the batch of ``n`` examples to the running sums."""
+        if self.t.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for _, p in self.named], self.t.grad_clip)
+        self.optimizer.step()
+        self.model.project_()
+        self.check.after_step(self.pos.step)
+        self.pos.in_a_row = 0
+        self.pos.seen += n
+        self.sums[0] += loss.detach() * n
+        if correct is not None:
+            self.sums[1] += correct
+
+    def _skip(self, fault: tuple[str, str], saved_buffers: list[torch.Tensor] | None) -> None:
+        """Skip the batch of a non-finite ``fault`` (``(kind, name)``), restoring the buffers, or stop the run."""
+        kind, name = fault
+        pos = self.pos
+        if kind == "parameter" or self.t.on_nan == "stop":
+            raise NonFiniteError(_fault_message(kind, name, self.check.pending_step if kind == "parameter"
+                                                else pos.step, pos.epoch + 1, pos.batch, self.saved_step))
+        torch._foreach_copy_(self.buffers, saved_buffers)
+        pos.skipped += 1
+        pos.in_a_row += 1
+        if pos.in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise NonFiniteError(_fault_message(kind, name, pos.step, pos.epoch + 1, pos.batch, self.saved_step,
+                                                f", the {pos.in_a_row}th batch skipped in a row"))
+
+    def _flush(self) -> None:
+        """Stop the run if the last step left a non-finite parameter (before a checkpoint or an evaluation)."""
+        bad = self.check.flush()
         if bad is not None:
-            raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, epoch + 1, pos.batch,
-                                                saved_step()))
-        if epoch == 0:
-            start = time.perf_counter()
-            recompute_batch_norm_(model, x_train, t.batch_size, world)
-            pos.seconds += time.perf_counter() - start
-        loss_sum, correct = (float(v) for v in sums.tolist())  # complete: waits for the device
-        seen = max(pos.seen, 1)
-        record = {"epoch": epoch + 1, "step": pos.step, "lr": lr, "train_loss": loss_sum / seen}
-        if task == "classify":
+            raise NonFiniteError(_fault_message("parameter", bad, self.check.pending_step, self.pos.epoch + 1,
+                                                self.pos.batch, self.saved_step))
+
+    def _shown(self, output: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor | None) -> dict[str, str]:
+        """The progress bar's figures: the running loss, and the running accuracy or the batch's PSNR."""
+        shown = {"loss": f"{float(self.sums[0]) / max(self.pos.seen, 1):.4f}"}
+        if yb is not None:
+            shown["acc"] = f"{float(self.sums[1]) / max(self.pos.seen, 1):.3f}"
+        elif self.prep is not None:
+            value = psnr(self.prep.invert(output.detach()), self.prep.invert(xb), self.peak).mean()
+            shown["psnr"] = f"{float(value):.2f}"
+        return shown
+
+    def _record(self, lr: float) -> dict:
+        """The record of the epoch at ``pos`` (trained at ``lr``), from the running sums."""
+        loss_sum, correct = (float(v) for v in self.sums.tolist())  # complete: waits for the device
+        seen = max(self.pos.seen, 1)
+        record = {"epoch": self.pos.epoch + 1, "step": self.pos.step, "lr": lr, "train_loss": loss_sum / seen}
+        if self.task == "classify":
             record["train_acc"] = int(correct) / seen
-        if t.on_nan == "skip":
-            record["skipped_batches"] = pos.skipped
-        measure(record)
-        pos.metrics.append(record)
-        pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
-        sums.zero_()
-        finish(record)
+        if self.t.on_nan == "skip":
+            record["skipped_batches"] = self.pos.skipped
+        return record
 
 
 def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None = None,
@@ -402,14 +495,14 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | N
         on_epoch_end: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` in memory by the recipe of :func:`train`, without a run folder; the epochs' records.
 
-    The same loop, schedule, batch order, clipping, finiteness checks and
-    re-projection as :func:`train`, on already preprocessed ``x_train``
-    ``(N, C, H, W)`` (labels ``(N,)`` to classify, None to reconstruct), on
-    the model's device. ``model`` needs ``regularization()`` and ``project_()``
-    (an :class:`lgn.models.LGN` has both). ``extra_loss(model)`` is added to
-    every step's loss. Each record holds ``epoch``, ``step``, ``lr``,
-    ``train_loss`` (the task loss) and, to classify, ``train_acc``; it is passed
-    to ``on_epoch_end``.
+    The same loop (:class:`TrainState`), schedule, batch order, clipping,
+    finiteness checks and re-projection as :func:`train`, on already
+    preprocessed ``x_train`` ``(N, C, H, W)`` (labels ``(N,)`` to classify,
+    None to reconstruct), on the model's device. ``model`` needs
+    ``regularization()`` and ``project_()`` (an :class:`lgn.models.LGN` has
+    both). ``extra_loss(model)`` is added to every step's loss. Each record
+    holds ``epoch``, ``step``, ``lr``, ``train_loss`` (the task loss) and, to
+    classify, ``train_acc``; it is passed to ``on_epoch_end``.
     """
     t = config or TrainConfig()
     if task not in ("classify", "reconstruct"):
@@ -417,18 +510,146 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | N
     if (y_train is None) != (task == "reconstruct"):
         raise ValueError(f"task {task!r} needs {'labels' if task == 'classify' else 'no labels'}, got "
                          f"{'none' if y_train is None else 'labels'}")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam([p for _, p in named], lr=t.lr, eps=t.adam_eps)
-    pos = _Position()
-    sums = torch.zeros(2, dtype=torch.float32, device=x_train.device)
-    check = _FiniteCheck(model, named)
-    _epochs(model, optimizer, x_train, y_train, pos, sums, t=t, task=task, world=SINGLE, check=check,
-            checkpoint=lambda: None, saved_step=lambda: None, prep=None, peak=1.0, measure=lambda record: None,
-            finish=on_epoch_end or (lambda record: None), extra_loss=extra_loss)
-    return pos.metrics
+    trained = [p for p in model.parameters() if p.requires_grad]
+    state = TrainState(model, torch.optim.Adam(trained, lr=t.lr, eps=t.adam_eps), t, task, x_train.device,
+                       extra_loss=extra_loss, on_epoch_end=on_epoch_end)
+    state.run(x_train, y_train)
+    return state.pos.metrics
 
 
-def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkpoint], None]:
+class _RunFolder(TrainState):
+    """The :class:`TrainState` of :func:`train`: its hooks keep the run in the folder ``out`` (rank 0 writes).
+
+    A checkpoint at every epoch end and every ``train.checkpoint_every``
+    steps, alternating between the two slots; after each epoch the test
+    split's evaluation, the model, the metrics line, TensorBoard scalars and a
+    log line.
+    """
+
+    def __init__(self, config: RunConfig, model: torch.nn.Module, device: torch.device, world: World, out: Path,
+                 *, on_epoch_end: Callable[[dict], None] | None, log: Callable[[str], None] | None,
+                 warn: Callable[[str], None] | None):
+        t = config.train
+        super().__init__(model, torch.optim.Adam(model.parameters(), lr=t.lr, eps=t.adam_eps), t,
+                         config.model.task, device, world=world, on_epoch_end=on_epoch_end)
+        self.config, self.out, self.device, self.log, self.warn = config, out, device, log, warn
+        self.slot = CHECKPOINT_SLOTS[0]  # the slot the next checkpoint goes to
+        self.test: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the test split, preprocessed
+        self.writer = None  # TensorBoard's SummaryWriter, with train.tensorboard
+        self.first_epoch, self.started = 0, 0.0  # where this process started, for the time left
+
+    def start(self, resume: bool, n_batches: int) -> None:
+        """Continue from the newest intact checkpoint (with ``resume``), else clear the run's files; then
+        every rank takes rank 0's model, optimiser and position."""
+        world, out = self.world, self.out
+        found = None
+        if world.writes and resume:
+            found = load_checkpoint(out, self.model, self.optimizer,
+                                    check=functools.partial(_check_resumable, config=self.config,
+                                                            n_batches=n_batches, out=out))
+        if found is not None:
+            self._continue(found)
+        elif world.writes:
+            if resume and self.warn and never_completed(out):
+                self.warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
+            clear_run_files(out, CHECKPOINT_FILES)
+        if world.distributed:
+            state = world.broadcast((self.model.state_dict(), self.optimizer.state_dict(), self.pos, self.sums)
+                                    if world.writes else None)
+            self.model.load_state_dict(state[0])
+            self.optimizer.load_state_dict(state[1])
+            self.pos, self.sums = state[2], state[3].to(self.device)
+            world.setting_up = False
+
+    def _continue(self, found: Checkpoint) -> None:
+        """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already)."""
+        for line in found.warnings if self.warn else []:
+            self.warn(line)
+        if self.warn and found.threads != torch.get_num_threads():
+            self.warn(f"{self.out} was trained with {found.threads} CPU threads and this process uses "
+                      f"{torch.get_num_threads()}: the resumed run will differ slightly from an uninterrupted one "
+                      f"(bit-identical needs the same count, e.g. OMP_NUM_THREADS={found.threads})")
+        self.pos = _Position(epoch=found.epoch, batch=found.batch, step=found.step,
+                             **{k: v for k, v in found.state.items() if k in _Position.__dataclass_fields__})
+        self.sums.copy_(found.tensors["sums"])
+        self.slot, self.saved_step = next_slot(found.slot), found.step
+        if self.log:
+            within = f", batch {self.pos.batch}" if self.pos.batch else ""
+            self.log(f"resuming {self.out} after epoch {self.pos.epoch}{within} of {self.t.epochs}")
+
+    def prepare(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fit the input scaling on the training split, write the run's first files and open TensorBoard;
+        the training split scaled, on the device, and its labels (None to reconstruct)."""
+        d, device = self.config.data, self.device
+        prep = fit_preprocessing(dataset.x_train, zca=d.zca, zca_epsilon=d.zca_epsilon)
+        x_train, x_test = prep(dataset.x_train).to(device), prep(dataset.x_test).to(device)
+        y_train, y_test = (None, None) if self.task == "reconstruct" else (dataset.y_train.to(device),
+                                                                            dataset.y_test.to(device))
+        if self.world.writes:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_config(self.out, self.config.to_dict())
+            save_preprocessing(prep, self.out)
+            write_metrics(self.out, self.pos.metrics)
+        self.prep, self.peak, self.test = prep.to(device), dataset.value_range, (x_test, y_test)
+        if self.t.tensorboard and self.world.writes:
+            self.writer = _summary_writer_class()(log_dir=str(self.out / TENSORBOARD_DIR))
+        return x_train, y_train
+
+    def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+        self.first_epoch, self.started = self.pos.epoch, time.perf_counter()  # the pace of this process's epochs
+        try:
+            super().run(x, y)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+    def checkpoint(self) -> None:
+        """Write the position reached into the next slot, never with a non-finite parameter."""
+        self._flush()
+        if self.world.writes:
+            pos = self.pos
+            save_checkpoint(self.out, self.model, self.optimizer, Checkpoint(
+                epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch, state=pos.state(),
+                tensors={"sums": self.sums}, slot=self.slot))
+            self.slot = next_slot(self.slot)
+        self.saved_step = self.pos.step
+
+    def measure(self, record: dict) -> None:
+        """Add the test split's scores and the epoch's times (rank 0 evaluates)."""
+        if not self.world.writes:
+            return
+        start = time.perf_counter()
+        x_test, y_test = self.test
+        test = evaluate(self.model, x_test, y_test, task=self.task, batch_size=self.t.eval_batch_size,
+                        preprocessing=self.prep, peak=self.peak)
+        bad = {k: v for k, v in test.items() if not math.isfinite(v)}
+        if bad:  # metrics.jsonl holds strict JSON, and a NaN score is no result
+            key, value = next(iter(bad.items()))
+            raise NonFiniteError(f"non-finite test_{key} ({value}) in the evaluation after epoch "
+                                 f"{record['epoch']}: the data's values are too large to compute it in "
+                                 f"float32; " + _kept(self.saved_step))
+        record.update({f"test_{k}": v for k, v in test.items()})
+        record.update(train_seconds=self.pos.seconds, eval_seconds=time.perf_counter() - start)
+
+    def finish(self, record: dict) -> None:
+        """The epoch's model, metrics line and checkpoint, its TensorBoard scalars and log line."""
+        if self.world.writes:
+            save_model(self.model, self.out)
+            append_metrics(self.out, record)
+        self.checkpoint()
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, record["epoch"])
+            self.writer.flush()
+        if self.log:
+            left = _seconds_left(time.perf_counter() - self.started, record["epoch"] - self.first_epoch,
+                                 self.t.epochs - record["epoch"])
+            self.log(_summary(record, self.t.epochs, left))
+        super().finish(record)
+
+
+def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path) -> None:
     """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``).
 
     Settings that differ (except :data:`MUTABLE_ON_RESUME`) raise ``ValueError``;
@@ -436,47 +657,46 @@ def _resumable(config: RunConfig, n_batches: int, out: Path) -> Callable[[Checkp
     :class:`CheckpointError` naming the field.
     """
     t = config.train
+    changed = _changes(found.config, config.to_dict())
+    if changed:
+        raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+    if found.epoch > t.epochs:
+        raise CheckpointError("epoch", f"must be in 0..{t.epochs} (train.epochs), got {found.epoch}")
+    if found.batch >= n_batches or found.epoch == t.epochs and found.batch:
+        raise CheckpointError("batch", f"must be in 0..{n_batches - 1} (the batches of an epoch), "
+                                       f"got {found.batch}")
+    if found.step != found.epoch * n_batches + found.batch:
+        raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
+                                      f"{found.epoch * n_batches + found.batch}, got {found.step}")
+    _check_state(found, t.batch_size)
+    sums = found.tensors.get("sums")
+    if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
+        raise CheckpointError("extra/sums", "must be 2 finite float32 values")
 
-    def check(found: Checkpoint) -> None:
-        changed = _changes(found.config, config.to_dict())
-        if changed:
-            raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
-        if found.epoch > t.epochs:
-            raise CheckpointError("epoch", f"must be in 0..{t.epochs} (train.epochs), got {found.epoch}")
-        if found.batch >= n_batches or found.epoch == t.epochs and found.batch:
-            raise CheckpointError("batch", f"must be in 0..{n_batches - 1} (the batches of an epoch), "
-                                           f"got {found.batch}")
-        state = found.state
-        if "metrics" not in state:  # a version-1 checkpoint: the position at an epoch end, no state
-            return
-        if found.step != found.epoch * n_batches + found.batch:
-            raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
-                                          f"{found.epoch * n_batches + found.batch}, got {found.step}")
-        limits = {"seen": found.batch * t.batch_size, "skipped": found.batch, "in_a_row": found.step}
-        for key, high in limits.items():
-            value = state.get(key)
-            if type(value) is not int or not 0 <= value <= high:
-                raise CheckpointError(f"state.{key}", f"must be an integer in 0..{high}, got {value!r}"[:200])
-        seconds = state.get("seconds")
-        if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
-            raise CheckpointError("state.seconds", f"must be a non-negative number, got {seconds!r}"[:200])
-        metrics = state["metrics"]
-        if not isinstance(metrics, list) or len(metrics) != found.epoch:
-            raise CheckpointError("state.metrics", f"must be a list of {found.epoch} epoch records")
-        for i, record in enumerate(metrics):
-            if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
-                    type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
-                raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
-        if found.optimizer_steps is not None:  # Adam steps on every batch but the skipped ones
-            taken = found.step - sum(int(r.get("skipped_batches", 0)) for r in metrics) - state["skipped"]
-            if found.optimizer_steps != taken:
-                raise CheckpointError("optimizer/", f"holds the state of {found.optimizer_steps} optimiser steps, "
-                                                    f"but the position says {taken}")
-        sums = found.tensors.get("sums")
-        if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
-            raise CheckpointError("extra/sums", "must be 2 finite float32 values")
 
-    return check
+def _check_state(found: Checkpoint, batch_size: int) -> None:
+    """The loop's state in a checkpoint (:meth:`_Position.state`) against its position, field by field."""
+    state = found.state
+    limits = {"seen": found.batch * batch_size, "skipped": found.batch, "in_a_row": found.step}
+    for key, high in limits.items():
+        value = state.get(key)
+        if type(value) is not int or not 0 <= value <= high:
+            raise CheckpointError(f"state.{key}", f"must be an integer in 0..{high}, got {value!r}"[:200])
+    seconds = state.get("seconds")
+    if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
+        raise CheckpointError("state.seconds", f"must be a non-negative number, got {seconds!r}"[:200])
+    metrics = state.get("metrics")
+    if not isinstance(metrics, list) or len(metrics) != found.epoch:
+        raise CheckpointError("state.metrics", f"must be a list of {found.epoch} epoch records")
+    for i, record in enumerate(metrics):
+        if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
+                type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
+            raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
+    if found.optimizer_steps is not None:  # Adam steps on every batch but the skipped ones
+        taken = found.step - sum(int(r.get("skipped_batches", 0)) for r in metrics) - state["skipped"]
+        if found.optimizer_steps != taken:
+            raise CheckpointError("optimizer/", f"holds the state of {found.optimizer_steps} optimiser steps, "
+                                                f"but the position says {taken}")
 
 
 def _warn(message: str) -> None:
@@ -518,132 +738,37 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
 
 def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, world: World,
            device_name: str) -> TrainResult:
-    if world.writes:
-        saved = read_config(out) if resume else None
+    config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
+    torch.manual_seed(config.train.seed)
+    check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
+    state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
+                       on_epoch_end=on_epoch_end, log=log, warn=warn)
+    state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size))
+    state.run(*state.prepare(dataset))
+    return TrainResult(out, config, state.pos.metrics if world.writes else [])
+
+
+def _resolve(settings: dict, out: Path, *, resume: bool, world: World,
+             device_name: str) -> tuple[RunConfig, Dataset, torch.device]:
+    """The run's settings resolved, once: (config, dataset, device).
+
+    On resume the run folder's saved config is the base of ``settings``; rank
+    0's settings are every rank's. Each section is parsed once: ``train`` (the
+    device checked and the TensorBoard extra looked for before the data
+    loads), ``data`` (the dataset loaded) and ``model`` (fitted to the data).
+    """
+    if world.writes and resume:
+        saved = read_config(out)
         if saved is not None:  # the run's own config is the base of what the caller sets
             settings = _merge(check_settings(saved, str(out / CONFIG_FILE)), settings)
     settings = world.broadcast(settings)
-    data_settings = settings.get("data", {})
-    if not data_settings.get("name"):
+    if not settings.get("data", {}).get("name"):
         raise ValueError("no dataset: give --dataset NAME (or data.name in the config)")
-    train_cfg = RunConfig.from_dict({"train": settings.get("train", {})}).train
-    device = resolve_device(device_name if world.distributed else train_cfg.device)
-    summary_writer = _summary_writer_class() if train_cfg.tensorboard and world.writes else None
-    writer = None
-    try:
-        data_cfg = RunConfig.from_dict({"data": data_settings}).data
-        dataset = get_dataset(data_cfg.name, data_dir=data_cfg.data_dir, seed=train_cfg.seed,
-                              **data_cfg.options).subset(data_cfg.train_subset, data_cfg.test_subset)
-        config = resolve(settings, dataset)
-        task, t = config.model.task, config.train
-
-        torch.manual_seed(t.seed)
-        check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
-        model = build_model(config.model).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, eps=t.adam_eps)
-        pos = _Position()
-        sums = torch.zeros(2, dtype=torch.float32, device=device)  # running task loss, correct predictions
-        slot, saved_step = CHECKPOINT_SLOTS[0], None
-        n_batches = math.ceil(len(dataset.x_train) / t.batch_size)
-        checkpoint = None
-        if world.writes and resume:
-            checkpoint = load_checkpoint(out, model, optimizer, check=_resumable(config, n_batches, out))
-        if checkpoint is not None:
-            for line in checkpoint.warnings:
-                if warn:
-                    warn(line)
-            if warn and checkpoint.threads is not None and checkpoint.threads != torch.get_num_threads():
-                warn(f"{out} was trained with {checkpoint.threads} CPU threads and this process uses "
-                     f"{torch.get_num_threads()}: the resumed run will differ slightly from an uninterrupted one "
-                     f"(bit-identical needs the same count, e.g. OMP_NUM_THREADS={checkpoint.threads})")
-            state = checkpoint.state
-            pos = _Position(epoch=checkpoint.epoch, batch=checkpoint.batch, step=checkpoint.step,
-                            **{k: v for k, v in state.items() if k in _Position.__dataclass_fields__})
-            if "metrics" not in state:  # a version-1 checkpoint: epoch ends only
-                pos.metrics = [r for r in read_metrics(out) if r.get("epoch", 0) <= checkpoint.epoch]
-            if "sums" in checkpoint.tensors:
-                sums.copy_(checkpoint.tensors["sums"])
-            slot = next_slot(checkpoint.slot)
-            saved_step = checkpoint.step
-            if log:
-                within = f", batch {pos.batch}" if pos.batch else ""
-                log(f"resuming {out} after epoch {pos.epoch}{within} of {t.epochs}")
-        elif world.writes:
-            if resume and warn and never_completed(out):
-                warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
-            clear_run_files(out, CHECKPOINT_FILES)
-        if world.distributed:  # every rank starts from rank 0's model, optimiser and position
-            state = world.broadcast((model.state_dict(), optimizer.state_dict(), pos, sums) if world.writes
-                                    else None)
-            model.load_state_dict(state[0])
-            optimizer.load_state_dict(state[1])
-            pos, sums = state[2], state[3].to(device)
-            world.setting_up = False
-
-        prep = fit_preprocessing(dataset.x_train, zca=data_cfg.zca, zca_epsilon=data_cfg.zca_epsilon)
-        x_train, x_test = prep(dataset.x_train).to(device), prep(dataset.x_test).to(device)
-        y_train, y_test = (None, None) if task == "reconstruct" else (dataset.y_train.to(device),
-                                                                       dataset.y_test.to(device))
-        if world.writes:
-            out.mkdir(parents=True, exist_ok=True)
-            write_config(out, config.to_dict())
-            save_preprocessing(prep, out)
-            write_metrics(out, pos.metrics)
-        device_prep = prep.to(device)
-        if summary_writer is not None:
-            writer = summary_writer(log_dir=str(out / TENSORBOARD_DIR))
-
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        check = _FiniteCheck(model, named)
-
-        def save() -> None:
-            nonlocal slot, saved_step
-            bad = check.flush()
-            if bad is not None:
-                raise NonFiniteError(_fault_message("parameter", bad, check.pending_step, pos.epoch + 1,
-                                                    pos.batch, saved_step))
-            if world.writes:
-                save_checkpoint(out, model, optimizer, epoch=pos.epoch, batch=pos.batch, step=pos.step,
-                                config=config.to_dict(), state=pos.state(), tensors={"sums": sums}, slot=slot)
-                slot = next_slot(slot)
-            saved_step = pos.step
-
-        def measure(record: dict) -> None:  # evaluation, on rank 0
-            if world.writes:
-                start = time.perf_counter()
-                test = evaluate(model, x_test, y_test, task=task, batch_size=t.eval_batch_size,
-                                preprocessing=device_prep, peak=dataset.value_range)
-                bad = {k: v for k, v in test.items() if not math.isfinite(v)}
-                if bad:  # metrics.jsonl holds strict JSON, and a NaN score is no result
-                    key, value = next(iter(bad.items()))
-                    raise NonFiniteError(f"non-finite test_{key} ({value}) in the evaluation after epoch "
-                                         f"{record['epoch']}: the data's values are too large to compute it in "
-                                         f"float32; " + _kept(saved_step))
-                record.update({f"test_{k}": v for k, v in test.items()})
-                record.update(train_seconds=pos.seconds, eval_seconds=time.perf_counter() - start)
-
-        def finish(record: dict) -> None:  # the epoch's files, checkpoint and lines
-            if world.writes:
-                save_model(model, out)
-                append_metrics(out, record)
-            save()
-            if writer is not None:
-                for key, value in record.items():
-                    if key != "epoch":
-                        writer.add_scalar(key, value, record["epoch"])
-                writer.flush()
-            if log:
-                done = record["epoch"] - first_epoch
-                log(_summary(record, t.epochs, _seconds_left(time.perf_counter() - started, done,
-                                                             t.epochs - record["epoch"])))
-            if on_epoch_end is not None and world.writes:
-                on_epoch_end(record)
-
-        first_epoch, started = pos.epoch, time.perf_counter()  # the pace of this process's epochs
-        _epochs(model, optimizer, x_train, y_train, pos, sums, t=t, task=task, world=world, check=check,
-                checkpoint=save, saved_step=lambda: saved_step, prep=device_prep, peak=dataset.value_range,
-                measure=measure, finish=finish)
-    finally:
-        if writer is not None:
-            writer.close()
-    return TrainResult(out, config, pos.metrics if world.writes else [])
+    t = TrainConfig(**settings.get("train", {}))
+    device = resolve_device(device_name if world.distributed else t.device)
+    if t.tensorboard and world.writes:
+        _summary_writer_class()
+    d = DataConfig(**settings.get("data", {}))
+    dataset = get_dataset(d.name, data_dir=d.data_dir, seed=t.seed, **d.options).subset(d.train_subset,
+                                                                                         d.test_subset)
+    return RunConfig(model=resolve_model(settings.get("model", {}), dataset), train=t, data=d), dataset, device

@@ -592,7 +592,7 @@ def _retype(prefix, dtype):
 
 CHECKPOINT_CASES = {
     "resume-version-1-bypass": (_edit_checkpoint(lambda m: m.update(version=1, step=9)),
-                                "not an lgn checkpoint of version 2 or 3"),
+                                "checkpoint format 1, which predates release 0.1; start the run again"),
     "resume-missing-step": (_edit_checkpoint(lambda m: m.pop("step")), "field step is missing"),
     "resume-missing-optimizer": (_edit_checkpoint(lambda m: m.pop("optimizer")), "field optimizer is missing"),
     "resume-missing-config": (_edit_checkpoint(lambda m: m.pop("config")), "field config is missing"),

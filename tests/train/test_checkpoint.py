@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lgn
-from lgn.train.checkpoint import load_checkpoint, save_checkpoint
+from lgn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 CHECKPOINT_META, CHECKPOINT_TENSORS = "checkpoint-0.json", "checkpoint-0.safetensors"
 
@@ -33,7 +33,7 @@ def _fresh(seed=1, **overrides):
 
 def test_round_trip_restores_model_optimizer_and_rng(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=3, step=17, config={"train": {"epochs": 9}})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=3, step=17, config={"train": {"epochs": 9}}))
     after_save = torch.rand(3)
     other, other_opt = _fresh()
     ckpt = load_checkpoint(tmp_path, other, other_opt)
@@ -50,7 +50,7 @@ def test_round_trip_restores_model_optimizer_and_rng(tmp_path):
 
 def test_files_are_safetensors_and_json(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
     meta = json.loads((tmp_path / CHECKPOINT_META).read_text())
     assert meta["format"] == "lgn-checkpoint" and len(meta["sha256"]) == 64
     header_len = int.from_bytes((tmp_path / CHECKPOINT_TENSORS).read_bytes()[:8], "little")
@@ -65,7 +65,7 @@ def test_no_checkpoint_is_none(tmp_path):
 
 def test_damaged_tensor_file_is_detected(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
     _flip(tmp_path / CHECKPOINT_TENSORS)
     other, other_opt = _fresh()
     before = {k: v.clone() for k, v in other.state_dict().items()}
@@ -76,7 +76,7 @@ def test_damaged_tensor_file_is_detected(tmp_path):
 
 def test_other_architecture_is_refused(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
     with pytest.raises(ValueError, match="another architecture"):
         load_checkpoint(tmp_path, *_fresh(n_groups=3))
 
@@ -84,12 +84,12 @@ def test_other_architecture_is_refused(tmp_path):
 def _two_saves(tmp_path):
     """Checkpoints of step 2 (older) and step 3 (newer) in the two slots; returns (model at 2, model at 3)."""
     model, opt = _trained(seed=0)
-    first = save_checkpoint(tmp_path, model, opt, epoch=0, batch=2, step=2, config={})
+    first = save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=0, batch=2, step=2, config={}))
     older = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    second = save_checkpoint(tmp_path, model, opt, epoch=0, batch=3, step=3, config={})
+    second = save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=0, batch=3, step=3, config={}))
     assert {first, second} == {"checkpoint-0", "checkpoint-1"}
     return older, {k: v.clone() for k, v in model.state_dict().items()}, second
 
@@ -155,7 +155,7 @@ def test_all_damaged_is_an_error_not_a_fresh_start(tmp_path):
 def test_save_without_a_slot_keeps_the_newest_intact_one(tmp_path):
     _, _, newest = _two_saves(tmp_path)
     model, opt = _trained(seed=2)
-    assert save_checkpoint(tmp_path, model, opt, epoch=1, step=4, config={}) != newest
+    assert save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=4, config={})) != newest
 
 
 def test_state_extra_tensors_and_every_rng_come_back(tmp_path):
@@ -167,8 +167,8 @@ def test_state_extra_tensors_and_every_rng_come_back(tmp_path):
     np.random.seed(5)
     random.seed(6)
     sums = torch.tensor([1.25, 7.0])
-    save_checkpoint(tmp_path, model, opt, epoch=2, batch=4, step=20, config={}, state={"seen": 64},
-                    tensors={"sums": sums})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=2, batch=4, step=20, config={}, state={"seen": 64},
+                                                     tensors={"sums": sums}))
     expected = (torch.rand(2), np.random.rand(2), random.random())
     np.random.seed(0)
     random.seed(0)
@@ -262,8 +262,8 @@ LYING = {  # (meta edit, tensors edit, the field the error must name)
     "adam exp_avg_sq removed, listing too": (lambda m: m["optimizer"]["state_keys"]["0"].remove("exp_avg_sq"),
                                              _drop_all("optimizer/0/exp_avg_sq"),
                                              r"optimizer/0 must hold \['exp_avg', 'exp_avg_sq', 'step'\]"),
-    "version 2 with no adam state after 2 steps": (lambda m: m["optimizer"].pop("state_keys") and m.update(version=2),
-                                                   _drop_all("optimizer/"), "no optimiser state after 2 steps"),
+    "no state_keys": (lambda m: m["optimizer"].pop("state_keys"), None, "field optimizer.state_keys is missing"),
+    "threads missing": (_drop("threads"), None, "field threads is missing"),
     "unknown tensor": (None, lambda n: n.__setitem__("weights/x", torch.zeros(1)), "weights/ is not a part"),
 }
 
@@ -272,7 +272,8 @@ LYING = {  # (meta edit, tensors edit, the field the error must name)
 def test_a_checkpoint_with_matching_digests_but_a_wrong_field_is_refused_by_name(tmp_path, case):
     edit_meta, edit_tensors, message = LYING[case]
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=0, batch=2, step=2, config={"train": {}}, state={"seen": 8})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=0, batch=2, step=2, config={"train": {}},
+                                                     state={"seen": 8}))
     rewrite(tmp_path, meta=edit_meta, tensors=edit_tensors)
     other, other_opt = _fresh()
     before = {k: v.clone() for k, v in other.state_dict().items()}
@@ -285,36 +286,65 @@ def test_a_checkpoint_with_matching_digests_but_a_wrong_field_is_refused_by_name
 def test_the_unedited_rewrite_is_accepted(tmp_path):
     """The helper above changes nothing by itself: each refusal is the edit's doing."""
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=0, batch=2, step=2, config={"train": {}})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=0, batch=2, step=2, config={"train": {}}))
     rewrite(tmp_path)
     assert load_checkpoint(tmp_path, *_fresh()).step == 2
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_an_older_version_number_does_not_switch_the_self_digest_off(tmp_path, version):
+def test_a_format_from_before_release_0_1_is_refused_in_one_line_naming_the_file(tmp_path, version):
+    """Formats 1 and 2 are not read, digests or not: an edited version number switches no check off."""
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=0, batch=1, step=2, config={})
-    rewrite(tmp_path, meta=lambda m: m.update(version=version, step=8), digests=False)
-    with pytest.raises(ValueError, match="checkpoint-0: (not an lgn checkpoint of version 2 or 3|.*its own digest)"):
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=0, batch=1, step=2, config={}))
+    rewrite(tmp_path, meta=lambda m: m.update(version=version))
+    with pytest.raises(ValueError) as raised:
         load_checkpoint(tmp_path, *_fresh())
+    assert str(raised.value) == (f"{tmp_path / CHECKPOINT_META} is checkpoint format {version}, which predates "
+                                 f"release 0.1; start the run again (train with --force, which deletes the run's "
+                                 f"files)")
 
 
-def test_a_version_1_checkpoint_is_read_with_its_tensor_digest(tmp_path):
+def test_a_format_1_single_checkpoint_is_refused_naming_it(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
-    for ext in (".json", ".safetensors"):
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
+    for ext in (".json", ".safetensors"):  # format 1 kept its one checkpoint under this name
         (tmp_path / f"checkpoint-0{ext}").rename(tmp_path / f"checkpoint{ext}")
-    legacy = lambda m: [m.pop(k) for k in ("meta_sha256", "rng", "state", "batch", "threads")] and m.update(version=1)
-    rewrite(tmp_path, "checkpoint", meta=legacy)
-    assert load_checkpoint(tmp_path, *_fresh()).step == 2
-    _flip(tmp_path / "checkpoint.safetensors")
-    with pytest.raises(ValueError, match="checkpoint: checkpoint.safetensors does not match the digest"):
+    with pytest.raises(ValueError, match=r"checkpoint\.json is checkpoint format 1, which predates release 0\.1"):
         load_checkpoint(tmp_path, *_fresh())
+
+
+def test_a_format_2_slot_beside_an_intact_one_is_passed_over_with_a_warning(tmp_path):
+    _, newer, slot = _two_saves(tmp_path)
+    other = "checkpoint-0" if slot == "checkpoint-1" else "checkpoint-1"
+    rewrite(tmp_path, other, meta=lambda m: m.update(version=2))
+    ckpt = load_checkpoint(tmp_path, *_fresh())
+    assert ckpt.slot == slot and len(ckpt.warnings) == 1 and "format 2, which predates release 0.1" in ckpt.warnings[0]
+
+
+def test_a_format_from_a_newer_lgn_is_refused(tmp_path):
+    model, opt = _trained()
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
+    rewrite(tmp_path, meta=lambda m: m.update(version=9))
+    with pytest.raises(ValueError, match="checkpoint-0: an lgn checkpoint of format 9; this lgn reads format 3"):
+        load_checkpoint(tmp_path, *_fresh())
+
+
+def test_a_learning_rate_schedule_is_neither_saved_nor_compared(tmp_path):
+    """lr_scheduler adds 'initial_lr' to the optimiser's groups; a schedule is placed again from the position."""
+    model, opt = _trained()
+    torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
+    groups = json.loads((tmp_path / CHECKPOINT_META).read_text())["optimizer"]["param_groups"]
+    assert "initial_lr" in opt.param_groups[0] and all("initial_lr" not in g for g in groups)
+    assert load_checkpoint(tmp_path, *_fresh()).step == 2  # into an optimiser without a schedule
+    other, other_opt = _fresh()
+    torch.optim.lr_scheduler.StepLR(other_opt, step_size=1)
+    assert load_checkpoint(tmp_path, other, other_opt).step == 2  # and into one with
 
 
 def test_the_thread_count_is_recorded(tmp_path):
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
     assert load_checkpoint(tmp_path, *_fresh()).threads == torch.get_num_threads()
 
 
@@ -322,7 +352,7 @@ def test_a_first_checkpoint_never_completed_is_no_checkpoint(tmp_path):
     from lgn.train.checkpoint import never_completed
 
     model, opt = _trained()
-    save_checkpoint(tmp_path, model, opt, epoch=1, step=2, config={})
+    save_checkpoint(tmp_path, model, opt, Checkpoint(epoch=1, step=2, config={}))
     (tmp_path / CHECKPOINT_META).unlink()
     assert never_completed(tmp_path) and load_checkpoint(tmp_path, *_fresh()) is None
     (tmp_path / "checkpoint-1.json").write_text("{}")  # a second slot: the first was complete once

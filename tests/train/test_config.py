@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lgn.data import from_arrays
-from lgn.train.config import RunConfig, TrainConfig, apply_overrides, load_toml, resolve
+from lgn.train.config import DataConfig, RunConfig, TrainConfig, apply_overrides, load_toml, resolve
 
 
 def test_defaults_are_the_papers_recipe():
@@ -11,24 +11,10 @@ def test_defaults_are_the_papers_recipe():
     assert t.lr_milestones == [0.5, 0.75, 0.875] and t.lr_gamma == 0.5
 
 
-@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
-def test_schedule_matches_torch_multistep(epochs):
-    t = TrainConfig(epochs=epochs)
-    param = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([param], lr=t.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
-    expected = []
-    for _ in range(epochs):
-        expected.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert [t.lr_at(e) for e in range(epochs)] == pytest.approx(expected, rel=1e-12)
-
-
-def test_schedule_of_eight_epochs_by_hand():
-    assert [TrainConfig(epochs=8).lr_at(e) for e in range(8)] == pytest.approx(
-        [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125])
+def test_milestones_fall_at_the_epoch_floor_of_their_fraction():
+    assert TrainConfig(epochs=8).milestone_epochs() == [4, 6, 7]
+    assert TrainConfig(epochs=100).milestone_epochs() == [50, 75, 87]
+    assert TrainConfig(epochs=1).milestone_epochs() == [0, 0, 0]
 
 
 def test_toml_file(tmp_path):
@@ -97,6 +83,53 @@ def test_override_errors(override, error, message):
 def test_values_out_of_range(section, values, message):
     with pytest.raises(ValueError, match=message):
         RunConfig.from_dict({section: values})
+
+
+# every range of [train] and [data], as the error states it: the key, the range, the value, one line
+RANGES = [
+    ("train", "epochs", 0, "at least 1"), ("train", "batch_size", -3, "at least 1"),
+    ("train", "eval_batch_size", 0, "at least 1"), ("train", "lr", 0.0, "positive"),
+    ("train", "lr", float("nan"), "positive"), ("train", "adam_eps", -1e-8, "positive"),
+    ("train", "lr_milestones", [0.5, 0.0], "fractions in (0, 1]"), ("train", "lr_gamma", 1.5, "in (0, 1]"),
+    ("train", "lr_gamma", 0.0, "in (0, 1]"), ("train", "grad_clip", -2.0, "positive or none"),
+    ("train", "seed", -1, "in 0..2**64-1 (torch's seed range)"),
+    ("train", "seed", 2 ** 64, "in 0..2**64-1 (torch's seed range)"),
+    ("train", "device", "cuda:x", "'cpu', 'cuda' or 'cuda:N'"),
+    ("train", "checkpoint_every", 0, "at least 1 or none"), ("train", "on_nan", "retry", "'stop' or 'skip'"),
+    ("train", "precision", "fp16", "one of ('fp32', 'bf16')"),
+    ("data", "train_subset", 0, "at least 1 or none"), ("data", "test_subset", -1, "at least 1 or none"),
+    ("data", "zca_epsilon", 0.0, "positive"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, words", RANGES)
+def test_a_value_out_of_range_names_the_key_and_the_range_in_one_line(section, key, value, words):
+    with pytest.raises(ValueError) as raised:
+        RunConfig.from_dict({section: {key: value}})
+    assert str(raised.value) == f"{section}.{key} must be {words}, got {value!r}"
+    assert not isinstance(raised.value, TypeError)
+
+
+@pytest.mark.parametrize("section, key, value, words", RANGES)
+def test_the_edge_of_each_range_is_accepted(section, key, value, words):
+    edge = {"at least 1": 1, "at least 1 or none": None, "positive": 1e-30, "fractions in (0, 1]": [1.0],
+            "in (0, 1]": 1.0, "positive or none": None, "'cpu', 'cuda' or 'cuda:N'": "cuda:12",
+            "'stop' or 'skip'": "skip", "one of ('fp32', 'bf16')": "bf16"}.get(words)
+    if words.startswith("in 0..2**64"):
+        edge = 0 if value < 0 else 2 ** 64 - 1
+    assert getattr(getattr(RunConfig.from_dict({section: {key: edge}}), section), key) == edge
+
+
+def test_a_section_built_in_python_checks_types_and_keys_too():
+    with pytest.raises(TypeError, match=r"^train.epochs must be an integer, got '3'$"):
+        TrainConfig(epochs="3")
+    with pytest.raises(TypeError, match=r"^train.grad_clip must be a number or none, got 'x'$"):
+        TrainConfig(grad_clip="x")
+    with pytest.raises(ValueError, match=r"^unknown config key train.epoch; known in \[train\]: epochs, "):
+        TrainConfig(epoch=3)
+    with pytest.raises(ValueError, match=r"^data.options.seed is not a dataset option; set train.seed instead$"):
+        DataConfig(options={"seed": 1})
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)  # an int is a number
 
 
 def _data(c=1, h=8, w=8, labels=True, n=4):

@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +65,41 @@ def test_deterministic_for_a_seed_on_cpu(tmp_path, npz):
     assert not _same_weights(tmp_path / "a", tmp_path / "c")
 
 
+def _state(**train):
+    from lgn.train.config import TrainConfig
+    from lgn.train.loop import TrainState
+
+    model = torch.nn.Linear(2, 2)
+    t = TrainConfig(**train)
+    return TrainState(model, torch.optim.Adam(model.parameters(), lr=t.lr), t, "classify", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
+def test_the_schedule_is_torchs_multistep_lr_of_the_paper(epochs):
+    state = _state(epochs=epochs)
+    param = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([param], lr=0.01)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
+    expected = []
+    for _ in range(epochs):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [state.schedule(e).get_last_lr()[0] for e in range(epochs)] == expected  # exactly, γ = 0.5
+    assert state.optimizer.param_groups[0]["lr"] == expected[-1]
+
+
+def test_the_schedule_of_eight_epochs_by_hand():
+    state = _state(epochs=8)
+    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125]
+    # γ = 0.1: lr·γ^n as before, to the last bit; multiplying by γ at each milestone (MultiStepLR) ends in
+    # 0.0001 and 1e-05 instead
+    state = _state(epochs=8, lr_gamma=0.1)
+    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.001] * 2 + [
+        0.00010000000000000002, 1.0000000000000003e-05]
+
+
 def test_epoch_order_is_a_function_of_seed_and_epoch():
     a = epoch_order(50, 3, 7)
     assert sorted(a.tolist()) == list(range(50))
@@ -112,6 +149,38 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
     assert warnings == [] and lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 5 of 6")
     assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3, 4, 5, 6]
     assert _same_weights(tmp_path / "cut", tmp_path / "full")
+
+
+FORMAT_3_RUN = Path(__file__).parent / "fixtures" / "format3-run"  # described in the test below
+
+
+def test_a_run_stopped_by_the_loop_of_release_0_1_resumes(tmp_path, monkeypatch):
+    """A checkpoint of format 3 (release 0.1's), written by the loop before TrainState, resumes.
+
+    The fixture is the config and newest checkpoint of a run of 8 epochs on the
+    tiny set (data.name npz:tiny.npz, batch 16, checkpoint every 2 steps, one
+    thread) stopped right after its checkpoint of step 10 (epoch 4, batch 1). It
+    resumes without a warning and ends as an uninterrupted run of this code:
+    bit-identical on the machine that wrote it, within rounding elsewhere.
+    """
+    monkeypatch.chdir(tmp_path)
+    write_tiny_npz(tmp_path / "tiny.npz")
+    shutil.copytree(FORMAT_3_RUN, tmp_path / "old")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the count it was written with
+    try:
+        lines, warnings = [], []
+        resumed = train({}, tmp_path / "old", resume=True, log=lines.append, warn=warnings.append)
+        full = train(json.loads((FORMAT_3_RUN / "config.json").read_text()), tmp_path / "new", log=None)
+    finally:
+        torch.set_num_threads(threads)
+    assert lines[0] == f"resuming {tmp_path / 'old'} after epoch 3, batch 1 of 8" and warnings == []
+    assert [r["epoch"] for r in resumed.metrics] == list(range(1, 9))
+    assert [r["lr"] for r in resumed.metrics] == [r["lr"] for r in full.metrics] == [0.01] * 4 + [0.005] * 2 + [
+        0.0025, 0.00125]
+    for old, new in zip(resumed.metrics, full.metrics):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            assert old[key] == pytest.approx(new[key], rel=1e-4, abs=1e-6), (old["epoch"], key)
 
 
 def test_resume_refuses_changed_settings(tmp_path, npz):
@@ -200,9 +269,9 @@ def _cut_after_saves(monkeypatch, n):
 
     save, calls = lgn.train.loop.save_checkpoint, []
 
-    def save_then_stop(*args, **kwargs):
-        save(*args, **kwargs)
-        calls.append(kwargs["step"])
+    def save_then_stop(out, model, optimizer, checkpoint):
+        save(out, model, optimizer, checkpoint)
+        calls.append(checkpoint.step)
         if len(calls) == n:
             raise Interrupt
 
