@@ -225,7 +225,7 @@ def fixed_models(records: list[dict], runs_dir: Path) -> dict[str, list[str]]:
 
 def _run_config(run_dir: Path):
     from lgn.train.config import RunConfig
-    from lgn.train.run import read_config
+    from lgn.runs import read_config
 
     return RunConfig.from_dict(read_config(run_dir))
 
