@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lgn.analysis.measures import orbit_vectors
 from lgn.groups import operators
 
 __all__ = ["Match", "cosine_similarity", "similarity_matrix", "nearest_operation", "nearest_operations",
@@ -168,17 +169,11 @@ def orbit_residuals(a, base, order: int, kernel_size: int, *, library: tuple[lis
     Returns:
         ``(E,)`` residuals in [0, 1]; all 1 when A·X is zero (A does nothing on the orbit).
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(base, dtype=np.float64).reshape(-1)
-    if a.ndim != 2 or a.shape != (b.size, b.size):
-        raise ValueError(f"expected a generator (m, m) and a base filter of m entries, got {a.shape} and {b.size}")
     if order < 2:
         raise ValueError(f"order must be at least 2 (an orbit with a step), got {order}")
+    a = np.asarray(a, dtype=np.float64)
+    x = np.ascontiguousarray(orbit_vectors(a, base, order - 1).T)  # (m, p−1): the orbit A acts on
     _, ops = library or orbit_library(kernel_size, a.shape[0])
-    x = [b]
-    for _ in range(order - 2):
-        x.append(a @ x[-1])
-    x = np.stack(x, axis=1)  # (m, p−1): the orbit A acts on
     y = a @ x  # (m, p−1)
     t = ops @ x  # (E, m, p−1)
     ny, nt2 = np.linalg.norm(y), np.sum(t * t, axis=(1, 2))  # (), (E,)

@@ -36,6 +36,7 @@ __all__ = [
     "finite_order_error",
     "orthogonality_error",
     "group_errors",
+    "orbit_vectors",
     "orbit_norms",
 ]
 
@@ -299,6 +300,21 @@ def group_errors(a, order: int) -> dict[str, float]:
     }
 
 
+def orbit_vectors(a, base, count: int) -> np.ndarray:
+    """The first ``count`` filters of ``base``'s orbit as rows, ``[b, A·b, …, A^(count−1)·b]``.
+
+    ``a`` ``(m, m)``, ``base`` m entries (any shape, flattened row-major); returns ``(count, m)`` in float64.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    v = np.asarray(base, dtype=np.float64).reshape(-1)
+    if a.ndim != 2 or a.shape != (v.size, v.size):
+        raise ValueError(f"expected a generator (m, m) and a base filter of m entries, got {a.shape} and {v.size}")
+    out = [v]
+    for _ in range(count - 1):
+        out.append(a @ out[-1])
+    return np.stack(out[:count])  # (count, m)
+
+
 def orbit_norms(a, base, order: int) -> np.ndarray:
     """‖A^i·b‖ / ‖b‖ for i = 0 … p−1: how the orbit's filter norms decay (or grow) along the powers.
 
@@ -308,15 +324,7 @@ def orbit_norms(a, base, order: int) -> np.ndarray:
     renormalised, so a share of the code energy read without these norms mostly
     measures them.
     """
-    a = np.asarray(a, dtype=np.float64)
-    v = np.asarray(base, dtype=np.float64).reshape(-1)
-    if a.ndim != 2 or a.shape != (v.size, v.size):
-        raise ValueError(f"expected a generator (m, m) and a base filter of m entries, got {a.shape} and {v.size}")
     if order < 1:
         raise ValueError(f"order must be a positive integer, got {order!r}")
-    norm0 = float(np.linalg.norm(v))
-    out = []
-    for _ in range(order):
-        out.append(float(np.linalg.norm(v)))
-        v = a @ v
-    return np.array(out) / norm0 if norm0 > 0 else np.zeros(order)
+    norms = np.array([np.linalg.norm(v) for v in orbit_vectors(a, base, order)])  # (p,)
+    return norms / norms[0] if norms[0] > 0 else np.zeros(order)
