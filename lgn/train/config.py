@@ -110,7 +110,8 @@ class TrainConfig:
     adam_eps: Annotated[float, _limit("positive", gt=0)] = 1e-8  # Adam's ε
     lr_milestones: Annotated[list[Annotated[float, Field(gt=0, le=1)]], _limit("fractions in (0, 1]")] = field(
         default_factory=lambda: [0.5, 0.75, 0.875])
-    # ^ fractions of `epochs` after which the learning rate is multiplied by lr_gamma
+    # ^ fractions of the run's optimiser steps after which the learning rate is multiplied by lr_gamma (never
+    #   before the first epoch ends)
     lr_gamma: Annotated[float, _limit("in (0, 1]", gt=0, le=1)] = 0.5  # learning-rate factor at each milestone
     grad_clip: Annotated[float | None, _limit("positive or none", gt=0)] = 2.0
     # ^ clip the global gradient norm to this; None: no clipping
@@ -130,12 +131,41 @@ class TrainConfig:
     # ^ 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights, optimiser state, regulariser and
     #   re-projection stay float32)
 
-    def milestone_epochs(self) -> list[int]:
-        """Epoch indices (0-based) from which each factor applies: ⌊f·epochs⌋, as the authors' MultiStepLR.
+    def milestone_steps(self, n_batches: int) -> list[int]:
+        """The optimiser step (0-based) from which each factor applies, in a run of epochs of ``n_batches`` steps.
 
-        As there, a milestone that rounds down to epoch 0 applies from the start.
+        ⌊f·epochs·n_batches⌋, or the first epoch's end if that comes earlier:
+        a milestone never applies within the first epoch. Where f·epochs is a
+        whole number the milestone falls on the start of that epoch, as the
+        authors' MultiStepLR stepped once an epoch put it.
         """
-        return [int(f * self.epochs) for f in self.lr_milestones]
+        return [max(int(f * self.epochs * n_batches), n_batches) for f in self.lr_milestones]
+
+    def schedule_warning(self, n_batches: int) -> str | None:
+        """One line if some of ``lr_milestones`` cannot act at their fraction of a run of epochs of
+        ``n_batches`` steps (they fall within the first epoch, or at the run's end), else None."""
+        total = self.epochs * n_batches
+        at = {f: int(f * self.epochs * n_batches) for f in self.lr_milestones}
+        early = [f for f in self.lr_milestones if at[f] < n_batches]
+        late = [f for f in self.lr_milestones if f not in early and at[f] >= total]
+        said = []
+        if early:
+            said.append(_said(early, "falls", "fall") + " within the first epoch" + (
+                ", the whole run" if total <= n_batches else f": moved to its end (step {n_batches})"))
+        if late:
+            said.append(_said(late, "falls", "fall") + " at the end of the run")
+        if not said:
+            return None
+        end = self.lr * self.lr_gamma ** sum(1 for m in self.milestone_steps(n_batches) if m < total)
+        rate = f"stays {self.lr:g} throughout" if end == self.lr else f"ends at {end:g}"
+        epochs = f"{self.epochs} epoch{'s' if self.epochs > 1 else ''}"
+        return (f"a degenerate learning-rate schedule for {epochs} of {n_batches} steps: train.lr_milestones "
+                f"{'; '.join(said)}, so the learning rate {rate}")
+
+
+def _said(fractions: list[float], one: str, many: str) -> str:
+    """``fractions`` listed and a verb agreeing with their number (``'0.5 falls'``, ``'0.5, 0.75 fall'``)."""
+    return f"{', '.join(f'{f:g}' for f in fractions)} {one if len(fractions) == 1 else many}"
 
 
 @_section("data")

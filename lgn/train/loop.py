@@ -275,10 +275,10 @@ class TrainState:
     sums, the finiteness check and the world of ranks.
 
     :meth:`run` trains epochs ``pos.epoch`` onward; each epoch takes the
-    learning rate of the step schedule (:meth:`schedule`), takes the batches
-    of :func:`epoch_order` and trains them: per batch the task loss
+    batches of :func:`epoch_order` and trains them: per batch the task loss
     plus the model's regulariser (and ``extra_loss(model)``), backward, one
-    finiteness test, gradient-norm clipping, an Adam step and re-projection.
+    finiteness test, gradient-norm clipping, an Adam step at the learning rate
+    of the step schedule (:meth:`schedule`) and re-projection.
     The first epoch ends with :func:`recompute_batch_norm_`. Three hooks say
     what a run keeps: :meth:`checkpoint` (every ``train.checkpoint_every``
     steps within an epoch), :meth:`measure` (adds to an epoch's record) and
@@ -300,6 +300,9 @@ class TrainState:
         self.check = _FiniteCheck(model, self.named)
         self.saved_step: int | None = None  # the step of the newest checkpoint kept
         self.prep, self.peak = None, 1.0  # the input scaling and the data's peak, for the progress bar's PSNR
+        self.milestones: list[int] = []  # the learning-rate milestones, in optimiser steps (set by run)
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None  # sets the rate of the next step
+        self.lr = t.lr  # the rate of the last step taken
 
     # ---------------------------------------------------------------- the hooks
 
@@ -321,8 +324,9 @@ class TrainState:
         classify or None to reconstruct."""
         t, pos = self.t, self.pos
         n_batches = math.ceil(len(x) / t.batch_size)
+        self.milestones = sorted(t.milestone_steps(n_batches))
+        self.scheduler = self.schedule(self.milestones, pos.step)
         for epoch in range(pos.epoch, t.epochs):
-            lr = self.schedule(epoch).get_last_lr()[0]
             bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and self.world.writes)
             bar.update(pos.batch)
             self._epoch(x, y, list(epoch_order(len(x), t.seed, epoch).to(x.device).split(t.batch_size)), bar)
@@ -332,32 +336,33 @@ class TrainState:
                 start = time.perf_counter()
                 recompute_batch_norm_(self.model, x, t.batch_size, self.world)
                 pos.seconds += time.perf_counter() - start
-            record = self._record(lr)
+            record = self._record(self.lr)
             self.measure(record)
             pos.metrics.append(record)
             pos.epoch, pos.batch, pos.seen, pos.skipped, pos.seconds = epoch + 1, 0, 0, 0, 0.0
             self.sums.zero_()
             self.finish(record)
 
-    def schedule(self, done: int) -> torch.optim.lr_scheduler.LambdaLR:
-        """Set the optimiser's learning rate to the step schedule's after ``done`` epochs, by torch's LambdaLR.
+    def schedule(self, milestones: list[int], done: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """Set the optimiser's learning rate to the step schedule's after ``done`` steps, by torch's LambdaLR.
 
-        The rate is lr·γ^(number of milestones m ≤ ``done``) (milestones at
-        :meth:`TrainConfig.milestone_epochs`), as MultiStepLR gives for γ = 0.5.
-        MultiStepLR itself multiplies the optimiser's current rate at each
-        milestone: where γ is not a power of two its rates differ from lr·γ^n in
-        the last bits (for γ in {0.1, 0.2, 0.3, 0.33, 0.7, 0.9, 0.95}, from 253 to
-        412 of 1,935 epoch rates each, over five base rates, seven epoch counts
-        and three milestone lists; none for 0.5 and 0.25), and a resumed run would
-        have to trust the rate saved in its checkpoint or replay every step
-        (which makes torch warn that the schedule stepped before the
-        optimiser). LambdaLR's rate is a function of the position alone, so it
-        is placed at ``done`` directly, as torch places a resumed schedule
-        (``last_epoch``), and a checkpoint holds nothing of it.
+        The rate is lr·γ^(number of ``milestones`` m ≤ ``done``), the milestones
+        in optimiser steps (:meth:`TrainConfig.milestone_steps`, sorted). It
+        steps with the optimiser. Not MultiStepLR, which multiplies the
+        optimiser's current rate at each milestone: where γ is not a power of
+        two its rates differ from lr·γ^n in the last bits (for γ in {0.1, 0.2,
+        0.3, 0.33, 0.7, 0.9, 0.95}, from 253 to 412 of 1,935 epoch rates each,
+        over five base rates, seven epoch counts and three milestone lists;
+        none for 0.5 and 0.25), and a resumed run would have to trust the rate
+        saved in its checkpoint or replay every step (which makes torch warn
+        that the schedule stepped before the optimiser). LambdaLR's rate is a
+        function of the position alone, so it is placed at ``done`` directly,
+        as torch places a resumed schedule (``last_epoch``), and a checkpoint
+        holds nothing of it.
         """
         for group in self.optimizer.param_groups:
             group["initial_lr"] = self.t.lr
-        milestones, gamma = sorted(self.t.milestone_epochs()), self.t.lr_gamma
+        gamma = self.t.lr_gamma
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: gamma ** bisect.bisect_right(milestones, k),
                                                  last_epoch=done - 1)
 
@@ -390,6 +395,7 @@ class TrainState:
         xb = x[local]
         yb = None if y is None else y[local]
         saved_buffers = [v.clone() for v in self.buffers] if self.t.on_nan == "skip" else None
+        self.lr = self.optimizer.param_groups[0]["lr"]
         output, loss, total = self._forward_backward(xb, yb, len(local) / len(idx))
         grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
         correct = (output.detach().argmax(1) == yb).sum() if yb is not None else None
@@ -400,8 +406,12 @@ class TrainState:
         self.pos.step += 1
         if fault is None:
             self._step(len(idx), loss, correct)
+            self.scheduler.step()
         else:
             self._skip(fault, saved_buffers)
+            # the schedule moves with the position, placed anew: stepping it before the optimiser has ever
+            # stepped would make torch warn
+            self.scheduler = self.schedule(self.milestones, self.pos.step)
         return output, xb, yb
 
     def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor | None, share: float):
@@ -478,7 +488,7 @@ class TrainState:
         return shown
 
     def _record(self, lr: float) -> dict:
-        """The record of the epoch at ``pos`` (trained at ``lr``), from the running sums."""
+        """The record of the epoch at ``pos`` (its last step at rate ``lr``), from the running sums."""
         loss_sum, correct = (float(v) for v in self.sums.tolist())  # complete: waits for the device
         seen = max(self.pos.seen, 1)
         record = {"epoch": self.pos.epoch + 1, "step": self.pos.step, "lr": lr, "train_loss": loss_sum / seen}
@@ -548,7 +558,7 @@ class _RunFolder(TrainState):
                                     check=functools.partial(_check_resumable, config=self.config,
                                                             n_batches=n_batches, out=out))
         if found is not None:
-            self._continue(found)
+            self._continue(found, n_batches)
         elif world.writes:
             if resume and self.warn and never_completed(out):
                 self.warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
@@ -561,10 +571,16 @@ class _RunFolder(TrainState):
             self.pos, self.sums = state[2], state[3].to(self.device)
             world.setting_up = False
 
-    def _continue(self, found: Checkpoint) -> None:
+    def _continue(self, found: Checkpoint, n_batches: int) -> None:
         """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already)."""
         for line in found.warnings if self.warn else []:
             self.warn(line)
+        if self.warn and found.state.get("lr_milestones_in") != "steps":
+            before, changed = _epoch_placed(self.t, n_batches, found.step)
+            if changed is not None:
+                self.warn(f"{self.out} was checkpointed before the learning-rate milestones were placed in optimiser "
+                          f"steps (they began epochs: steps {before}); it continues with them at steps "
+                          f"{sorted(self.t.milestone_steps(n_batches))}, so its rate differs from step {changed} on")
         if self.warn and found.threads != torch.get_num_threads():
             self.warn(f"{self.out} was trained with {found.threads} CPU threads and this process uses "
                       f"{torch.get_num_threads()}: the resumed run will differ slightly from an uninterrupted one "
@@ -596,6 +612,10 @@ class _RunFolder(TrainState):
         return x_train, y_train
 
     def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+        """:meth:`TrainState.run`, first saying if the schedule is degenerate (once set-up has succeeded)."""
+        line = self.t.schedule_warning(math.ceil(len(x) / self.t.batch_size))
+        if line and self.warn:
+            self.warn(line)
         self.first_epoch, self.started = self.pos.epoch, time.perf_counter()  # the pace of this process's epochs
         try:
             super().run(x, y)
@@ -609,8 +629,8 @@ class _RunFolder(TrainState):
         if self.world.writes:
             pos = self.pos
             save_checkpoint(self.out, self.model, self.optimizer, Checkpoint(
-                epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch, state=pos.state(),
-                tensors={"sums": self.sums}, slot=self.slot))
+                epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch,
+                state={**pos.state(), "lr_milestones_in": "steps"}, tensors={"sums": self.sums}, slot=self.slot))
             self.slot = next_slot(self.slot)
         self.saved_step = self.pos.step
 
@@ -677,6 +697,8 @@ def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, ou
 def _check_state(found: Checkpoint, batch_size: int) -> None:
     """The loop's state in a checkpoint (:meth:`_Position.state`) against its position, field by field."""
     state = found.state
+    if state.get("lr_milestones_in", "steps") != "steps":  # absent before milestones were placed in steps
+        raise CheckpointError("state.lr_milestones_in", f"must be 'steps', got {state['lr_milestones_in']!r}"[:200])
     limits = {"seen": found.batch * batch_size, "skipped": found.batch, "in_a_row": found.step}
     for key, high in limits.items():
         value = state.get(key)
@@ -697,6 +719,16 @@ def _check_state(found: Checkpoint, batch_size: int) -> None:
         if found.optimizer_steps != taken:
             raise CheckpointError("optimizer/", f"holds the state of {found.optimizer_steps} optimiser steps, "
                                                 f"but the position says {taken}")
+
+
+def _epoch_placed(t: TrainConfig, n_batches: int, step: int) -> tuple[list[int], int | None]:
+    """Where the milestones were, in steps, before they were placed in optimiser steps (each at the start of
+    epoch ⌊f·epochs⌋), and the first step from ``step`` on whose rate differs now (None if none does)."""
+    before, now = sorted(int(f * t.epochs) * n_batches for f in t.lr_milestones), sorted(t.milestone_steps(n_batches))
+    ends = {step, *before, *now}  # the rates of both are constant between these
+    changed = [q for q in sorted(ends) if step <= q < t.epochs * n_batches
+               and bisect.bisect_right(before, q) != bisect.bisect_right(now, q)]
+    return before, changed[0] if changed else None
 
 
 def _warn(message: str) -> None:

@@ -11,10 +11,36 @@ def test_defaults_are_the_papers_recipe():
     assert t.lr_milestones == [0.5, 0.75, 0.875] and t.lr_gamma == 0.5
 
 
-def test_milestones_fall_at_the_epoch_floor_of_their_fraction():
-    assert TrainConfig(epochs=8).milestone_epochs() == [4, 6, 7]
-    assert TrainConfig(epochs=100).milestone_epochs() == [50, 75, 87]
-    assert TrainConfig(epochs=1).milestone_epochs() == [0, 0, 0]
+@pytest.mark.parametrize("epochs", [8, 16, 24, 104])
+@pytest.mark.parametrize("n_batches", [1, 7, 32])
+def test_milestones_where_f_epochs_is_whole_begin_that_epoch_as_before(epochs, n_batches):
+    # 1/2, 3/4 and 7/8 of a multiple of 8 epochs: where MultiStepLR stepped once an epoch put them
+    assert TrainConfig(epochs=epochs).milestone_steps(n_batches) == [
+        epochs // 2 * n_batches, 3 * epochs // 4 * n_batches, 7 * epochs // 8 * n_batches]
+
+
+def test_milestones_are_fractions_of_the_steps_and_never_within_the_first_epoch():
+    assert TrainConfig(epochs=100).milestone_steps(32) == [1600, 2400, 2800]  # 87.5 epochs: halfway through 88
+    assert TrainConfig(epochs=2).milestone_steps(4) == [4, 6, 7]
+    assert TrainConfig(epochs=1).milestone_steps(32) == [32, 32, 32]  # the first epoch's end, the run's end
+    assert TrainConfig(epochs=3, lr_milestones=[0.1, 1.0]).milestone_steps(10) == [10, 30]
+
+
+@pytest.mark.parametrize("train, n_batches, line", [
+    ({"epochs": 1}, 32, "a degenerate learning-rate schedule for 1 epoch of 32 steps: train.lr_milestones 0.5, "
+                        "0.75, 0.875 fall within the first epoch, the whole run, so the learning rate stays 0.01 "
+                        "throughout"),
+    ({"epochs": 2, "lr_milestones": [0.3, 0.9]}, 4,
+     "a degenerate learning-rate schedule for 2 epochs of 4 steps: train.lr_milestones 0.3 falls within the first "
+     "epoch: moved to its end (step 4), so the learning rate ends at 0.0025"),
+    ({"epochs": 4, "lr_milestones": [0.1, 0.2, 1.0], "lr": 0.1}, 4,
+     "a degenerate learning-rate schedule for 4 epochs of 4 steps: train.lr_milestones 0.1, 0.2 fall within the "
+     "first epoch: moved to its end (step 4); 1 falls at the end of the run, so the learning rate ends at 0.025"),
+    ({"epochs": 2}, 4, None), ({"epochs": 100}, 391, None),
+    ({"epochs": 5, "lr_milestones": [0.2]}, 10, None),  # at the first epoch's end, as its fraction says
+])
+def test_a_degenerate_schedule_is_said_in_one_line(train, n_batches, line):
+    assert TrainConfig(**train).schedule_warning(n_batches) == line
 
 
 def test_toml_file(tmp_path):

@@ -74,30 +74,89 @@ def _state(**train):
     return TrainState(model, torch.optim.Adam(model.parameters(), lr=t.lr), t, "classify", torch.device("cpu"))
 
 
-@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 8, 10, 100])
-def test_the_schedule_is_torchs_multistep_lr_of_the_paper(epochs):
+@pytest.mark.parametrize("epochs, n_batches, milestones", [
+    (8, 1, [4, 6, 7]), (8, 5, [20, 30, 35]), (2, 4, [4, 6, 7]), (3, 3, [4, 6, 7]), (10, 7, [35, 52, 61]),
+    (1, 32, [32, 32, 32])])
+def test_the_schedule_is_torchs_multistep_lr_per_step_at_the_milestones_in_steps(epochs, n_batches, milestones):
     state = _state(epochs=epochs)
+    assert state.t.milestone_steps(n_batches) == milestones  # worked by hand: ⌊f·epochs·n⌋, never below n
     param = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([param], lr=0.01)
-    sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[int(epochs / 2), int(3 * epochs / 4), int(7 * epochs / 8)], gamma=0.5)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.5)
     expected = []
-    for _ in range(epochs):
+    for _ in range(epochs * n_batches):
         expected.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert [state.schedule(e).get_last_lr()[0] for e in range(epochs)] == expected  # exactly, γ = 0.5
+    got = [state.schedule(milestones, k).get_last_lr()[0] for k in range(epochs * n_batches)]
+    assert got == expected  # exactly, γ = 0.5
     assert state.optimizer.param_groups[0]["lr"] == expected[-1]
 
 
-def test_the_schedule_of_eight_epochs_by_hand():
+def test_the_schedule_by_hand():
     state = _state(epochs=8)
-    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.005] * 2 + [0.0025, 0.00125]
+    assert [state.schedule([4, 6, 7], k).get_last_lr()[0] for k in range(8)] == [0.01] * 4 + [0.005] * 2 + [
+        0.0025, 0.00125]
     # γ = 0.1: lr·γ^n as before, to the last bit; multiplying by γ at each milestone (MultiStepLR) ends in
     # 0.0001 and 1e-05 instead
     state = _state(epochs=8, lr_gamma=0.1)
-    assert [state.schedule(e).get_last_lr()[0] for e in range(8)] == [0.01] * 4 + [0.001] * 2 + [
+    assert [state.schedule([4, 6, 7], k).get_last_lr()[0] for k in range(8)] == [0.01] * 4 + [0.001] * 2 + [
         0.00010000000000000002, 1.0000000000000003e-05]
+
+
+def test_an_epochs_record_holds_the_rate_of_its_last_step(npz):
+    from lgn.data import fit_preprocessing, get_dataset
+    from lgn.models import build_model
+    from lgn.train import fit
+    from lgn.train.config import TrainConfig
+    from tests.train.helpers import TINY_MODEL
+
+    data = get_dataset(f"npz:{npz}")
+    x = fit_preprocessing(data.x_train)(data.x_train)
+    model = build_model(in_channels=1, image_size=10, num_classes=3, **TINY_MODEL)
+    # 3 epochs of 3 steps: milestones at steps 4, 6 and 7; epoch 2 ends on step 5 (index), epoch 3 on 8
+    records = fit(model, x, data.y_train, TrainConfig(epochs=3, batch_size=16, progress=False))
+    assert [r["lr"] for r in records] == [0.01, 0.005, 0.00125]
+
+
+def test_one_epoch_trains_at_the_full_rate_and_says_so_once(tmp_path, npz):
+    lines = []
+    result = train(tiny_settings(npz, epochs=1), tmp_path / "run", log=None, warn=lines.append)
+    assert [r["lr"] for r in result.metrics] == [0.01]
+    assert lines == ["a degenerate learning-rate schedule for 1 epoch of 3 steps: train.lr_milestones 0.5, 0.75, "
+                     "0.875 fall within the first epoch, the whole run, so the learning rate stays 0.01 throughout"]
+    lines.clear()
+    train(tiny_settings(npz, epochs=2), tmp_path / "two", log=None, warn=lines.append)
+    assert lines == []
+
+
+def test_a_first_batch_skipped_moves_the_schedule_without_a_torch_warning(tmp_path, npz, monkeypatch):
+    import warnings
+
+    _poison_loss(monkeypatch, {1})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(tiny_settings(npz, epochs=3, on_nan="skip"), tmp_path / "run", log=None)
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)], [str(w.message) for w in caught]
+    assert [r["lr"] for r in result.metrics] == [0.01, 0.005, 0.00125]
+    assert [r["skipped_batches"] for r in result.metrics] == [1, 0, 0]
+
+
+def test_a_checkpoint_from_before_milestones_in_steps_resumes_saying_where_its_rate_changes(tmp_path, npz,
+                                                                                          monkeypatch):
+    from tests.train.test_checkpoint import rewrite
+
+    settings = tiny_settings(npz, epochs=3, checkpoint_every=2)  # milestones: epochs 1, 2, 2 then; steps 4, 6, 7 now
+    restore = _cut_after_saves(monkeypatch, 1)  # the checkpoint of step 2
+    with pytest.raises(Interrupt):
+        train(settings, tmp_path / "run", log=None)
+    restore()
+    rewrite(tmp_path / "run", meta=lambda m: m["state"].pop("lr_milestones_in"))  # as the loop wrote it before
+    lines = []
+    train(settings, tmp_path / "run", resume=True, log=None, warn=lines.append)
+    assert lines == [f"{tmp_path / 'run'} was checkpointed before the learning-rate milestones were placed in "
+                     f"optimiser steps (they began epochs: steps [3, 6, 6]); it continues with them at steps "
+                     f"[4, 6, 7], so its rate differs from step 3 on"]
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
@@ -572,6 +631,8 @@ POSITION = {  # edits of a run's mid-epoch checkpoint (epoch 0, batch 2 of 3, st
                       "field state.metrics must be a list of 0"),
     "seen beyond the batches": (lambda m: m["state"].update(seen=10 ** 9), "field state.seen must be"),
     "seconds a string": (lambda m: m["state"].update(seconds="1"), "field state.seconds"),
+    "milestones in epochs": (lambda m: m["state"].update(lr_milestones_in="epochs"),
+                             "field state.lr_milestones_in must be 'steps'"),
 }
 
 
