@@ -42,7 +42,7 @@ def data_free_generators(model: torch.nn.Module, train, steps_per_epoch: int) ->
     Args:
         model: an :class:`lgn.models.LGN` with free generators as the run built it (same seed, before any step);
             left unchanged.
-        train: the run's :class:`lgn.train.TrainConfig` (``epochs``, ``lr``, ``lr_at(epoch)``, ``adam_eps``,
+        train: the run's :class:`lgn.train.TrainConfig` (``epochs``, ``lr``, its step schedule, ``adam_eps``,
             ``grad_clip``).
         steps_per_epoch: the run's optimiser steps per epoch, ⌈training images / batch size⌉.
 
@@ -60,17 +60,17 @@ def data_free_generators(model: torch.nn.Module, train, steps_per_epoch: int) ->
     params = list(gen.parameters())
     optimizer = torch.optim.Adam(params, lr=train.lr, eps=train.adam_eps)
     weight = model.config.reg_weight
-    for epoch in range(train.epochs):
+    milestones = sorted(train.milestone_steps(steps_per_epoch))
+    for step in range(train.epochs * steps_per_epoch):
         for group in optimizer.param_groups:
-            group["lr"] = train.lr_at(epoch)
-        for _ in range(steps_per_epoch):
-            optimizer.zero_grad(set_to_none=True)
-            (weight * gen.regularization()).backward()
-            if train.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
-            optimizer.step()
-            with torch.no_grad():
-                gen.project_()
+            group["lr"] = train.lr * train.lr_factor(step, milestones)
+        optimizer.zero_grad(set_to_none=True)
+        (weight * gen.regularization()).backward()
+        if train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            gen.project_()
     return gen.matrix().detach().cpu().double().numpy().reshape(shape)
 
 

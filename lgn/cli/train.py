@@ -95,7 +95,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train a model into a run folder",
         description="Train a Linear Group Network with the paper's recipe (Adam lr 0.01, the rate halved at "
-                    "1/2, 3/4 and 7/8 of the steps but not within the first epoch, gradient clipping 2.0, batch 128, "
+                    "1/2, 3/4 and 7/8 of the epochs but not within the first epoch, gradient clipping 2.0, batch 128, "
                     "100 epochs, re-projection after every step). DIR receives config.json, metrics.jsonl, "
                     "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "

@@ -16,6 +16,7 @@ a ``TypeError`` and a ``ValueError``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import tomllib
@@ -110,8 +111,8 @@ class TrainConfig:
     adam_eps: Annotated[float, _limit("positive", gt=0)] = 1e-8  # Adam's ε
     lr_milestones: Annotated[list[Annotated[float, Field(gt=0, le=1)]], _limit("fractions in (0, 1]")] = field(
         default_factory=lambda: [0.5, 0.75, 0.875])
-    # ^ fractions of the run's optimiser steps after which the learning rate is multiplied by lr_gamma (never
-    #   before the first epoch ends)
+    # ^ fractions of the epochs after which the learning rate is multiplied by lr_gamma (at the start of epoch
+    #   ⌊f·epochs⌋, never before the first epoch ends)
     lr_gamma: Annotated[float, _limit("in (0, 1]", gt=0, le=1)] = 0.5  # learning-rate factor at each milestone
     grad_clip: Annotated[float | None, _limit("positive or none", gt=0)] = 2.0
     # ^ clip the global gradient norm to this; None: no clipping
@@ -134,18 +135,26 @@ class TrainConfig:
     def milestone_steps(self, n_batches: int) -> list[int]:
         """The optimiser step (0-based) from which each factor applies, in a run of epochs of ``n_batches`` steps.
 
-        ⌊f·epochs·n_batches⌋, or the first epoch's end if that comes earlier:
-        a milestone never applies within the first epoch. Where f·epochs is a
-        whole number the milestone falls on the start of that epoch, as the
-        authors' MultiStepLR stepped once an epoch put it.
+        The start of epoch ⌊f·epochs⌋ (0-based), where the authors' MultiStepLR,
+        stepped once an epoch, put it, but never earlier than the first epoch's end:
+        a milestone never applies within the first epoch. So every run of two
+        epochs or more keeps the authors' schedule to the step, and a one-epoch
+        run trains at the full rate instead of at lr·γ³ from its first step.
         """
-        return [max(int(f * self.epochs * n_batches), n_batches) for f in self.lr_milestones]
+        return [max(int(f * self.epochs), 1) * n_batches for f in self.lr_milestones]
+
+    def lr_factor(self, step: int, milestones: list[int]) -> float:
+        """γ^(number of ``milestones`` m ≤ ``step``): the factor on ``lr`` of 0-based optimiser step ``step``.
+
+        ``milestones`` sorted, in steps (:meth:`milestone_steps`).
+        """
+        return self.lr_gamma ** bisect.bisect_right(milestones, step)
 
     def schedule_warning(self, n_batches: int) -> str | None:
         """One line if some of ``lr_milestones`` cannot act at their fraction of a run of epochs of
         ``n_batches`` steps (they fall within the first epoch, or at the run's end), else None."""
         total = self.epochs * n_batches
-        at = {f: int(f * self.epochs * n_batches) for f in self.lr_milestones}
+        at = {f: int(f * self.epochs) * n_batches for f in self.lr_milestones}
         early = [f for f in self.lr_milestones if at[f] < n_batches]
         late = [f for f in self.lr_milestones if f not in early and at[f] >= total]
         said = []

@@ -362,8 +362,7 @@ class TrainState:
         """
         for group in self.optimizer.param_groups:
             group["initial_lr"] = self.t.lr
-        gamma = self.t.lr_gamma
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: gamma ** bisect.bisect_right(milestones, k),
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: self.t.lr_factor(k, milestones),
                                                  last_epoch=done - 1)
 
     def _epoch(self, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor], bar) -> None:
@@ -578,8 +577,8 @@ class _RunFolder(TrainState):
         if self.warn and found.state.get("lr_milestones_in") != "steps":
             before, changed = _epoch_placed(self.t, n_batches, found.step)
             if changed is not None:
-                self.warn(f"{self.out} was checkpointed before the learning-rate milestones were placed in optimiser "
-                          f"steps (they began epochs: steps {before}); it continues with them at steps "
+                self.warn(f"{self.out} was checkpointed before the learning-rate milestones were kept out of the "
+                          f"first epoch (steps {before} then); it continues with them at steps "
                           f"{sorted(self.t.milestone_steps(n_batches))}, so its rate differs from step {changed} on")
         if self.warn and found.threads != torch.get_num_threads():
             self.warn(f"{self.out} was trained with {found.threads} CPU threads and this process uses "
@@ -722,8 +721,9 @@ def _check_state(found: Checkpoint, batch_size: int) -> None:
 
 
 def _epoch_placed(t: TrainConfig, n_batches: int, step: int) -> tuple[list[int], int | None]:
-    """Where the milestones were, in steps, before they were placed in optimiser steps (each at the start of
-    epoch ⌊f·epochs⌋), and the first step from ``step`` on whose rate differs now (None if none does)."""
+    """Where the milestones were, in steps, before they were kept out of the first epoch (each at the start of
+    epoch ⌊f·epochs⌋, also epoch 0), and the first step from ``step`` on whose rate differs now (None if none
+    does: only a one-epoch run's)."""
     before, now = sorted(int(f * t.epochs) * n_batches for f in t.lr_milestones), sorted(t.milestone_steps(n_batches))
     ends = {step, *before, *now}  # the rates of both are constant between these
     changed = [q for q in sorted(ends) if step <= q < t.epochs * n_batches

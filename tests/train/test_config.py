@@ -19,9 +19,9 @@ def test_milestones_where_f_epochs_is_whole_begin_that_epoch_as_before(epochs, n
         epochs // 2 * n_batches, 3 * epochs // 4 * n_batches, 7 * epochs // 8 * n_batches]
 
 
-def test_milestones_are_fractions_of_the_steps_and_never_within_the_first_epoch():
-    assert TrainConfig(epochs=100).milestone_steps(32) == [1600, 2400, 2800]  # 87.5 epochs: halfway through 88
-    assert TrainConfig(epochs=2).milestone_steps(4) == [4, 6, 7]
+def test_milestones_begin_the_epoch_floor_of_their_fraction_and_never_within_the_first_epoch():
+    assert TrainConfig(epochs=100).milestone_steps(32) == [1600, 2400, 2784]  # epochs 50, 75, 87: the paper's
+    assert TrainConfig(epochs=2).milestone_steps(4) == [4, 4, 4]
     assert TrainConfig(epochs=1).milestone_steps(32) == [32, 32, 32]  # the first epoch's end, the run's end
     assert TrainConfig(epochs=3, lr_milestones=[0.1, 1.0]).milestone_steps(10) == [10, 30]
 

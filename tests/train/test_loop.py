@@ -75,11 +75,11 @@ def _state(**train):
 
 
 @pytest.mark.parametrize("epochs, n_batches, milestones", [
-    (8, 1, [4, 6, 7]), (8, 5, [20, 30, 35]), (2, 4, [4, 6, 7]), (3, 3, [4, 6, 7]), (10, 7, [35, 52, 61]),
+    (8, 1, [4, 6, 7]), (8, 5, [20, 30, 35]), (2, 4, [4, 4, 4]), (3, 3, [3, 6, 6]), (10, 7, [35, 49, 56]),
     (1, 32, [32, 32, 32])])
 def test_the_schedule_is_torchs_multistep_lr_per_step_at_the_milestones_in_steps(epochs, n_batches, milestones):
     state = _state(epochs=epochs)
-    assert state.t.milestone_steps(n_batches) == milestones  # worked by hand: ⌊f·epochs·n⌋, never below n
+    assert state.t.milestone_steps(n_batches) == milestones  # worked by hand: max(⌊f·epochs⌋, 1)·n
     param = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([param], lr=0.01)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.5)
@@ -114,7 +114,7 @@ def test_an_epochs_record_holds_the_rate_of_its_last_step(npz):
     data = get_dataset(f"npz:{npz}")
     x = fit_preprocessing(data.x_train)(data.x_train)
     model = build_model(in_channels=1, image_size=10, num_classes=3, **TINY_MODEL)
-    # 3 epochs of 3 steps: milestones at steps 4, 6 and 7; epoch 2 ends on step 5 (index), epoch 3 on 8
+    # 3 epochs of 3 steps: milestones at steps 3, 6 and 6; epoch 2 ends on step 5 (index), epoch 3 on 8
     records = fit(model, x, data.y_train, TrainConfig(epochs=3, batch_size=16, progress=False))
     assert [r["lr"] for r in records] == [0.01, 0.005, 0.00125]
 
@@ -146,7 +146,7 @@ def test_a_checkpoint_from_before_milestones_in_steps_resumes_saying_where_its_r
                                                                                           monkeypatch):
     from tests.train.test_checkpoint import rewrite
 
-    settings = tiny_settings(npz, epochs=3, checkpoint_every=2)  # milestones: epochs 1, 2, 2 then; steps 4, 6, 7 now
+    settings = tiny_settings(npz, epochs=1, checkpoint_every=2)  # 3 steps; milestones: steps 0, 0, 0 then; 3, 3, 3 now
     restore = _cut_after_saves(monkeypatch, 1)  # the checkpoint of step 2
     with pytest.raises(Interrupt):
         train(settings, tmp_path / "run", log=None)
@@ -154,9 +154,9 @@ def test_a_checkpoint_from_before_milestones_in_steps_resumes_saying_where_its_r
     rewrite(tmp_path / "run", meta=lambda m: m["state"].pop("lr_milestones_in"))  # as the loop wrote it before
     lines = []
     train(settings, tmp_path / "run", resume=True, log=None, warn=lines.append)
-    assert lines == [f"{tmp_path / 'run'} was checkpointed before the learning-rate milestones were placed in "
-                     f"optimiser steps (they began epochs: steps [3, 6, 6]); it continues with them at steps "
-                     f"[4, 6, 7], so its rate differs from step 3 on"]
+    assert f"{tmp_path / 'run'} was checkpointed before the learning-rate milestones were kept out of the first " \
+           f"epoch (steps [0, 0, 0] then); it continues with them at steps [3, 3, 3], so its rate differs from " \
+           f"step 2 on" in lines, lines
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
