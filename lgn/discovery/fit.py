@@ -175,9 +175,11 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     LGN on them.
 
     Images ``(N, C, k, k)``; labels ``(N,)`` int64 or None. Unlabelled data give
-    the estimate only (generators repeated over layers, base filters at centres);
-    ``method="learn"`` needs labels. ``progress`` is called with no argument after
-    every training epoch.
+    the group only (generators repeated over layers, base filters at centres or
+    training images); ``method="estimate"`` then needs ``config.n_clusters``,
+    ``method="learn"`` pools its losses over all images. ``progress`` is called
+    with no argument after every training epoch (and, for ``learn``, every 50
+    generator steps).
     """
     config = config or DiscoveryConfig()
     channels, k = _square(x_train)
@@ -185,12 +187,13 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
     labels = None if y_train is None else y_train.numpy()
     n_clusters = config.n_clusters
-    if labels is None and n_clusters is None:
-        raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
     if config.method == "learn":
         estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
+                                      clusters=n_clusters,
                                       progress=None if progress is None else (lambda _text: progress()))
     else:
+        if labels is None and n_clusters is None:
+            raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
         estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
                                   seed=config.seed)
     n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None
