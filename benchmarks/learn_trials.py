@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from lgn.data.planted import DIGIT_NAMES, planted_data, smooth_templates
+from lgn.discovery.episodic import EpisodicConfig, learn_episodic
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.discovery.losses import class_moments, matching_loss, symmetry_loss
 from lgn.discovery.score import alignment_floor, orbit_alignment
@@ -232,6 +233,7 @@ RUNS = {
     "mmd-third": ({"third_weight": 1.0}, True),
     "mmd-estimate": ({"start": "estimate"}, True),
     "mmd-estimate-pooled": ({"start": "estimate"}, False),
+    "episodic": ({}, True),  # lgn discover --method episodic (EpisodicConfig)
 }
 
 
@@ -251,7 +253,10 @@ def run_one(approach: str, name: str, seed: int) -> dict:
     settings, labelled = RUNS[approach]
     x, y, xt, t, p = split(name, seed)
     start = time.time()
-    estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+    if approach == "episodic":
+        estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
+    else:
+        estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
     seconds = time.time() - start
     a, bases = estimate.generator, xt[:BASES].numpy()
     scores = [orbit_alignment(a, b, t, p) for b in bases]

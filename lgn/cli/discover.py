@@ -29,11 +29,13 @@ def register(sub) -> None:
     p.add_argument("--clusters", type=int,
                    help="unlabelled data, --method estimate (or learn with --start estimate): number of clusters, "
                         "a multiple of P")
-    p.add_argument("--method", choices=("estimate", "learn"), default="estimate",
+    p.add_argument("--method", choices=("estimate", "learn", "episodic"), default="estimate",
                    help="estimate: read the group off the data's clusters (default); learn: train the generator "
-                        "by gradient descent on a distribution loss, labelled or not (see docs/discovery.md)")
-    p.add_argument("--restarts", type=int, default=8, help="--method learn: random starts of the generator")
-    p.add_argument("--steps", type=int, default=500, help="--method learn: Adam steps of the generator")
+                        "by gradient descent on a distribution loss, labelled or not; episodic: train it on "
+                        "few-shot episodes with an orbit-pooled readout, labelled only (see docs/discovery.md)")
+    p.add_argument("--restarts", type=int, default=8,
+                   help="--method learn or episodic: random starts of the generator")
+    p.add_argument("--steps", type=int, default=500, help="--method learn or episodic: Adam steps of the generator")
     p.add_argument("--loss", choices=("mmd", "sinkhorn"), default="mmd",
                    help="--method learn: the distribution loss (default mmd)")
     p.add_argument("--start", choices=("random", "estimate"), default="random",
@@ -100,7 +102,8 @@ def run(args) -> int:
     from lgn.analysis import Groups, analyze_groups, save_groups
     from lgn.analysis.summary import write_json
     from lgn.data import get_dataset
-    from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
+    from lgn.discovery import (DiscoveryConfig, EpisodicConfig, LearnConfig, alignment, alignment_floor, discover,
+                               judge)
 
     from lgn.limits import set_threads
 
@@ -110,11 +113,12 @@ def run(args) -> int:
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
                              method=args.method, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
-                                                                   loss=args.loss, start=args.start))
+                                                                   loss=args.loss, start=args.start),
+                             episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    steps = config.learn.steps // 50 if config.method == "learn" else 0  # learn reports every 50 steps
+    steps = args.steps // 50 if config.method != "estimate" else 0  # learn and episodic report every 50 steps
     bar = tqdm(total=(config.epochs if data.labelled else 0) + steps, desc=f"discover ({config.method})",
                unit="step", leave=False, disable=None)  # None: drawn on a terminal only, as lgn train's
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,

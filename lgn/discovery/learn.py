@@ -55,7 +55,7 @@ LOSSES = ("mmd", "sinkhorn")
 STARTS = ("random", "estimate")
 REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
 
-__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "symmetry_distance", "learn_generator"]
+__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "symmetry_distance", "learn_generator", "as_estimate"]
 
 
 @dataclass
@@ -255,24 +255,31 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
         scores = symmetry_distance(gen, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
     best = int(torch.argmin(scores))
     records = [{"start": s, "loss": float(v), "chosen": s == best} for s, v in enumerate(scores)]
-    q, r = torch.linalg.qr(gen.basis()[best].detach().double())
+    return as_estimate(gen, best, x, labels, config.points, g), records
+
+
+def as_estimate(gen: CayleyCyclic, start: int, x: torch.Tensor, labels: torch.Tensor | None, points: int,
+                g: torch.Generator) -> GroupEstimate:
+    """Start ``start`` of ``gen`` as a :class:`GroupEstimate` for the verdict: A rebuilt in float64 from its
+    re-orthonormalised basis; ``points`` random training images of ``x`` ``(N, n)`` as centres; the
+    nearest-neighbour residual against every training image of the class (one pool without ``labels``)
+    and its null of :data:`NULL_DRAWS` random generators of the same order."""
+    n, order = gen.dim, gen.order
+    q, r = torch.linalg.qr(gen.basis()[start].detach().double())
     q = q * torch.sign(torch.diagonal(r))  # re-orthonormalised in float64
     a = q @ torch.from_numpy(cyclic_rotation_block(n, order)) @ q.T  # (n, n)
-    points = torch.randperm(len(x), generator=g)[:config.points]
-    py = labels[points] if labels is not None else torch.zeros(len(points), dtype=torch.int64)
-    ref_y = labels if labels is not None else torch.zeros(len(x), dtype=torch.int64)
     x = x.double()
-    px = x[points]
+    labels = labels if labels is not None else torch.zeros(len(x), dtype=torch.int64)
+    pick = torch.randperm(len(x), generator=g)[:points]
+    px, py = x[pick], labels[pick]
 
     def residual(m: torch.Tensor) -> float:  # against every training image of the class
-        return float(nearest(m, px, py, x, ref_y)[0].mean().sqrt())
+        return float(nearest(m, px, py, x, labels)[0].mean().sqrt())
 
     with torch.no_grad():
         cycles = nearest(a, px, py, px, py)[1]
         null = np.array([residual(m) for m in CayleyCyclic(n, order, NULL_DRAWS, generator=g).matrix()])
         fit = residual(a)
-    pools_of_points = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
-    return GroupEstimate(
-        generator=a.numpy(), centres=px.numpy(), clusters=pools_of_points, cycles=cycles.numpy(),
-        gram_residual=float("nan"), fit_residual=fit, order=order, null=null,
-    ), records
+    pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
+    return GroupEstimate(generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=cycles.numpy(),
+                         gram_residual=float("nan"), fit_residual=fit, order=order, null=null)
