@@ -239,6 +239,8 @@ RUNS = {
     "mmd-64-pooled": ({"sample": 64}, False),
     "mmd-64-estimate": ({"sample": 64, "start": "estimate"}, True),
     "mmd-64-estimate-pooled": ({"sample": 64, "start": "estimate"}, False),
+    "mmd-64-coarse": ({"sample": 64, "start": "coarse"}, True),
+    "mmd-64-coarse-pooled": ({"sample": 64, "start": "coarse"}, False),
 }
 
 

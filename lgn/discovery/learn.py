@@ -30,6 +30,12 @@ whole-distribution loss can.
   training data (never the test data) is kept.
 - ``third_weight`` > 0 adds, once the bandwidth is at 1×, the centred third-moment term
   (:func:`lgn.discovery.losses.third_moment_loss`) along random directions.
+- ``start="coarse"`` (square images of even side k): the random starts train first on
+  images averaged over 2×2 blocks (D/4 pixels: cheaper, and fewer directions to search);
+  the best is lifted, acting on the block-constant images as learned and as a random
+  group of R's spectrum on their orthogonal complement, and trains on the full images as
+  one start. A map that commutes with 2×2 averaging (a rotation by 90°, a shift by an even
+  number of pixels) survives the lift; a scrambling of pixels does not.
 
 The verdict's residual is that of :mod:`lgn.discovery.verdict` with training images in
 the place of cluster centres (``fit_residual``: root mean of ‖A·x − x'‖²/‖x‖², x' the
@@ -52,10 +58,11 @@ from lgn.groups.generators import cyclic_rotation_block
 
 NULL_DRAWS = 19  # random generators the verdict compares the learned one with (p-values down to 0.05)
 LOSSES = ("mmd", "sinkhorn")
-STARTS = ("random", "estimate")
+STARTS = ("random", "estimate", "coarse")
 REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
 
-__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "symmetry_distance", "learn_generator", "as_estimate"]
+__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "symmetry_distance",
+           "learn_generator", "as_estimate"]
 
 
 @dataclass
@@ -69,7 +76,8 @@ class LearnConfig:
     sample: int = 128           # images per class and side in a step (pooled, unlabelled: 4× this)
     reanchor: int = 25          # steps between re-anchorings of the Cayley map (0: never)
     third_weight: float = 0.0   # weight of the third-moment term once the bandwidth is at 1× (0: none)
-    start: str = "random"       # random: Haar-random bases; estimate: the estimator's generator (one start)
+    start: str = "random"       # random: Haar-random bases; estimate: the estimator's generator (one start);
+                                # coarse: random starts on 2×2-averaged images, the best lifted (one start)
     points: int = 512           # training images the verdict looks at
 
     def __post_init__(self) -> None:
@@ -178,6 +186,58 @@ def basis_for(a: np.ndarray, order: int) -> np.ndarray:
     return q
 
 
+def block_average_basis(k: int) -> torch.Tensor:
+    """``(k², (k/2)²)`` orthonormal columns spanning the k×k images constant on 2×2 blocks (row-major pixels);
+    ``x @ U`` is the 2×2-averaged image, times 2."""
+    if k % 2:
+        raise ValueError(f"start='coarse' needs square images of even side, got side {k}")
+    h = k // 2
+    u = torch.zeros(k, k, h, h, dtype=torch.float64)
+    for r in range(k):
+        for c in range(k):
+            u[r, c, r // 2, c // 2] = 0.5
+    return u.reshape(k * k, h * h)
+
+
+def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
+                  progress) -> CayleyCyclic:
+    """Random starts on 2×2-averaged images; the best lifted to one full-size start (see the module docstring)."""
+    n = x.shape[1]
+    k = math.isqrt(n)
+    if k * k != n:
+        raise ValueError(f"start='coarse' needs square images, got {n} pixels")
+    u = block_average_basis(k)  # (n, m)
+    m = u.shape[1]
+    if m % order:
+        raise ValueError(f"start='coarse' needs (k/2)² divisible by the order {order}, got {m}")
+    xc = x @ u.to(x.dtype)  # (N, m)
+    medians = torch.tensor([median_distance(xc[pool[torch.randperm(len(pool), generator=g)[:512]]])
+                            for pool in pools])
+    coarse = CayleyCyclic(m, order, config.restarts, anchor=haar_orthogonal(config.restarts, m, g)).float()
+    _train(coarse, xc, pools, medians, labels, config, g, progress)
+    size = config.sample if labels is not None else 4 * config.sample
+    x1, x2 = _draw(xc, pools, 2 * size, g)
+    with torch.no_grad():
+        scores = symmetry_distance(coarse, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
+        q_coarse = coarse.basis()[int(torch.argmin(scores))].double()  # (m, m)
+    return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
+
+
+def lift_basis(q_coarse: torch.Tensor, u: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The full basis ``(n, n)`` [U·Q_coarse, V·Q_rest]: Q_coarse ``(m, m)`` on the span of ``u`` ``(n, m)``
+    (orthonormal), a Haar-random Q_rest on its orthogonal complement V.
+
+    R's first m coordinates are R of size m (whole copies of the regular representation, m a multiple of
+    the order), so with A = Q·R·Qᵀ: A·U = U·A_coarse, the coarse map on the span of U, exactly.
+    """
+    n, m = u.shape
+    full = torch.linalg.qr(torch.cat([u, torch.randn(n, n - m, generator=g, dtype=u.dtype)], 1))[0]
+    v = full[:, m:]  # (n, n − m)
+    anchor = torch.cat([u @ q_coarse, v @ haar_orthogonal(1, n - m, g)[0].to(u.dtype)], dim=1)
+    anchor[:, 0] *= torch.sign(torch.linalg.det(anchor))  # a rotation, as every start (column 0: eigenvalue 1)
+    return anchor
+
+
 def _anneal(step: int, config: LearnConfig) -> float:
     """The bandwidth factor at ``step``: ``anneal`` → 1 linearly over the first ``anneal_until`` of the steps."""
     span = config.anneal_until * config.steps
@@ -245,6 +305,8 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
                                n_clusters=None if labels is not None else (clusters or 10 * order), seed=seed)
         anchor = torch.from_numpy(basis_for(guess.generator, order))[None]
         gen = CayleyCyclic(n, order, 1, anchor=anchor).float()
+    elif config.start == "coarse":
+        gen = _coarse_start(x, labels, pools, order, config, g, progress)
     else:
         gen = CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
     _train(gen, x, pools, medians, labels, config, g, progress)

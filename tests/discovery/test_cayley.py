@@ -6,7 +6,8 @@ import torch
 from scipy.linalg import logm
 
 from lgn.data.planted import planted_generator
-from lgn.discovery.learn import basis_for
+from lgn.discovery.learn import basis_for, block_average_basis, lift_basis
+from lgn.groups import operators
 from lgn.groups.cayley import CayleyCyclic, cayley
 from lgn.groups.generators import CyclicGenerator, cyclic_rotation_block
 
@@ -61,3 +62,17 @@ def test_basis_for_a_planted_map_reproduces_it(name, k):
     q = torch.from_numpy(basis_for(t, order))[None]
     gen = CayleyCyclic(k * k, order, 1, anchor=q)
     assert np.allclose(gen.matrix()[0].detach().numpy(), t, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["digits-rot90", "digits-shift-y"])
+def test_a_coarse_map_lifts_to_a_full_map_that_acts_as_it_on_block_averaged_images(name):
+    t, order = planted_generator(name, 16)
+    u = block_average_basis(16)  # (256, 64)
+    assert torch.allclose(u.T @ u, torch.eye(64, dtype=torch.float64), atol=1e-12)
+    coarse = u.T @ torch.from_numpy(t) @ u  # T on 2×2-averaged images: rot90 or a shift by 2 on 8×8
+    expected = operators.rotation(8, 90) if name == "digits-rot90" else operators.shift(8, 0, 2)
+    assert np.allclose(coarse.numpy(), expected)
+    q = lift_basis(torch.from_numpy(basis_for(expected, order)), u, torch.Generator().manual_seed(0))
+    a = CayleyCyclic(256, order, 1, anchor=q[None]).matrix()[0].detach()
+    assert torch.allclose(q.T @ q, torch.eye(256, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(a @ u, torch.from_numpy(t) @ u, atol=1e-10)  # A = T on block-constant images
