@@ -38,8 +38,9 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=500, help="--method learn or episodic: Adam steps of the generator")
     p.add_argument("--loss", choices=("mmd", "sinkhorn"), default="mmd",
                    help="--method learn: the distribution loss (default mmd)")
-    p.add_argument("--start", choices=("random", "estimate"), default="random",
-                   help="--method learn: random starts (default), or one start at the estimator's generator")
+    p.add_argument("--start", choices=("random", "coarse", "estimate"), default="random",
+                   help="--method learn: random starts (default); coarse: random starts on 2×2-averaged images, "
+                        "the best lifted; estimate: one start at the estimator's generator")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")

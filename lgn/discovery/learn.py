@@ -139,6 +139,7 @@ def symmetry_distance(gen: CayleyCyclic, x1: torch.Tensor, x2: torch.Tensor, sca
 
 
 def _within(x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str) -> torch.Tensor:
+    """``(pools,)``: :func:`lgn.discovery.losses.self_terms` of each pool's two samples ``(pools, m, n)``."""
     return torch.stack([self_terms(a, b, float(h), loss) for a, b, h in zip(x1, x2, scales)])
 
 
