@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -82,11 +81,9 @@ def verdict_text(verdict, summary: dict) -> str:
     if "planted_alignment" in summary:
         score, floor = summary["planted_alignment"], summary["alignment_floor"]
         bar = max(v for v in (floor["random_generator"], floor["unrelated_filters"]) if v == v)  # NaN left out
-        if not verdict.found:
-            pass
-        elif score > bar:
+        if verdict.found and score > bar:
             lines[0] += f"; it is the planted group (recovery score {score:.3f} above its floor {bar:.3f})"
-        else:
+        elif verdict.found:
             lines[0] += f"; it is not the planted group (recovery score {score:.3f}, at or below its floor {bar:.3f})"
         lines.append(f"alignment with the planted group (recovery score): {score:.3f} "
                      f"(floor: random generator {floor['random_generator']:.3f}, "
@@ -97,7 +94,6 @@ def verdict_text(verdict, summary: dict) -> str:
 
 
 def run(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from lgn.analysis import Groups, analyze_groups, save_groups
