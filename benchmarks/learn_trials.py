@@ -230,6 +230,7 @@ RUNS = {
     "mmd": ({}, True),
     "mmd-pooled": ({}, False),
     "sinkhorn": ({"loss": "sinkhorn"}, True),
+    "sinkhorn-64": ({"loss": "sinkhorn", "sample": 64}, True),
     "mmd-third": ({"third_weight": 1.0}, True),
     "mmd-estimate": ({"start": "estimate"}, True),
     "mmd-estimate-pooled": ({"start": "estimate"}, False),
