@@ -60,6 +60,7 @@ NULL_DRAWS = 19  # random generators the verdict compares the learned one with (
 LOSSES = ("mmd", "sinkhorn")
 STARTS = ("random", "estimate", "coarse")
 REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
+SINKHORN_ITERATIONS = 10  # ε is at least the squared median distance, where Sinkhorn converges in a few
 
 __all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "symmetry_distance",
            "learn_generator", "as_estimate"]
@@ -134,13 +135,13 @@ def symmetry_distance(gen: CayleyCyclic, x1: torch.Tensor, x2: torch.Tensor, sca
     if loss == "mmd":
         d = mmd2(u1, moved, h, within[:, None, None])
     else:
-        d = sinkhorn(u1, moved, h * h, within[:, None, None])
+        d = sinkhorn(u1, moved, h * h, within[:, None, None], SINKHORN_ITERATIONS)
     return d.mean(dim=(0, 2))
 
 
 def _within(x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str) -> torch.Tensor:
     """``(pools,)``: :func:`lgn.discovery.losses.self_terms` of each pool's two samples ``(pools, m, n)``."""
-    return torch.stack([self_terms(a, b, float(h), loss) for a, b, h in zip(x1, x2, scales)])
+    return torch.stack([self_terms(a, b, float(h), loss, SINKHORN_ITERATIONS) for a, b, h in zip(x1, x2, scales)])
 
 
 def basis_for(a: np.ndarray, order: int) -> np.ndarray:

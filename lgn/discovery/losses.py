@@ -128,13 +128,14 @@ def sinkhorn(u1: torch.Tensor, moved: torch.Tensor, eps: float, within: torch.Te
     return cross - within
 
 
-def self_terms(x1: torch.Tensor, x2: torch.Tensor, scale: float, loss: str) -> torch.Tensor:
+def self_terms(x1: torch.Tensor, x2: torch.Tensor, scale: float, loss: str, iterations: int = 50) -> torch.Tensor:
     """The ``within`` argument of :func:`mmd2` (``loss="mmd"``, σ = ``scale``) or :func:`sinkhorn`
-    (ε = ``scale``²) for samples ``x1`` ``(n1, D)`` and ``x2`` ``(n2, D)``, the latter before an orthogonal map."""
+    (ε = ``scale``², ``iterations`` Sinkhorn iterations) for samples ``x1`` ``(n1, D)`` and ``x2`` ``(n2, D)``,
+    the latter before an orthogonal map."""
     if loss == "mmd":
         return _within(x1, scale) + _within(x2, scale)
     eps = scale * scale
-    return 0.5 * (_ot(_sq_dist(x1, x1), eps, 50) + _ot(_sq_dist(x2, x2), eps, 50))
+    return 0.5 * (_ot(_sq_dist(x1, x1), eps, iterations) + _ot(_sq_dist(x2, x2), eps, iterations))
 
 
 def nearest(a: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor, y_ref: torch.Tensor
