@@ -144,14 +144,30 @@ def _within(x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str)
     return torch.stack([self_terms(a, b, float(h), loss, SINKHORN_ITERATIONS) for a, b, h in zip(x1, x2, scales)])
 
 
-def basis_for(a: np.ndarray, order: int) -> np.ndarray:
+def basis_for(a: np.ndarray, order: int, data: np.ndarray | None = None) -> np.ndarray:
     """An orthogonal Q ``(D, D)`` with Q·R·Qᵀ as close to the orthogonal ``a`` (with a**order = I) as R's
     spectrum allows: a's real Schur blocks of each angle fill R's blocks of that angle, the rest fill the
-    remaining slots in order. Exact when a has R's spectrum."""
+    remaining slots. Exact when a has R's spectrum.
+
+    Where a has more blocks of an angle than R, those left over act differently in Q·R·Qᵀ. With ``data``
+    ``(N, D)`` the blocks the data use most are matched first (within the ±1 eigenspaces, after turning
+    their basis to the data's principal directions), so that the change falls where the data are weakest.
+    """
     from scipy.linalg import schur
 
     dim = a.shape[0]
     d, z = schur(a, output="real")
+    if data is not None:
+        diag = np.diag(d)
+        single = np.ones(dim, dtype=bool)
+        single[:-1] &= np.abs(np.diag(d, -1)) <= 1e-9
+        single[1:] &= np.abs(np.diag(d, -1)) <= 1e-9
+        for sign in (1.0, -1.0):  # an eigenspace of ±1: its Schur basis is arbitrary, turn it to the data
+            cols = np.flatnonzero(single & (np.sign(diag) == sign))
+            if len(cols) > 1:
+                proj = data @ z[:, cols]  # (N, k)
+                w, v = np.linalg.eigh(proj.T @ proj)
+                z[:, cols] = z[:, cols] @ v[:, np.argsort(-w)]
     blocks = []  # (angle index in 0..order−1 folded to 0..order//2, columns)
     i = 0
     while i < dim:
@@ -173,6 +189,8 @@ def basis_for(a: np.ndarray, order: int) -> np.ndarray:
         else:
             slots.append((0 if r[i, i] > 0 else order // 2, [i]))
             i += 1
+    if data is not None:  # the most used blocks first
+        blocks.sort(key=lambda block: -float(np.sum((data @ z[:, block[1]]) ** 2)))
     q = np.zeros((dim, dim))
     free_slots = list(range(len(slots)))
     leftover = []
@@ -305,7 +323,7 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
 
         guess = estimate_group(x.numpy(), None if labels is None else labels.numpy(), order,
                                n_clusters=None if labels is not None else (clusters or 10 * order), seed=seed)
-        anchor = torch.from_numpy(basis_for(guess.generator, order))[None]
+        anchor = torch.from_numpy(basis_for(guess.generator, order, x.double().numpy()))[None]
         gen = CayleyCyclic(n, order, 1, anchor=anchor).float()
     elif config.start == "coarse":
         gen = _coarse_start(x, labels, pools, order, config, g, progress)
