@@ -235,7 +235,7 @@ RUNS = {
     "mmd-estimate": ({"start": "estimate"}, True),
     "mmd-estimate-pooled": ({"start": "estimate"}, False),
     "episodic": ({}, True),  # lgn discover --method episodic (EpisodicConfig)
-    # 16×16 digits at a quarter of the kernel work (64 images per class and side, as in the earlier probe)
+    # 16×16 digits at a quarter of the kernel work: 64 images per class and side
     "mmd-64": ({"sample": 64}, True),
     "mmd-64-pooled": ({"sample": 64}, False),
     "mmd-64-estimate": ({"sample": 64, "start": "estimate"}, True),
