@@ -1,5 +1,6 @@
 """``--method learn``: recovery on tiny planted sets, labelled and not, the pick, the settings, the CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -90,3 +91,17 @@ def test_learn_leaves_the_callers_random_state_alone_and_is_deterministic():
     assert torch.equal(torch.get_rng_state(), before)
     again, _ = learn_generator(x, y, 2, tiny, seed=5)
     assert np.array_equal(first.generator, again.generator)
+
+
+def test_the_third_moment_term_joins_once_the_bandwidth_is_at_its_floor():
+    x, y = torch.randn(80, 9, dtype=torch.float64), torch.arange(80) % 2
+    plain = LearnConfig(restarts=2, steps=6, sample=8, points=8, anneal_until=0.5)
+    third = LearnConfig(restarts=2, steps=6, sample=8, points=8, anneal_until=0.5, third_weight=1.0)
+    early = LearnConfig(restarts=2, steps=3, sample=8, points=8, anneal_until=1.0, third_weight=1.0)
+    a, _ = learn_generator(x, y, 3, plain, seed=1)
+    b, _ = learn_generator(x, y, 3, third, seed=1)
+    assert not np.allclose(a.generator, b.generator)  # the term moved A in the last 3 steps
+    assert np.allclose(np.linalg.matrix_power(b.generator, 3), np.eye(9), atol=1e-8)
+    c, _ = learn_generator(x, y, 3, dataclasses.replace(early, third_weight=0.0), seed=1)
+    d, _ = learn_generator(x, y, 3, early, seed=1)
+    assert np.array_equal(c.generator, d.generator)  # never at the floor while annealing: no term
