@@ -1,45 +1,67 @@
-"""The generator-only trials behind docs/discovery.md's table "Learning the group: what each approach reached".
+"""The generator-only trials behind docs/discovery.md's tables of learned groups.
 
-Each approach learns one generator A from random starts by gradient descent on
-losses built from the training data (never from T), on a planted set, and is
-scored by the alignment of A's orbits with the planted ones, with 16 training
-images as base filters (mean of :func:`lgn.discovery.score.orbit_alignment`).
-No LGN is trained here: this isolates whether the generator is found.
+Each approach learns one generator A from the training data alone (never from T), on a
+planted set, and is scored by the alignment of A's orbits with the planted ones. No LGN
+is trained here: this isolates whether the generator is found.
 
-    python -m benchmarks.learn_trials APPROACH DATASETS [SEEDS [STEPS]]
-    python -m benchmarks.learn_trials cyclic-restarts-match perm4,rot90 0,1,2
-    python -m benchmarks.learn_trials free-spectrum digits-perm4 0,1,2 1500
+Two families:
 
-APPROACH: free-commutator, cyclic-commutator, cyclic-restarts-spread,
-cyclic-restarts-match (``lgn discover --method learn``'s generator stage as first measured),
-free-spectrum. DATASETS: planted names, or perm6 (a random permutation of six
-6-cycles), perm23 (six 2-cycles and six 3-cycles, order 6), diag (cyclic
-diagonal shift, order 6), all 6×6 with 8 templates, σ = 0.1, 6,000 images; and the
-``digits-*`` sets. STEPS replaces the approach's (final) number of steps.
-One torch thread; numbers depend on the seed only.
+- the first trials (second moments and nearest-neighbour matching), printed only:
+
+      python -m benchmarks.learn_trials APPROACH DATASETS [SEEDS [STEPS]]
+      python -m benchmarks.learn_trials cyclic-restarts-match perm4,rot90 0,1,2
+
+  APPROACH: free-commutator, cyclic-commutator, cyclic-restarts-spread,
+  cyclic-restarts-match, free-spectrum; scored with 16 training images as base filters.
+
+- the distribution losses of ``lgn discover --method learn`` (:func:`lgn.discovery.learn_generator`),
+  scored with 32 *test* images as base filters, with the two floors of
+  :func:`lgn.discovery.alignment_floor` beside each score; every finished
+  (approach, dataset, seed) is appended to a JSONL file as one row and skipped when the
+  command runs again, so an interrupted run resumes where it stopped:
+
+      python -m benchmarks.learn_trials run APPROACH DATASETS SEEDS [OUT.jsonl]
+      python -m benchmarks.learn_trials run mmd rot90,shift-x,flip,perm4,perm6,diag 100,101,102
+      python -m benchmarks.learn_trials table [OUT.jsonl]
+
+  APPROACH: see :data:`RUNS` (mmd, mmd-pooled, sinkhorn, mmd-third, mmd-estimate, ...).
+  OUT defaults to results/discovery-learn/trials.jsonl.
+
+DATASETS: planted names, or perm6 (a random permutation of six 6-cycles), perm23 (six
+2-cycles and six 3-cycles, order 6), diag (cyclic diagonal shift, order 6), all 6×6 with
+8 templates, σ = 0.1, 6,000 training and 2,000 test images; and the ``digits-*`` sets.
+For ``run``, perm6's permutation is drawn from the data seed, so each seed is another
+group. Seeds 100, 101, 102 are the evaluation seeds (no test and no tuning uses them);
+seed 10 was used to choose settings. One torch thread; numbers depend on the seed only.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from lgn.data.planted import DIGIT_NAMES, planted_data, smooth_templates
-from lgn.discovery.learn import class_moments, matching_loss, symmetry_loss
-from lgn.discovery.score import orbit_alignment
+from lgn.discovery.episodic import EpisodicConfig, learn_episodic
+from lgn.discovery.learn import LearnConfig, learn_generator
+from lgn.discovery.losses import class_moments, matching_loss, symmetry_loss
+from lgn.discovery.score import alignment_floor, orbit_alignment
 from lgn.groups import operators
 from lgn.groups.generators import CyclicGenerator, cyclic_rotation_block
 
 EXTRA = ("perm6", "perm23", "diag")
 
 
-def extra_group(name: str, seed: int, k: int = 6, m: int = 8, sigma: float = 0.1, n: int = 6000):
-    """Template data under a group outside the planted names: ``(x (N, k²), labels, T, order)``."""
+def extra_group(name: str, seed: int, k: int = 6, m: int = 8, sigma: float = 0.1, n: int = 6000,
+                perm_seed: int = 3, n_test: int = 0):
+    """Template data under a group outside the planted names: ``(x (N, k²), labels, T, order)``; with
+    ``n_test`` > 0 also ``(x_test, labels_test)`` drawn after the training images."""
     if name == "perm6":
-        t, p = operators.cyclic_permutation(k * k, 6, seed=3), 6
+        t, p = operators.cyclic_permutation(k * k, 6, seed=perm_seed), 6
     elif name == "perm23":
         rng = np.random.default_rng(5)
         pix, perm = rng.permutation(k * k), np.arange(k * k)
@@ -58,7 +80,12 @@ def extra_group(name: str, seed: int, k: int = 6, m: int = 8, sigma: float = 0.1
     orbits = np.einsum("jab,cb->cja", powers, temps)
     c, j = rng.integers(0, m, n), rng.integers(0, p, n)
     x = orbits[c, j] + sigma * rng.standard_normal((n, k * k))
-    return torch.from_numpy(x).float(), torch.from_numpy(c), t, p
+    out = (torch.from_numpy(x).float(), torch.from_numpy(c), t, p)
+    if not n_test:
+        return out
+    c, j = rng.integers(0, m, n_test), rng.integers(0, p, n_test)
+    x = orbits[c, j] + sigma * rng.standard_normal((n_test, k * k))
+    return out + ((torch.from_numpy(x).float(), torch.from_numpy(c)),)
 
 
 def data(name: str, seed: int):
@@ -193,7 +220,106 @@ APPROACHES = {"free-commutator": free_commutator, "cyclic-commutator": cyclic_co
               "free-spectrum": free_spectrum}
 
 
+# ---- the distribution losses of ``--method learn``: one JSONL row per (approach, dataset, seed) ----
+
+OUT = Path("results/discovery-learn/trials.jsonl")
+BASES = 32  # test images scored as base filters
+
+# approach → (LearnConfig settings, labelled): each is ``lgn discover --method learn`` with these settings
+RUNS = {
+    "mmd": ({}, True),
+    "mmd-pooled": ({}, False),
+    "sinkhorn": ({"loss": "sinkhorn"}, True),
+    "sinkhorn-64": ({"loss": "sinkhorn", "sample": 64}, True),
+    "mmd-third": ({"third_weight": 1.0}, True),
+    "mmd-estimate": ({"start": "estimate"}, True),
+    "mmd-estimate-pooled": ({"start": "estimate"}, False),
+    "episodic": ({}, True),  # lgn discover --method episodic (EpisodicConfig)
+    # 16×16 digits at a quarter of the kernel work: 64 images per class and side
+    "mmd-64": ({"sample": 64}, True),
+    "mmd-64-pooled": ({"sample": 64}, False),
+    "mmd-64-estimate": ({"sample": 64, "start": "estimate"}, True),
+    "mmd-64-estimate-pooled": ({"sample": 64, "start": "estimate"}, False),
+    "mmd-64-coarse": ({"sample": 64, "start": "coarse"}, True),
+    "mmd-64-coarse-pooled": ({"sample": 64, "start": "coarse"}, False),
+}
+
+
+def split(name: str, seed: int):
+    """``(x_train (N, n), y_train, x_test (M, n), T, order)``, standardised by the training set's mean and
+    standard deviation (as ``lgn discover`` does)."""
+    if name in EXTRA:
+        x, y, t, p, (xt, _) = extra_group(name, seed, perm_seed=seed, n_test=2000)
+    else:
+        x, y, xt, _, t, p = planted_data(name, seed=seed)
+    x, xt = x.reshape(len(x), -1).double(), xt.reshape(len(xt), -1).double()
+    mean, std = x.mean(), x.std()
+    return (x - mean) / std, y, (xt - mean) / std, t, p
+
+
+def run_one(approach: str, name: str, seed: int) -> dict:
+    settings, labelled = RUNS[approach]
+    x, y, xt, t, p = split(name, seed)
+    start = time.time()
+    if approach == "episodic":
+        estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
+    else:
+        estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+    seconds = time.time() - start
+    a, bases = estimate.generator, xt[:BASES].numpy()
+    scores = [orbit_alignment(a, b, t, p) for b in bases]
+    floor = alignment_floor(np.stack([a] * BASES), bases, t, p, seed=seed)
+    chosen = next(r for r in records if r["chosen"])
+    return {"approach": approach, "dataset": name, "seed": seed, "alignment": float(np.mean(scores)),
+            "floor_random": floor["random_generator"], "floor_unrelated": floor["unrelated_filters"],
+            "loss": chosen["loss"], "losses": [r["loss"] for r in records],
+            "fit_residual": estimate.fit_residual, "null_median": float(np.median(estimate.null)),
+            "seconds": round(seconds, 1), "settings": settings, "labelled": labelled}
+
+
+def run(approach: str, names: list[str], seeds: list[int], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            done.add((row["approach"], row["dataset"], row["seed"]))
+    for name in names:
+        for seed in seeds:
+            if (approach, name, seed) in done:
+                continue
+            row = run_one(approach, name, seed)
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{approach} {name} seed {seed}: alignment {row['alignment']:.3f} (floors: random "
+                  f"{row['floor_random']:.3f}, unrelated {row['floor_unrelated']:.3f}; {row['seconds']:.0f} s)",
+                  flush=True)
+
+
+def table(out: Path) -> None:
+    """Print the rows of ``out`` as a markdown table: alignment per seed, mean, floors."""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    keys = sorted({(r["approach"], r["dataset"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    print("| approach | dataset | alignment per seed | mean | floor: random / unrelated | s per run |")
+    print("|---|---|---|---|---|---|")
+    for approach, name in keys:
+        sel = sorted((r for r in rows if (r["approach"], r["dataset"]) == (approach, name)), key=lambda r: r["seed"])
+        per = " / ".join(f"{r['alignment']:.3f}" for r in sel)
+        seeds = ",".join(str(r["seed"]) for r in sel)
+        print(f"| {approach} | {name} | {per} (seeds {seeds}) | {np.mean([r['alignment'] for r in sel]):.3f} | "
+              f"{np.mean([r['floor_random'] for r in sel]):.3f} / {np.mean([r['floor_unrelated'] for r in sel]):.3f}"
+              f" | {np.mean([r['seconds'] for r in sel]):.0f} |")
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] in ("run", "table"):
+        torch.set_num_threads(1)
+        if argv[0] == "table":
+            return table(Path(argv[1]) if len(argv) > 1 else OUT)
+        if len(argv) < 4 or argv[1] not in RUNS:
+            raise SystemExit(__doc__)
+        return run(argv[1], argv[2].split(","), [int(v) for v in argv[3].split(",")],
+                   Path(argv[4]) if len(argv) > 4 else OUT)
     if len(argv) < 2 or argv[0] not in APPROACHES:
         raise SystemExit(__doc__)
     torch.set_num_threads(1)

@@ -25,11 +25,21 @@ def register(sub) -> None:
     p.add_argument("--n-groups", type=int, help="base filters K (default: one per class, at most 16)")
     p.add_argument("--anchor-weight", type=float, default=1.0,
                    help="weight of the term keeping layer-0 base filters near the data (default 1)")
-    p.add_argument("--clusters", type=int, help="unlabelled data only: number of clusters, a multiple of P")
-    p.add_argument("--method", choices=("estimate", "learn"), default="estimate",
+    p.add_argument("--clusters", type=int,
+                   help="unlabelled data, --method estimate (or learn with --start estimate): number of clusters, "
+                        "a multiple of P")
+    p.add_argument("--method", choices=("estimate", "learn", "episodic"), default="estimate",
                    help="estimate: read the group off the data's clusters (default); learn: train the generator "
-                        "by gradient descent from random starts (labelled data only; see docs/discovery.md)")
-    p.add_argument("--restarts", type=int, default=8, help="--method learn: random starts of the generator")
+                        "by gradient descent on a distribution loss, labelled or not; episodic: train it on "
+                        "few-shot episodes with an orbit-pooled readout, labelled only (see docs/discovery.md)")
+    p.add_argument("--restarts", type=int, default=8,
+                   help="--method learn or episodic: random starts of the generator")
+    p.add_argument("--steps", type=int, default=500, help="--method learn or episodic: Adam steps of the generator")
+    p.add_argument("--loss", choices=("mmd", "sinkhorn"), default="mmd",
+                   help="--method learn: the distribution loss (default mmd)")
+    p.add_argument("--start", choices=("random", "coarse", "estimate"), default="random",
+                   help="--method learn: random starts (default); coarse: random starts on 2×2-averaged images, "
+                        "the best lifted; estimate: one start at the estimator's generator")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")
@@ -63,14 +73,34 @@ def planted_truth(data: str, kernel_size: int, options: dict):
     return planted_generator(data.split(":", 1)[1], kernel_size, perm_seed=options.get("perm_seed", 0))
 
 
+def verdict_text(verdict, summary: dict) -> str:
+    """``verdict.txt``: the verdict, whose first line starts "group found: …" or "no group of size p found: …";
+    for planted data that line also says whether the planted group is the one found, by the recovery score
+    against the higher of its floors (the rest of the lines give the numbers)."""
+    lines = verdict.text().split("\n")
+    if "planted_alignment" in summary:
+        score, floor = summary["planted_alignment"], summary["alignment_floor"]
+        bar = max(v for v in (floor["random_generator"], floor["unrelated_filters"]) if v == v)  # NaN left out
+        if verdict.found and score > bar:
+            lines[0] += f"; it is the planted group (recovery score {score:.3f} above its floor {bar:.3f})"
+        elif verdict.found:
+            lines[0] += f"; it is not the planted group (recovery score {score:.3f}, at or below its floor {bar:.3f})"
+        lines.append(f"alignment with the planted group (recovery score): {score:.3f} "
+                     f"(floor: random generator {floor['random_generator']:.3f}, "
+                     f"unrelated filters {floor['unrelated_filters']:.3f})")
+    if summary.get("test_accuracy") is not None:
+        lines.append(f"test accuracy of the discovery LGN: {summary['test_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
     from lgn.analysis import Groups, analyze_groups, save_groups
     from lgn.data import get_dataset
-    from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
+    from lgn.discovery import (DiscoveryConfig, EpisodicConfig, LearnConfig, alignment, alignment_floor, discover,
+                               judge)
     from lgn.files import write_json
-
     from lgn.limits import set_threads
 
     set_threads(args.threads)
@@ -78,12 +108,14 @@ def run(args) -> int:
     data = get_dataset(args.data, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
-                             method=args.method, learn=LearnConfig(restarts=args.restarts))
+                             method=args.method, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
+                                                                   loss=args.loss, start=args.start),
+                             episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    starts = config.learn.restarts if config.method == "learn" else 0
-    bar = tqdm(total=(config.epochs + starts) if data.labelled else 0, desc=f"discover ({config.method})",
+    steps = args.steps // 50 if config.method != "estimate" else 0  # learn and episodic report every 50 steps
+    bar = tqdm(total=(config.epochs if data.labelled else 0) + steps, desc=f"discover ({config.method})",
                unit="step", leave=False, disable=None)  # None: drawn on a terminal only, as lgn train's
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,
                       progress=lambda: bar.update())
@@ -108,15 +140,7 @@ def run(args) -> int:
         summary["alignment_floor"] = alignment_floor(result.generators, result.bases, *truth, seed=args.seed)
     analysis["discovery"] = summary
     write_json(analysis, out / "analysis.json")
-    lines = [verdict.text()]
-    if result.test_accuracy is not None:
-        lines.append(f"test accuracy of the discovery LGN: {result.test_accuracy:.4f}")
-    if "planted_alignment" in summary:
-        floor = summary["alignment_floor"]
-        lines.append(f"alignment with the planted group (recovery score): {summary['planted_alignment']:.3f} "
-                     f"(floor: random generator {floor['random_generator']:.3f}, "
-                     f"unrelated filters {floor['unrelated_filters']:.3f})")
-    text = "\n".join(lines)
+    text = verdict_text(verdict, summary)
     (out / "verdict.txt").write_text(text + "\n")
     print(text)
     print(f"wrote {out / 'groups.npz'}, {out / 'analysis.json'}, {out / 'verdict.txt'}")

@@ -5,8 +5,10 @@ The recipe (``lgn discover``; numbers in docs/discovery.md):
 1. find the group: ``method="estimate"`` reads it off the data
    (:func:`lgn.discovery.estimate.estimate_group`: an orthogonal A with A**p = I
    that cycles the data's cluster centres); ``method="learn"`` learns it by
-   gradient descent from random starts (:func:`lgn.discovery.learn.learn_generator`),
-   with training images in the place of the centres below;
+   gradient descent on a distribution loss (:func:`lgn.discovery.learn.learn_generator`);
+   ``method="episodic"`` learns it on few-shot episodes whose readout pools over the
+   orbit (:func:`lgn.discovery.episodic.learn_episodic`); the last two put training
+   images in the place of the centres below;
 2. build an unfolded LGN with dense filters (kernel = image size, no padding)
    whose generator in every layer is that A, fixed, and whose base filters
    start at cluster centres (one class per group);
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lgn.discovery.episodic import EpisodicConfig, learn_episodic
 from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.groups import FixedGenerator
@@ -38,7 +41,7 @@ __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model
            "train_classifier", "discover", "model_groups", "METHODS"]
 
 MAX_DEFAULT_GROUPS = 16
-METHODS = ("estimate", "learn")
+METHODS = ("estimate", "learn", "episodic")
 
 
 @dataclass
@@ -52,8 +55,9 @@ class DiscoveryConfig:
     beam_width: int = 64            # beam of the cycle search over cluster centres
     n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
     seed: int = 0                   # seeds k-means, initialisation and batch order
-    method: Literal["estimate", "learn"] = "estimate"  # how the group is found (see the module docstring)
+    method: Literal["estimate", "learn", "episodic"] = "estimate"  # how the group is found (module docstring)
     learn: LearnConfig = field(default_factory=LearnConfig)  # method="learn" only
+    episodic: EpisodicConfig = field(default_factory=EpisodicConfig)  # method="episodic" only
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -175,9 +179,11 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     LGN on them.
 
     Images ``(N, C, k, k)``; labels ``(N,)`` int64 or None. Unlabelled data give
-    the estimate only (generators repeated over layers, base filters at centres);
-    ``method="learn"`` needs labels. ``progress`` is called with no argument after
-    every training epoch.
+    the group only (generators repeated over layers, base filters at centres or
+    training images); ``method="estimate"`` then needs ``config.n_clusters``,
+    ``method="learn"`` pools its losses over all images, ``method="episodic"``
+    refuses them. ``progress`` is called with no argument after every training
+    epoch (and, for ``learn`` and ``episodic``, every 50 generator steps).
     """
     config = config or DiscoveryConfig()
     channels, k = _square(x_train)
@@ -185,12 +191,16 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
     labels = None if y_train is None else y_train.numpy()
     n_clusters = config.n_clusters
-    if labels is None and n_clusters is None:
-        raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
+    every = None if progress is None else (lambda _text: progress())
     if config.method == "learn":
         estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
-                                      progress=None if progress is None else (lambda _text: progress()))
+                                      clusters=n_clusters, progress=every)
+    elif config.method == "episodic":
+        estimate, _ = learn_episodic(torch.from_numpy(flat), y_train, order, config.episodic, seed=config.seed,
+                                     progress=every)
     else:
+        if labels is None and n_clusters is None:
+            raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
         estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
                                   seed=config.seed)
     n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None

@@ -1,31 +1,46 @@
-"""Discovery by training alone: a generator learned by gradient descent from random starts.
+"""Discovery by training: an exact cyclic generator learned by gradient descent on a distribution loss.
 
-``lgn discover --method learn``. No clustering and no Gram-matrix search: the
-generator starts random and only gradient steps on losses built from the
-training data move it. What the data tell about a symmetry T of each class's
-distribution, in two losses:
+``lgn discover --method learn``. No clustering and no Gram-matrix search: the generator
+starts random (or, with ``start="estimate"``, at the estimator's guess) and only
+gradient steps on a loss built from the training data move it.
 
-- **Symmetry (second moments).** If T maps the images of class c onto images of
-  class c, the responses of a filter f and of T·f have the same second moment
-  over the class, for every f: fᵀ Tᵀ S_c T f = fᵀ S_c f with S_c = E[x xᵀ | c].
-  For orthogonal T that is T S_c = S_c T, so the loss is the commutator
-  Σ_c ‖A S_c − S_c A‖² / ‖S_c‖², averaged over classes. It is quadratic in A,
-  cheap, and blind to which image goes where.
-- **Matching (nearest neighbours).** A moved training image should land on
-  another training image of its class: mean over a batch of
-  min_x' ‖A x − x'‖² / ‖x‖², x' over a reference sample of the same class.
+**The signal.** If T is a symmetry of each class's distribution, the sample {x} of a
+class and the moved sample {A^i·x} come from one distribution exactly when A acts like
+T. The loss compares the two samples as distributions (:mod:`lgn.discovery.losses`):
+the kernel two-sample statistic MMD² with a Gaussian kernel (``loss="mmd"``) or the
+debiased entropic optimal-transport cost (``loss="sinkhorn"``), mean over classes and
+over i = 1 … p − 1. Without labels the whole training set is one pool. Second moments
+alone cannot tell T from a wrong phase on its isotypic blocks (docs/discovery.md); a
+whole-distribution loss can.
 
-The generator is an exact cyclic group (:class:`lgn.groups.CyclicGenerator`,
-A = Q R Qᵀ, A**p = I, every p-th root of unity equally often in R), so the
-identity, which satisfies both losses trivially, is out of reach. The losses
-are not convex in Q, so the recipe makes ``restarts`` random starts, trains
-each on the symmetry loss, then on symmetry + matching, keeps the start with
-the lowest matching loss over training images (a criterion computed from the
-training data), and trains it further. The LGN then trains on the task with that
-generator fixed and its base filters starting at training images, as the
-estimate recipe does with its cluster centres.
+**The search.**
 
-docs/discovery.md has the measured numbers, including where this fails.
+- The generator is exact, A = Q·R·Qᵀ with A^p = I for every parameter, the identity out
+  of reach, and Q from a Cayley map around an anchor (:class:`lgn.groups.cayley.CayleyCyclic`).
+  ``restarts`` starts train at once, each from a Haar-random Q.
+- The kernel bandwidth (OT: the entropic ε, its square) starts at ``anneal`` × the median
+  distance between images of a class and falls linearly to 1× over the first
+  ``anneal_until`` of the steps: wide kernels see coarse structure and smooth the loss,
+  narrow ones pin the map.
+- Adam on the Cayley parameter, learning rate ``lr`` × √(36 / D): one step turns Q by
+  about the same angle whatever the image size D. Every ``reanchor`` steps the rotation
+  reached is folded into the anchor and the parameter reset to 0.
+- Each step draws two disjoint samples of ``sample`` images per class (pooled: 4 × that).
+- The start with the lowest loss at the median bandwidth on fixed samples of the
+  training data (never the test data) is kept.
+- ``third_weight`` > 0 adds, once the bandwidth is at 1×, the centred third-moment term
+  (:func:`lgn.discovery.losses.third_moment_loss`) along random directions.
+- ``start="coarse"`` (square images of even side k): the random starts train first on
+  images averaged over 2×2 blocks (D/4 pixels: cheaper, and fewer directions to search);
+  the best is lifted, acting on the block-constant images as learned and as a random
+  group of R's spectrum on their orthogonal complement, and trains on the full images as
+  one start. A map that commutes with 2×2 averaging (a rotation by 90°, a shift by an even
+  number of pixels) survives the lift; a scrambling of pixels does not.
+
+The verdict's residual is that of :mod:`lgn.discovery.verdict` with training images in
+the place of cluster centres (``fit_residual``: root mean of ‖A·x − x'‖²/‖x‖², x' the
+nearest training image of x's class; ``null``: the same for random generators of the
+same order). docs/discovery.md has the measured numbers, including where this fails.
 """
 
 from __future__ import annotations
@@ -37,148 +52,317 @@ import numpy as np
 import torch
 
 from lgn.discovery.estimate import GroupEstimate
-from lgn.groups.generators import CyclicGenerator
+from lgn.discovery.losses import median_distance, mmd2, nearest, self_terms, sinkhorn, third_moment_loss
+from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
+from lgn.groups.generators import cyclic_rotation_block
 
 NULL_DRAWS = 19  # random generators the verdict compares the learned one with (p-values down to 0.05)
+LOSSES = ("mmd", "sinkhorn")
+STARTS = ("random", "estimate", "coarse")
+REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
+SINKHORN_ITERATIONS = 10  # ε is at least the squared median distance, where Sinkhorn converges in a few
 
-__all__ = ["LearnConfig", "class_moments", "symmetry_loss", "matching_loss", "learn_generator"]
+__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "symmetry_distance",
+           "learn_generator", "as_estimate"]
 
 
 @dataclass
 class LearnConfig:
-    restarts: int = 8           # random starts of the generator
-    warm_steps: int = 300       # Adam steps on the symmetry loss alone, per start
-    match_steps: int = 300      # Adam steps on symmetry + matching, per start
-    final_steps: int = 1000     # further steps on the chosen start
-    lr: float = 0.02            # Adam learning rate of the generator's skew parameter
-    match_weight: float = 0.1   # weight of the matching loss against the symmetry loss
-    init_scale: float = 3.0     # scale of the random skew-symmetric start (larger: Q further from I)
-    batch_size: int = 256       # images moved per matching step
-    reference: int = 2048       # training images the moved ones are matched against, per step
-    points: int = 512           # training images the verdict and the start selection look at
+    loss: str = "mmd"           # distribution loss: mmd or sinkhorn
+    restarts: int = 8           # random starts, trained together
+    steps: int = 500            # Adam steps
+    lr: float = 0.03            # Adam learning rate at D = 36 pixels, scaled by √(36/D)
+    anneal: float = 4.0         # bandwidth at the first step, in multiples of the median distance
+    anneal_until: float = 0.7   # fraction of the steps over which the bandwidth falls to 1×
+    sample: int = 128           # images per class and side in a step (pooled, unlabelled: 4× this)
+    reanchor: int = 25          # steps between re-anchorings of the Cayley map (0: never)
+    third_weight: float = 0.0   # weight of the third-moment term once the bandwidth is at 1× (0: none)
+    start: str = "random"       # random: Haar-random bases; estimate: the estimator's generator (one start);
+                                # coarse: random starts on 2×2-averaged images, the best lifted (one start)
+    points: int = 512           # training images the verdict looks at
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if name in ("lr", "match_weight", "init_scale"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-                        or not math.isfinite(value):
-                    raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-            elif not isinstance(value, int) or isinstance(value, bool) or value < (0 if "steps" in name else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if 'steps' in name else 'positive'} "
-                                 f"integer, got {value!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        for name in ("lr", "anneal", "anneal_until", "third_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        if not 0 <= self.anneal_until <= 1 or self.anneal < 1:
+            raise ValueError(f"need anneal >= 1 and 0 <= anneal_until <= 1, got {self.anneal!r} and "
+                             f"{self.anneal_until!r}")
+        for name in ("restarts", "steps", "sample", "reanchor", "points"):
+            value = getattr(self, name)
+            low = 0 if name in ("steps", "reanchor") else (2 if name == "sample" else 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def class_moments(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Second moments S_c = E[x xᵀ | c] of images ``x`` ``(N, n)``, each scaled to unit Frobenius norm:
-    ``(classes, n, n)``. Classes with no image are left out."""
-    moments = []
-    for c in torch.unique(labels):
-        xc = x[labels == c]  # (N_c, n)
-        s = xc.T @ xc / len(xc)  # (n, n)
-        moments.append(s / s.norm().clamp_min(1e-300))
-    return torch.stack(moments)
+def _pools(labels: torch.Tensor | None, n: int) -> list[torch.Tensor]:
+    """The index sets compared: one per class, or all images when unlabelled."""
+    if labels is None:
+        return [torch.arange(n)]
+    return [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
 
 
-def symmetry_loss(a: torch.Tensor, moments: torch.Tensor) -> torch.Tensor:
-    """Mean over classes of ‖A S_c − S_c A‖²: 0 when A commutes with every class's second moment."""
-    return ((a @ moments - moments @ a) ** 2).sum(dim=(1, 2)).mean()
+def _draw(x: torch.Tensor, pools: list[torch.Tensor], size: int, g: torch.Generator
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint random samples of each pool: ``(x1, x2)``, each ``(pools, m, n)`` with m = ``size`` or
+    half the smallest pool."""
+    half = min(size, min(len(p) for p in pools) // 2)
+    picks = [p[torch.randperm(len(p), generator=g)[:2 * half]] for p in pools]
+    both = x[torch.stack(picks)]  # (pools, 2m, n)
+    return both[:, :half], both[:, half:]
 
 
-def _nearest(a: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor, y_ref: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each A·x_i ``(m, n)``: the squared distance to its nearest reference image of the same class,
-    over ‖x_i‖², and that image's index."""
-    moved = x @ a.T  # (m, n)
-    d = torch.cdist(moved, ref) ** 2  # (m, R)
-    d = d.masked_fill(y[:, None] != y_ref[None, :], float("inf"))
-    best, idx = d.min(dim=1)
-    return best / (x ** 2).sum(1).clamp_min(1e-300), idx
+def symmetry_distance(gen: CayleyCyclic, x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str,
+                      within: torch.Tensor) -> torch.Tensor:
+    """``(starts,)``: mean over pools (classes) and over powers i = 1 … p − 1 of the distance between the
+    samples {x1} and {A^i·x2}, ``(pools, m, n)`` each: MMD² at bandwidth ``scales`` ``(pools,)``, or the
+    debiased OT cost at ε = ``scales``². ``within`` ``(pools,)``: each pool's within-sample terms
+    (:func:`lgn.discovery.losses.self_terms`; they do not depend on A)."""
+    q = gen.basis()  # (S, D, D)
+    u1 = (x1[:, None] @ q).unsqueeze(2)  # (pools, S, 1, m, D): coordinates Qᵀx1
+    u2 = x2[:, None] @ q  # (pools, S, m, D)
+    moved = torch.stack([gen.rotate(u2, i) for i in range(1, gen.order)], dim=2)  # (pools, S, p−1, m, D)
+    h = scales[:, None, None]
+    if loss == "mmd":
+        d = mmd2(u1, moved, h, within[:, None, None])
+    else:
+        d = sinkhorn(u1, moved, h * h, within[:, None, None], SINKHORN_ITERATIONS)
+    return d.mean(dim=(0, 2))
 
 
-def matching_loss(a: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor,
-                  y_ref: torch.Tensor) -> torch.Tensor:
-    """Mean over ``x`` ``(m, n)`` of min over same-class ``ref`` ``(R, n)`` of ‖A x − x'‖² / ‖x‖²."""
-    return _nearest(a, x, y, ref, y_ref)[0].mean()
+def _within(x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str) -> torch.Tensor:
+    """``(pools,)``: :func:`lgn.discovery.losses.self_terms` of each pool's two samples ``(pools, m, n)``."""
+    return torch.stack([self_terms(a, b, float(h), loss, SINKHORN_ITERATIONS) for a, b, h in zip(x1, x2, scales)])
 
 
-def _steps(gen: CyclicGenerator, moments, x, y, steps: int, config: LearnConfig, match: bool,
-           g: torch.Generator) -> None:
-    opt = torch.optim.Adam(gen.parameters(), lr=config.lr)
-    for _ in range(steps):
-        a = gen.matrix()[0, 0]  # (n, n)
-        loss = symmetry_loss(a, moments)
-        if match:
-            i = torch.randint(0, len(x), (config.batch_size,), generator=g)
-            r = torch.randint(0, len(x), (config.reference,), generator=g)
-            loss = loss + config.match_weight * matching_loss(a, x[i], y[i], x[r], y[r])
+def basis_for(a: np.ndarray, order: int, data: np.ndarray | None = None) -> np.ndarray:
+    """An orthogonal Q ``(D, D)`` with Q·R·Qᵀ as close to the orthogonal ``a`` (with a**order = I) as R's
+    spectrum allows: a's real Schur blocks of each angle fill R's blocks of that angle, the rest fill the
+    remaining slots. Exact when a has R's spectrum.
+
+    Where a has more blocks of an angle than R, those left over act differently in Q·R·Qᵀ. With ``data``
+    ``(N, D)`` the blocks the data use most are matched first (within the ±1 eigenspaces, after turning
+    their basis to the data's principal directions), so that the change falls where the data are weakest.
+    """
+    from scipy.linalg import schur
+
+    dim = a.shape[0]
+    d, z = schur(a, output="real")
+    if data is not None:
+        diag = np.diag(d)
+        single = np.ones(dim, dtype=bool)
+        single[:-1] &= np.abs(np.diag(d, -1)) <= 1e-9
+        single[1:] &= np.abs(np.diag(d, -1)) <= 1e-9
+        for sign in (1.0, -1.0):  # an eigenspace of ±1: its Schur basis is arbitrary, turn it to the data
+            cols = np.flatnonzero(single & (np.sign(diag) == sign))
+            if len(cols) > 1:
+                proj = data @ z[:, cols]  # (N, k)
+                w, v = np.linalg.eigh(proj.T @ proj)
+                z[:, cols] = z[:, cols] @ v[:, np.argsort(-w)]
+    blocks = []  # (angle index in 0..order−1 folded to 0..order//2, columns)
+    i = 0
+    while i < dim:
+        if i + 1 < dim and abs(d[i + 1, i]) > 1e-9:
+            cols = [i, i + 1] if d[i + 1, i] > 0 else [i + 1, i]  # angle in (0, π): sin > 0 below the diagonal
+            theta = math.atan2(abs(d[i + 1, i] - d[i, i + 1]) / 2, (d[i, i] + d[i + 1, i + 1]) / 2)
+            blocks.append((round(theta * order / (2 * math.pi)), cols))
+            i += 2
+        else:
+            blocks.append((0 if d[i, i] > 0 else order // 2, [i]))
+            i += 1
+    r = cyclic_rotation_block(dim, order)
+    slots = []  # R's blocks: (angle index, rows)
+    i = 0
+    while i < dim:
+        if i + 1 < dim and abs(r[i + 1, i]) > 1e-12:
+            slots.append((round(math.atan2(r[i + 1, i], r[i, i]) * order / (2 * math.pi)), [i, i + 1]))
+            i += 2
+        else:
+            slots.append((0 if r[i, i] > 0 else order // 2, [i]))
+            i += 1
+    if data is not None:  # the most used blocks first
+        blocks.sort(key=lambda block: -float(np.sum((data @ z[:, block[1]]) ** 2)))
+    q = np.zeros((dim, dim))
+    free_slots = list(range(len(slots)))
+    leftover = []
+    for angle, cols in blocks:
+        match = next((s for s in free_slots if slots[s][0] == angle and len(slots[s][1]) == len(cols)), None)
+        if match is None:
+            leftover.extend(cols)
+            continue
+        free_slots.remove(match)
+        q[:, slots[match][1]] = z[:, cols]
+    rows = [row for s in free_slots for row in slots[s][1]]
+    q[:, rows] = z[:, leftover]
+    return q
+
+
+def block_average_basis(k: int) -> torch.Tensor:
+    """``(k², (k/2)²)`` orthonormal columns spanning the k×k images constant on 2×2 blocks (row-major pixels);
+    ``x @ U`` is the 2×2-averaged image, times 2."""
+    if k % 2:
+        raise ValueError(f"start='coarse' needs square images of even side, got side {k}")
+    h = k // 2
+    u = torch.zeros(k, k, h, h, dtype=torch.float64)
+    for r in range(k):
+        for c in range(k):
+            u[r, c, r // 2, c // 2] = 0.5
+    return u.reshape(k * k, h * h)
+
+
+def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
+                  progress) -> CayleyCyclic:
+    """Random starts on 2×2-averaged images; the best lifted to one full-size start (see the module docstring)."""
+    n = x.shape[1]
+    k = math.isqrt(n)
+    if k * k != n:
+        raise ValueError(f"start='coarse' needs square images, got {n} pixels")
+    u = block_average_basis(k)  # (n, m)
+    m = u.shape[1]
+    if m % order:
+        raise ValueError(f"start='coarse' needs (k/2)² divisible by the order {order}, got {m}")
+    xc = x @ u.to(x.dtype)  # (N, m)
+    medians = torch.tensor([median_distance(xc[pool[torch.randperm(len(pool), generator=g)[:512]]])
+                            for pool in pools])
+    coarse = CayleyCyclic(m, order, config.restarts, anchor=haar_orthogonal(config.restarts, m, g)).float()
+    _train(coarse, xc, pools, medians, labels, config, g, progress)
+    size = config.sample if labels is not None else 4 * config.sample
+    x1, x2 = _draw(xc, pools, 2 * size, g)
+    with torch.no_grad():
+        scores = symmetry_distance(coarse, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
+        q_coarse = coarse.basis()[int(torch.argmin(scores))].double()  # (m, m)
+    return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
+
+
+def lift_basis(q_coarse: torch.Tensor, u: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The full basis ``(n, n)`` [U·Q_coarse, V·Q_rest]: Q_coarse ``(m, m)`` on the span of ``u`` ``(n, m)``
+    (orthonormal), a Haar-random Q_rest on its orthogonal complement V.
+
+    R's first m coordinates are R of size m (whole copies of the regular representation, m a multiple of
+    the order), so with A = Q·R·Qᵀ: A·U = U·A_coarse, the coarse map on the span of U, exactly.
+    """
+    n, m = u.shape
+    full = torch.linalg.qr(torch.cat([u, torch.randn(n, n - m, generator=g, dtype=u.dtype)], 1))[0]
+    v = full[:, m:]  # (n, n − m)
+    anchor = torch.cat([u @ q_coarse, v @ haar_orthogonal(1, n - m, g)[0].to(u.dtype)], dim=1)
+    anchor[:, 0] *= torch.sign(torch.linalg.det(anchor))  # a rotation, as every start (column 0: eigenvalue 1)
+    return anchor
+
+
+def _anneal(step: int, config: LearnConfig) -> float:
+    """The bandwidth factor at ``step``: ``anneal`` → 1 linearly over the first ``anneal_until`` of the steps."""
+    span = config.anneal_until * config.steps
+    if span <= 0 or step >= span:
+        return 1.0
+    return config.anneal + (1.0 - config.anneal) * step / span
+
+
+def _train(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, labels, config: LearnConfig,
+           g: torch.Generator, progress) -> None:
+    dim = x.shape[1]
+    opt = torch.optim.Adam(gen.parameters(), lr=config.lr * math.sqrt(REFERENCE_DIM / dim))
+    size = config.sample if labels is not None else 4 * config.sample
+    directions = None
+    if config.third_weight > 0:
+        fixed = torch.Generator().manual_seed(0)  # a fixed draw: the term leaves the sampling of the steps alone
+        directions = torch.nn.functional.normalize(torch.randn(64, dim, generator=fixed, dtype=x.dtype), dim=1)
+        third_labels = labels if labels is not None else torch.zeros(len(x), dtype=torch.int64)
+    for step in range(config.steps):
+        factor = _anneal(step, config)
+        x1, x2 = _draw(x, pools, size, g)
+        scales = factor * medians
+        loss = symmetry_distance(gen, x1, x2, scales, config.loss, _within(x1, x2, scales, config.loss)).sum()
+        if directions is not None and factor == 1.0:
+            i = torch.randint(0, len(x), (min(len(x), 2048),), generator=g)
+            a = gen.matrix()  # (S, D, D)
+            loss = loss + config.third_weight * sum(
+                third_moment_loss(a[s], x[i], third_labels[i], directions) for s in range(gen.starts))
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if config.reanchor and (step + 1) % config.reanchor == 0:
+            gen.reanchor_()
+        if progress is not None and (step + 1) % 50 == 0:
+            progress(f"step {step + 1}/{config.steps}")
 
 
-def _search(x: torch.Tensor, labels: torch.Tensor, order: int, points: torch.Tensor, config: LearnConfig,
-            g: torch.Generator, progress) -> tuple[GroupEstimate, list[dict]]:
-    """The starts, the choice among them, the final steps and the null; torch's generator already seeded."""
-    n = x.shape[1]
-    moments = class_moments(x, labels)
-    starts, records = [], []
-    for r in range(config.restarts):
-        gen = CyclicGenerator(1, 1, n, order, init_scale=config.init_scale).double()
-        _steps(gen, moments, x, labels, config.warm_steps, config, False, g)
-        _steps(gen, moments, x, labels, config.match_steps, config, True, g)
-        with torch.no_grad():
-            a = gen.matrix()[0, 0]
-            records.append({"start": r, "symmetry": float(symmetry_loss(a, moments)),
-                            "matching": float(matching_loss(a, x[points], labels[points], x, labels))})
-        starts.append(gen)
-        if progress is not None:
-            progress(f"start {r + 1}/{config.restarts}: matching {records[-1]['matching']:.3f}")
-    best = min(range(len(records)), key=lambda r: records[r]["matching"])
-    records[best]["chosen"] = True
-    gen = starts[best]
-    _steps(gen, moments, x, labels, config.final_steps, config, True, g)
-    px, py = x[points], labels[points]
-
-    def residual(a: torch.Tensor) -> float:  # against every training image of the class
-        return float(_nearest(a, px, py, x, labels)[0].mean().sqrt())
-
-    with torch.no_grad():
-        a = gen.matrix()[0, 0]
-        nearest = _nearest(a, px, py, px, py)[1]  # the cycle map among the points themselves
-        # the null: the same residual for random generators of the same order (no symmetry learned)
-        null = np.array([residual(CyclicGenerator(1, 1, n, order, init_scale=config.init_scale).double()
-                                  .matrix()[0, 0]) for _ in range(NULL_DRAWS)])
-        fit = residual(a)
-    pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
-    return GroupEstimate(
-        generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=nearest.numpy(),
-        gram_residual=float("nan"), fit_residual=fit, order=order, null=null,
-    ), records
-
-
-def learn_generator(x: torch.Tensor, labels: torch.Tensor, order: int, config: LearnConfig | None = None, *,
-                    seed: int = 0, progress=None) -> tuple[GroupEstimate, list[dict]]:
+def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, config: LearnConfig | None = None,
+                    *, seed: int = 0, clusters: int | None = None, progress=None
+                    ) -> tuple[GroupEstimate, list[dict]]:
     """Learn a generator of a cyclic group of ``order`` under which the data ``x`` ``(N, n)`` are symmetric.
 
-    ``labels`` ``(N,)`` int64. Returns the learned group as a :class:`GroupEstimate`
-    (its ``centres`` are ``config.points`` random training images, its ``clusters``
-    their indices by class, ``cycles`` maps each to the same-class point nearest to
-    its image under A, ``fit_residual`` is the root of the mean of
-    ‖A x − x'‖²/‖x‖² with x' the nearest same-class training image, ``null`` the
-    same residual for 19 random generators of the same order; no Gram residual:
-    NaN) and one record per start (``symmetry``, ``matching``, ``chosen``).
-    ``progress(text)`` is called after each start. Deterministic for a ``seed``;
-    torch's global random state is left as the caller had it.
+    ``labels`` ``(N,)`` int64, or None (the losses pool all images). ``clusters``: the estimator's
+    cluster count for ``start="estimate"`` on unlabelled data (default 10 × order). Returns the learned
+    group as a :class:`GroupEstimate` (``centres``: ``config.points`` random training images;
+    ``clusters``: their indices by class; ``cycles``: each one's nearest same-class point under A;
+    ``fit_residual`` and ``null`` as the module docstring says; no Gram residual: NaN) and one record per
+    start (``loss`` at the median bandwidth on fixed training samples, ``chosen``). ``progress(text)``
+    is called every 50 steps. Deterministic for a ``seed``; torch's global random state is untouched.
     """
     if not isinstance(order, (int, np.integer)) or order < 2:
         raise ValueError(f"the group size must be an integer >= 2, got {order!r}")
-    if labels is None:
-        raise ValueError("--method learn needs labelled data: its losses compare images of one class")
     config = config or LearnConfig()
-    x = x.reshape(len(x), -1).double()  # (N, n)
-    labels = labels.reshape(-1)
+    x = x.reshape(len(x), -1).float()  # (N, n): training in float32, the result rebuilt in float64
+    n = x.shape[1]
+    order = int(order)
+    labels = None if labels is None else labels.reshape(-1)
     g = torch.Generator().manual_seed(seed)
-    points = torch.randperm(len(x), generator=g)[:config.points]
-    with torch.random.fork_rng(devices=[]):  # the starts draw from torch's generator; the caller's is restored
-        torch.manual_seed(seed)
-        return _search(x, labels, int(order), points, config, g, progress)
+    pools = _pools(labels, len(x))
+    medians = torch.tensor([median_distance(x[pool[torch.randperm(len(pool), generator=g)[:512]]])
+                            for pool in pools])  # (pools,)
+    if config.start == "estimate":
+        from lgn.discovery.estimate import estimate_group
+
+        guess = estimate_group(x.numpy(), None if labels is None else labels.numpy(), order,
+                               n_clusters=None if labels is not None else (clusters or 10 * order), seed=seed)
+        anchor = torch.from_numpy(basis_for(guess.generator, order, x.double().numpy()))[None]
+        gen = CayleyCyclic(n, order, 1, anchor=anchor).float()
+    elif config.start == "coarse":
+        gen = _coarse_start(x, labels, pools, order, config, g, progress)
+    else:
+        gen = CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
+    _train(gen, x, pools, medians, labels, config, g, progress)
+    # the pick: the loss at the median bandwidth on fixed halves of each pool (training data only)
+    size = config.sample if labels is not None else 4 * config.sample
+    x1, x2 = _draw(x, pools, 2 * size, g)
+    with torch.no_grad():
+        scores = symmetry_distance(gen, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
+    best = int(torch.argmin(scores))
+    records = [{"start": s, "loss": float(v), "chosen": s == best} for s, v in enumerate(scores)]
+    return as_estimate(gen, best, x, labels, config.points, g), records
+
+
+def as_estimate(gen: CayleyCyclic, start: int, x: torch.Tensor, labels: torch.Tensor | None, points: int,
+                g: torch.Generator) -> GroupEstimate:
+    """Start ``start`` of ``gen`` as a :class:`GroupEstimate` for the verdict: A rebuilt in float64 from its
+    re-orthonormalised basis; ``points`` random training images of ``x`` ``(N, n)`` as centres; the
+    nearest-neighbour residual against every training image of the class (one pool without ``labels``)
+    and its null of :data:`NULL_DRAWS` random generators of the same order."""
+    n, order = gen.dim, gen.order
+    q, r = torch.linalg.qr(gen.basis()[start].detach().double())
+    q = q * torch.sign(torch.diagonal(r))  # re-orthonormalised in float64
+    a = q @ torch.from_numpy(cyclic_rotation_block(n, order)) @ q.T  # (n, n)
+    x = x.double()
+    labels = labels if labels is not None else torch.zeros(len(x), dtype=torch.int64)
+    pick = torch.randperm(len(x), generator=g)[:points]
+    px, py = x[pick], labels[pick]
+
+    def residual(m: torch.Tensor) -> float:  # against every training image of the class
+        return float(nearest(m, px, py, x, labels)[0].mean().sqrt())
+
+    with torch.no_grad():
+        cycles = nearest(a, px, py, px, py)[1]
+        null = np.array([residual(m) for m in CayleyCyclic(n, order, NULL_DRAWS, generator=g).matrix()])
+        fit = residual(a)
+    pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
+    return GroupEstimate(generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=cycles.numpy(),
+                         gram_residual=float("nan"), fit_residual=fit, order=order, null=null)
