@@ -35,11 +35,17 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     The file is written 0644 (less the umask) to ``path``.tmp, synced and
     renamed. An ``OSError`` names ``path``; the temporary file is then removed.
+    Whatever stood at ``path``.tmp (a killed run's leftover, or a symbolic
+    link planted there) is unlinked first, and the temporary file is created
+    afresh, never through a link (``O_EXCL | O_NOFOLLOW``): a link pointing
+    outside the folder is never written through.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with open(tmp, "wb") as f:
+        tmp.unlink(missing_ok=True)  # the entry itself, never what a link points to
+        with open(os.open(tmp, flags, 0o644), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
