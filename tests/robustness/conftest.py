@@ -31,3 +31,13 @@ def run1(digits_runs, tmp_path) -> Path:
 def run2(digits_runs, tmp_path) -> Path:
     """A copy of the finished two-epoch digits run: epoch 1 in checkpoint-0, epoch 2 in checkpoint-1."""
     return Path(shutil.copytree(digits_runs[2], tmp_path / "r"))
+
+
+@pytest.fixture(scope="session")
+def digits_analysis(digits_runs, tmp_path_factory) -> Path:
+    """``lgn analyze --no-figures`` of the one-epoch digits run, in a folder of its own."""
+    from lgn.analysis.summary import load_run_groups, write_analysis
+
+    out = tmp_path_factory.mktemp("digits-analysis") / "analysis"
+    write_analysis(load_run_groups(digits_runs[1]), out, figures=False)
+    return out
