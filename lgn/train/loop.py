@@ -102,12 +102,19 @@ def _changes(old: dict, new: dict) -> list[str]:
     return out
 
 
-def _summary_writer_class():
+def _summary_writer_class(out: Path):
+    """TensorBoard's ``SummaryWriter``, once it is known to be able to write into ``out``."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ValueError("--tensorboard needs the optional tensorboard package: "
                          "pip install 'lgn[tensorboard]'") from None
+    events = out / TENSORBOARD_DIR
+    try:
+        str(events).encode("utf-8")  # tensorboard encodes its paths as UTF-8, and fails on any other name
+    except UnicodeEncodeError:
+        raise ValueError(f"--tensorboard cannot write to {events}: tensorboard takes only paths that are UTF-8; "
+                         f"choose another --out, or train without --tensorboard") from None
     return SummaryWriter
 
 
@@ -607,7 +614,7 @@ class _RunFolder(TrainState):
             write_metrics(self.out, self.pos.metrics)
         self.prep, self.peak, self.test = prep.to(device), dataset.value_range, (x_test, y_test)
         if self.t.tensorboard and self.world.writes:
-            self.writer = _summary_writer_class()(log_dir=str(self.out / TENSORBOARD_DIR))
+            self.writer = _summary_writer_class(self.out)(log_dir=str(self.out / TENSORBOARD_DIR))
         return x_train, y_train
 
     def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -799,7 +806,7 @@ def _resolve(settings: dict, out: Path, *, resume: bool, world: World,
     t = TrainConfig(**settings.get("train", {}))
     device = resolve_device(device_name if world.distributed else t.device)
     if t.tensorboard and world.writes:
-        _summary_writer_class()
+        _summary_writer_class(out)
     d = DataConfig(**settings.get("data", {}))
     dataset = get_dataset(d.name, data_dir=d.data_dir, seed=t.seed, **d.options).subset(d.train_subset,
                                                                                          d.test_subset)
