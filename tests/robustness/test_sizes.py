@@ -54,7 +54,6 @@ def _capped():
     resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 11: the memory pre-check ignores RLIMIT_AS")
 def test_weights_beyond_the_address_space_limit_are_refused_before_allocating(tmp_path):
     """100,000 groups need gigabytes of weights: more than the 2 GiB ``ulimit -v`` allows, less than the machine."""
     proc = lgn("train", *DIGITS_1, "--out", tmp_path / "big", "--set", "model.n_groups=100000",
@@ -70,3 +69,23 @@ def test_activations_beyond_the_limit_are_refused_before_allocating(tmp_path):
                preexec_fn=_capped, timeout=240)
     line = assert_one_line_error(proc, "train", "n_groups=10000")
     assert "more than" in line and "out of memory" not in line, line
+
+
+def test_memory_limits_read_cgroup_v1_and_v2_at_every_level(tmp_path):
+    """A fake /sys/fs/cgroup and /proc/self: the limit of every cgroup from the process's up to the root counts."""
+    from lgn.limits import memory_limits
+
+    root, proc = tmp_path / "cgroup", tmp_path / "proc"
+    files = {"memory/memory.limit_in_bytes": "9223372036854771712",  # v1: unlimited at the root
+             "memory/job/memory.limit_in_bytes": "3000000000",          # the parent's limit is the tightest
+             "memory/job/task/memory.limit_in_bytes": "5000000000",
+             "slice/memory.max": "4000000000",                           # v2: a limit above the leaf
+             "slice/leaf/memory.max": "max"}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text + "\n")
+    proc.mkdir()
+    (proc / "cgroup").write_text("5:cpu,cpuacct:/job/task\n4:memory:/job/task\n0::/slice/leaf\n")
+    found = {k: v for k, v in memory_limits(root, proc).items() if "cgroup" in k}
+    assert sorted(found.values()) == [3_000_000_000, 4_000_000_000, 5_000_000_000, 9223372036854771712]
+    assert found[f"the cgroup limit in {root / 'memory/job/memory.limit_in_bytes'}"] == 3_000_000_000
