@@ -31,7 +31,6 @@ def _refused_naming_or_done(proc, command: str, entry: str) -> None:
         assert_one_line_error(proc, command, entry)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 1: .lgn-lock is opened through a link")
 def test_lock_file_linked_outside_is_never_written(tmp_path):
     """``mkdir s && ln -s $PWD/victim s/.lgn-lock && lgn train --dataset digits --epochs 1 --out s``."""
     victim = _victim(tmp_path)
@@ -42,7 +41,6 @@ def test_lock_file_linked_outside_is_never_written(tmp_path):
     assert_one_line_error(proc, "train", ".lgn-lock")  # a folder holding a link is not empty
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 1: .lgn-lock is opened through a link")
 def test_lock_file_linked_outside_under_force(tmp_path, run1, capsys):
     victim = _victim(tmp_path)
     (run1 / ".lgn-lock").symlink_to(victim)
@@ -75,7 +73,6 @@ def test_every_temporary_file_of_a_resumed_epoch(tmp_path, run2, name, capsys):
     assert rc == 0 or (rc == 2 and len(lines(err)) == 1 and name in err), err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 1: --force deletes event files through a link")
 def test_force_never_deletes_through_a_linked_tensorboard_folder(tmp_path, run1):
     """``ln -s ~/my_tb r/tensorboard; lgn train ... --out r --force`` leaves the user's event files."""
     my_tb = tmp_path / "my_tb"
