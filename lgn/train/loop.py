@@ -694,13 +694,13 @@ def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, ou
     if found.step != found.epoch * n_batches + found.batch:
         raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
                                       f"{found.epoch * n_batches + found.batch}, got {found.step}")
-    _check_state(found, t.batch_size)
+    _check_state(found, t.batch_size, n_batches)
     sums = found.tensors.get("sums")
     if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
         raise CheckpointError("extra/sums", "must be 2 finite float32 values")
 
 
-def _check_state(found: Checkpoint, batch_size: int) -> None:
+def _check_state(found: Checkpoint, batch_size: int, n_batches: int) -> None:
     """The loop's state in a checkpoint (:meth:`_Position.state`) against its position, field by field."""
     state = found.state
     if state.get("lr_milestones_in", "steps") != "steps":  # absent before milestones were placed in steps
@@ -720,6 +720,7 @@ def _check_state(found: Checkpoint, batch_size: int) -> None:
         if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
                 type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
             raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
+        _check_record(record, f"state.metrics[{i}]", n_batches)
     if found.optimizer_steps is not None:  # Adam steps on every batch but the skipped ones
         taken = found.step - sum(int(r.get("skipped_batches", 0)) for r in metrics) - state["skipped"]
         if found.optimizer_steps != taken:
@@ -736,6 +737,24 @@ def _epoch_placed(t: TrainConfig, n_batches: int, step: int) -> tuple[list[int],
     changed = [q for q in sorted(ends) if step <= q < t.epochs * n_batches
                and bisect.bisect_right(before, q) != bisect.bisect_right(now, q)]
     return before, changed[0] if changed else None
+
+
+def _check_record(record: dict, where: str, n_batches: int) -> None:
+    """One epoch's finite metrics record against what a run can compute: accuracies in [0, 1], losses,
+    times and the learning rate not negative, the step at the epoch's end, whole skipped batches."""
+    epoch = record["epoch"]
+    for key, value in record.items():
+        if key.endswith("_acc") and not 0 <= value <= 1:
+            raise CheckpointError(f"{where}.{key}", f"must be an accuracy in [0, 1], got {value!r}")
+        if key.endswith(("_loss", "_seconds")) or key == "lr":
+            if value < 0:
+                raise CheckpointError(f"{where}.{key}", f"must not be negative, got {value!r}")
+    if "step" in record and record["step"] != epoch * n_batches:
+        raise CheckpointError(f"{where}.step", f"must be epoch·{n_batches} = {epoch * n_batches} "
+                                               f"(the batches of {epoch} epochs), got {record['step']!r}")
+    skipped = record.get("skipped_batches", 0)
+    if type(skipped) is not int or not 0 <= skipped <= n_batches:
+        raise CheckpointError(f"{where}.skipped_batches", f"must be an integer in 0..{n_batches}, got {skipped!r}")
 
 
 def _warn(message: str) -> None:
