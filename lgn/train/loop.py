@@ -578,7 +578,8 @@ class _RunFolder(TrainState):
             world.setting_up = False
 
     def _continue(self, found: Checkpoint, n_batches: int) -> None:
-        """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already)."""
+        """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already),
+        in epochs of ``n_batches``."""
         for line in found.warnings if self.warn else []:
             self.warn(line)
         if self.warn and found.state.get("lr_milestones_in") != "steps":
@@ -596,8 +597,9 @@ class _RunFolder(TrainState):
         self.sums.copy_(found.tensors["sums"])
         self.slot, self.saved_step = next_slot(found.slot), found.step
         if self.log:
-            within = f", batch {self.pos.batch}" if self.pos.batch else ""
-            self.log(f"resuming {self.out} after epoch {self.pos.epoch}{within} of {self.t.epochs}")
+            epoch, epochs = self.pos.epoch, self.t.epochs
+            self.log(f"resuming {self.out} in epoch {epoch + 1} of {epochs}, after batch {self.pos.batch} of "
+                     f"{n_batches}" if self.pos.batch else f"resuming {self.out} after epoch {epoch} of {epochs}")
 
     def prepare(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Fit the input scaling on the training split, write the run's first files and open TensorBoard;

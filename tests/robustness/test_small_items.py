@@ -65,7 +65,6 @@ def _stop_after_first_epoch(record):
     raise _Stop
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 11: 'after epoch 0, batch 6 of 2'")
 def test_the_resume_message_counts_batches_of_the_epoch(tmp_path, capsys):
     """A checkpoint at batch 6 of the first of 2 epochs (12 batches each) was reported as "after epoch 0,
     batch 6 of 2"."""
