@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
-from lgn.files import atomic_write
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 from lgn.runs import ANALYSIS_DIR, CONFIG_FILE, MODEL_CONFIG_FILE, read_metrics
 
@@ -98,7 +98,7 @@ def find_inputs(directory: str | os.PathLike) -> tuple[Path | None, Path | None,
 
 def _read_json(path: Path) -> dict:
     try:
-        return load_json(path.read_bytes(), str(path))
+        return load_json(read_file(path, MAX_JSON_BYTES), str(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
 

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save
 
-from lgn.files import atomic_write, read_safetensors, write_json
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file, read_safetensors, write_json
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
 from lgn.parsing import load_json
@@ -48,7 +48,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")
     try:
-        raw = load_json(config_path.read_bytes().decode("utf-8"), str(config_path))
+        raw = load_json(read_file(config_path, MAX_JSON_BYTES).decode("utf-8"), str(config_path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):

@@ -48,7 +48,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from lgn.files import atomic_write
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",
@@ -211,8 +211,8 @@ def _read(directory: Path, slot: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, tensors) of the checkpoint in ``slot`` if its digests match, else :class:`_Unusable` saying why."""
     meta_path, tensor_path = directory / f"{slot}.json", directory / f"{slot}.safetensors"
     try:
-        meta = load_json(meta_path.read_bytes(), meta_path.name)
-        data = tensor_path.read_bytes()
+        meta = load_json(read_file(meta_path, MAX_JSON_BYTES), meta_path.name)
+        data = read_file(tensor_path)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _Unusable(f"unreadable ({type(e).__name__}: {e})") from None
     except ValueError as e:  # nested too deeply

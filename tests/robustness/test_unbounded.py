@@ -41,7 +41,6 @@ def _not_blamed_on_settings(proc) -> None:
     assert "out of memory" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 8: checkpoint files are read without a bound")
 @pytest.mark.parametrize("name", ["checkpoint-1.json", "checkpoint-1.safetensors"])
 def test_dev_zero_as_a_checkpoint(run1, name):
     """``ln -sf /dev/zero R/checkpoint-1.json; lgn train --out R --resume``: that slot is damaged, so the resume
@@ -58,7 +57,6 @@ def test_dev_zero_as_a_checkpoint(run1, name):
         assert_one_line_error(proc, "train", name)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 8: JSON files are read without a bound")
 @pytest.mark.parametrize("name", ["checkpoint-0.json", "config.json"])
 def test_a_huge_json_file_of_a_run_being_resumed(run1, name):
     _sparse(run1 / name)
@@ -67,7 +65,6 @@ def test_a_huge_json_file_of_a_run_being_resumed(run1, name):
     assert_one_line_error(proc, "train", name)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 8: JSON files are read without a bound")
 def test_a_huge_model_json_in_eval(run1):
     _sparse(run1 / "model.json")
     proc = _run("eval", run1)
@@ -75,7 +72,6 @@ def test_a_huge_model_json_in_eval(run1):
     assert_one_line_error(proc, "eval", "model.json")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 8: JSON files are read without a bound")
 def test_a_huge_analysis_json_in_report(tmp_path, digits_analysis):
     folder = Path(shutil.copytree(digits_analysis, tmp_path / "analysis"))
     _sparse(folder / "analysis.json")
@@ -84,7 +80,6 @@ def test_a_huge_analysis_json_in_report(tmp_path, digits_analysis):
     assert_one_line_error(proc, "report", "analysis.json")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 8: a FIFO is opened and read like a file")
 def test_a_fifo_as_a_checkpoint_is_refused_without_blocking(run1):
     """A FIFO with no writer blocks ``open`` forever: it is not a regular file, so it is never opened."""
     os.mkfifo(run1 / "checkpoint-1.json")
