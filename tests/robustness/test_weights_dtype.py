@@ -78,7 +78,6 @@ CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 9: weights of any dtype are accepted")
 @pytest.mark.parametrize("change, named", CASES.values(), ids=CASES.keys())
 def test_weights_of_another_dtype_are_refused(run1, capsys, change, named):
     _retype(run1, change)
