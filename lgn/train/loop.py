@@ -32,6 +32,7 @@ import bisect
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import math
 import sys
 import time
@@ -554,15 +555,17 @@ class _RunFolder(TrainState):
         self.writer = None  # TensorBoard's SummaryWriter, with train.tensorboard
         self.first_epoch, self.started = 0, 0.0  # where this process started, for the time left
 
-    def start(self, resume: bool, n_batches: int) -> None:
+    def start(self, resume: bool, n_batches: int, data_sha256: str) -> None:
         """Continue from the newest intact checkpoint (with ``resume``), else clear the run's files; then
-        every rank takes rank 0's model, optimiser and position."""
+        every rank takes rank 0's model, optimiser and position. ``data_sha256`` (:func:`_data_digest`) goes
+        into every checkpoint, and a resume onto other data is refused."""
         world, out = self.world, self.out
+        self.data_sha256 = data_sha256
         found = None
         if world.writes and resume:
             found = load_checkpoint(out, self.model, self.optimizer,
                                     check=functools.partial(_check_resumable, config=self.config,
-                                                            n_batches=n_batches, out=out))
+                                                            n_batches=n_batches, out=out, data_sha256=data_sha256))
         if found is not None:
             self._continue(found, n_batches)
         elif world.writes:
@@ -638,7 +641,8 @@ class _RunFolder(TrainState):
             pos = self.pos
             save_checkpoint(self.out, self.model, self.optimizer, Checkpoint(
                 epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch,
-                state={**pos.state(), "lr_milestones_in": "steps"}, tensors={"sums": self.sums}, slot=self.slot))
+                state={**pos.state(), "lr_milestones_in": "steps", "data_sha256": self.data_sha256},
+                tensors={"sums": self.sums}, slot=self.slot))
             self.slot = next_slot(self.slot)
         self.saved_step = self.pos.step
 
@@ -677,17 +681,27 @@ class _RunFolder(TrainState):
         super().finish(record)
 
 
-def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path) -> None:
-    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``).
+def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path, data_sha256: str) -> None:
+    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``)
+    on training data of digest ``data_sha256``.
 
-    Settings that differ (except :data:`MUTABLE_ON_RESUME`) raise ``ValueError``;
-    a position or state that cannot have come from such a run raises
-    :class:`CheckpointError` naming the field.
+    Settings that differ (except :data:`MUTABLE_ON_RESUME`), or training data
+    other than the checkpoint's (a checkpoint written before digests were
+    recorded has none to compare), raise ``ValueError``; a position or state
+    that cannot have come from such a run raises :class:`CheckpointError`
+    naming the field.
     """
     t = config.train
     changed = _changes(found.config, config.to_dict())
     if changed:
         raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+    saved = found.state.get("data_sha256", data_sha256)
+    if type(saved) is not str:
+        raise CheckpointError("state.data_sha256", f"must be a SHA-256 in hex, got {saved!r}"[:200])
+    if saved != data_sha256:
+        raise ValueError(f"cannot resume {out}: the training data of {config.data.name[:200]} changed since the run "
+                         f"began (SHA-256 {data_sha256[:16]}..., the run's {saved[:16]}...); give the run its "
+                         f"own data back, or start it over with --force")
     if found.epoch > t.epochs:
         raise CheckpointError("epoch", f"must be in 0..{t.epochs} (train.epochs), got {found.epoch}")
     if found.batch >= n_batches or found.epoch == t.epochs and found.batch:
@@ -700,6 +714,18 @@ def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, ou
     sums = found.tensors.get("sums")
     if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
         raise CheckpointError("extra/sums", "must be 2 finite float32 values")
+
+
+def _data_digest(dataset: Dataset) -> str:
+    """SHA-256 of the training split as the model sees it before scaling: images (and labels), their
+    shapes and dtypes; about a second for CIFAR-10's 600 MB, once a run."""
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        if array is not None:
+            array = array.detach().contiguous().cpu()
+            digest.update(f"{tuple(array.shape)} {array.dtype};".encode())
+            digest.update(array.view(torch.uint8).numpy() if array.numel() else b"")
+    return digest.hexdigest()
 
 
 def _check_state(found: Checkpoint, batch_size: int, n_batches: int) -> None:
@@ -803,7 +829,8 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
     check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
     state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
                        on_epoch_end=on_epoch_end, log=log, warn=warn)
-    state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size))
+    state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),
+                _data_digest(dataset) if world.writes else "")
     state.run(*state.prepare(dataset))
     return TrainResult(out, config, state.pos.metrics if world.writes else [])
 

@@ -31,7 +31,6 @@ def _killed_after_epoch_one(data: Path, out: Path) -> None:
         (out / name).unlink()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 7: resume does not notice changed data")
 def test_a_resume_onto_regenerated_data_is_refused(tmp_path, capsys):
     data = write_tiny_npz(tmp_path / "data.npz", seed=0)
     _killed_after_epoch_one(data, tmp_path / "r")
