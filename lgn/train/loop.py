@@ -826,7 +826,8 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
            device_name: str) -> TrainResult:
     config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
     torch.manual_seed(config.train.seed)
-    check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
+    check_model_fits(config.model, copies=4, batch=config.train.batch_size)  # weights, gradients, Adam's
+    # two moments, and a step's activations
     state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
                        on_epoch_end=on_epoch_end, log=log, warn=warn)
     state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),

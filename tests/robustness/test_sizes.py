@@ -62,7 +62,6 @@ def test_weights_beyond_the_address_space_limit_are_refused_before_allocating(tm
     assert "more than" in line and "out of memory" not in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 41 item 11: the memory pre-check counts no activations")
 def test_activations_beyond_the_limit_are_refused_before_allocating(tmp_path):
     """4,000 groups: their weights (and Adam's state) fit under 2 GiB, a training step's activations do not."""
     proc = lgn("train", *DIGITS_1, "--out", tmp_path / "big", "--set", "model.n_groups=4000",
