@@ -51,7 +51,7 @@ def test_dev_zero_as_a_checkpoint(run1, name):
     proc = _run("train", "--out", run1, "--resume", "--no-progress")
     _not_blamed_on_settings(proc)
     if proc.returncode == 0:
-        warnings = [line for line in lines(proc.stderr) if line.startswith("warning: ")]
+        warnings = [line for line in lines(proc.stderr) if line.startswith("warning: checkpoint")]
         assert len(warnings) == 1 and name in warnings[0], proc.stderr
     else:
         assert_one_line_error(proc, "train", name)
