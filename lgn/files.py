@@ -3,7 +3,9 @@
 :func:`atomic_write` leaves either the old file or the new one after a crash,
 and an error while writing (a full disk, say) names the file and removes the
 partial temporary one; :func:`write_json` writes a JSON file through it.
-:func:`read_json_lines` reads a file of JSON objects,
+:func:`read_file` reads only a regular file, and a JSON file (:data:`MAX_JSON_BYTES`)
+only up to a bound: a link to ``/dev/zero`` or a FIFO planted in a run folder
+would otherwise be read forever, or block. :func:`read_json_lines` reads a file of JSON objects,
 one per line, that may still be being appended to. :func:`read_safetensors`
 reads through Python's own file handling, so a folder whose name is not UTF-8
 (which safetensors' own path functions refuse) works like any other.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,10 @@ from safetensors.torch import load
 
 from lgn.parsing import load_json
 
-__all__ = ["atomic_write", "write_json", "append_text", "read_json_lines", "read_safetensors"]
+__all__ = ["atomic_write", "write_json", "append_text", "read_file", "read_json_lines", "read_safetensors",
+           "MAX_JSON_BYTES"]
+
+MAX_JSON_BYTES = 64 << 20  # no JSON file lgn writes comes near: a checkpoint's is kilobytes, an analysis megabytes
 
 
 def _named(error: OSError, path: Path) -> OSError:
@@ -35,11 +41,17 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     The file is written 0644 (less the umask) to ``path``.tmp, synced and
     renamed. An ``OSError`` names ``path``; the temporary file is then removed.
+    Whatever stood at ``path``.tmp (a killed run's leftover, or a symbolic
+    link planted there) is unlinked first, and the temporary file is created
+    afresh, never through a link (``O_EXCL | O_NOFOLLOW``): a link pointing
+    outside the folder is never written through.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with open(tmp, "wb") as f:
+        tmp.unlink(missing_ok=True)  # the entry itself, never what a link points to
+        with open(os.open(tmp, flags, 0o644), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -82,6 +94,27 @@ def append_text(path: Path, text: str) -> None:
         raise _named(e, Path(path)) from None
 
 
+def read_file(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` if it is a regular file (links followed) of at most ``limit`` bytes.
+
+    Anything else (a device such as ``/dev/zero``, a FIFO, a folder) is refused
+    with ``ValueError`` naming ``path``, without reading it; opening never waits
+    for a FIFO's writer. ``OSError`` if it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if limit is not None and info.st_size > limit:
+            raise ValueError(f"{path} holds {info.st_size} bytes, more than the {limit} it may (no file lgn "
+                             f"writes there is that large)")
+        data = f.read() if limit is None else f.read(limit + 1)
+    if limit is not None and len(data) > limit:  # grown since
+        raise ValueError(f"{path} holds more than the {limit} bytes it may")
+    return data
+
+
 def read_json_lines(path: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:
     """The JSON objects of ``path``, one per non-blank line (none without the file).
 
@@ -93,7 +126,7 @@ def read_json_lines(path: str | os.PathLike, *, skip_damaged: bool = False) -> l
     if not path.is_file():
         return []
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_file(path, MAX_JSON_BYTES).decode().splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -115,7 +148,7 @@ def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
     Raises ``OSError`` if it cannot be read and ``safetensors.SafetensorError``
     if it is not a valid safetensors file.
     """
-    data = Path(path).read_bytes()
+    data = read_file(path)
     tensors = load(data)  # validates the header and every tensor's extent first
     header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
     metadata = header.get("__metadata__") or {}

@@ -17,12 +17,14 @@ one array with thin blank gaps and drawn by a single ``imshow``, which keeps a
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 
 from lgn.analysis.measures import dft_conjugate
+from lgn.files import atomic_write
 
 __all__ = ["new_figure", "save_figure", "generator_heatmaps", "dft_heatmaps", "orbit_figure", "identity_action_figure",
            "probe_figure", "similarity_figure", "analysis_figures"]
@@ -53,8 +55,11 @@ def _cmap(name: str):
 
 
 def save_figure(fig, path) -> Path:
+    """Write ``fig`` as a PNG to ``path`` through :func:`lgn.files.atomic_write` (never through a link there)."""
     path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
+    atomic_write(path, png.getvalue())
     return path
 
 

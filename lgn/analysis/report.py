@@ -2,7 +2,11 @@
 
 The report folder is self-contained: one HTML file with inline CSS and the
 figures copied next to it as PNG files, no scripts and no network, so it can
-be zipped, mailed or opened straight from disk. Results come first (a
+be zipped, mailed or opened straight from disk. A figure an analysis lists is
+a file name inside its folder: an entry that leads anywhere else (``..``, an
+absolute path, a symbolic link out of the folder) is refused, naming it, and
+the report's files are written by :func:`lgn.files.atomic_write`, never through
+a link. Results come first (a
 discovery's verdict, the run's last epoch and curves, the learned generators),
 the settings last, folded. The page is a jinja2 template with autoescaping:
 every value read from a file is shown as text.
@@ -10,14 +14,16 @@ every value read from a file is shown as text.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import shutil
+import re
 from pathlib import Path
 
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 from lgn.runs import ANALYSIS_DIR, CONFIG_FILE, MODEL_CONFIG_FILE, read_metrics
 
@@ -92,7 +98,7 @@ def find_inputs(directory: str | os.PathLike) -> tuple[Path | None, Path | None,
 
 def _read_json(path: Path) -> dict:
     try:
-        return load_json(path.read_bytes(), str(path))
+        return load_json(read_file(path, MAX_JSON_BYTES), str(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
 
@@ -113,6 +119,18 @@ def _curves(rows: list[dict]) -> dict[str, list[str]]:
                 panels[panel].append(k)
     order = sorted(panels, key=lambda p: (p == "lr", list(panels).index(p)))  # the learning rate last
     return {p: panels[p] for p in order[:4]}
+
+
+def _listed_figure(folder: Path, source: str, name, file) -> Path:
+    """``folder/file`` for the entry ``figures.<name>`` of ``folder/source``: a file name whose path,
+    links resolved, lies in ``folder``; ``ValueError`` naming the entry for anything else."""
+    where = f"{folder / source}: figures.{name}"
+    if not isinstance(file, str) or not file or Path(file).name != file or file in (".", ".."):
+        raise ValueError(f"{where} must be a file name in {folder}, got {file!r}"[:500])
+    path = folder / file
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"{where} = {file!r} leads out of {folder} (a symbolic link)")
+    return path
 
 
 def _training_figure(rows: list[dict], path: Path) -> Path | None:
@@ -144,7 +162,9 @@ def _training_figure(rows: list[dict], path: Path) -> Path | None:
         if len(keys) > 1:
             ax.legend(fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    atomic_write(path, png.getvalue())
     return path
 
 
@@ -350,15 +370,20 @@ def write_report(directory: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{d} holds no analysis.json, probe.json or saved model: run `lgn analyze` "
                                 "or `lgn probe --out` first")
     out = d / REPORT_DIR
+    if out.is_symlink():
+        raise ValueError(f"{out} is a symbolic link: the report is written only inside {d}")
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {}
     sections = {"run": None, "analysis": None, "probe": None, "discovery": None}
 
-    def copy(src_dir: Path, name: str, file: str) -> None:
-        src = src_dir / file
-        if src.is_file():
-            shutil.copyfile(src, out / file)
-            figures[name] = file
+    def copy(src_dir: Path, source: str, listed) -> None:
+        if not isinstance(listed, dict):
+            raise ValueError(f"{src_dir / source}: figures must be an object, got {type(listed).__name__}")
+        paths = {name: _listed_figure(src_dir, source, name, file) for name, file in listed.items()}
+        for name, src in paths.items():  # every entry checked before anything is copied
+            if src.is_file():
+                atomic_write(out / src.name, src.read_bytes())
+                figures[name] = src.name
 
     if run is not None:
         rows = read_metrics(run, skip_damaged=True)
@@ -367,8 +392,7 @@ def write_report(directory: str | os.PathLike) -> Path:
         sections["run"] = _run_section(run, figures)
     if analysis_dir is not None:
         analysis = _read_json(analysis_dir / ANALYSIS_FILE)
-        for name, file in analysis.get("figures", {}).items():
-            copy(analysis_dir, name, file)
+        copy(analysis_dir, ANALYSIS_FILE, analysis.get("figures", {}))
         if not analysis.get("figures") and (analysis_dir / GROUPS_FILE).is_file():
             from lgn.analysis.figures import analysis_figures
 
@@ -377,9 +401,13 @@ def write_report(directory: str | os.PathLike) -> Path:
         sections["discovery"] = _discovery_section(analysis, analysis_dir)
     if probe_dir is not None:
         probe = _read_json(probe_dir / "probe.json")
-        for name, file in probe.get("figures", {}).items():
-            copy(probe_dir, name, file)
+        copy(probe_dir, "probe.json", probe.get("figures", {}))
         sections["probe"] = _probe_section(probe, figures)
     index = out / "index.html"
-    index.write_text(_render(title=f"LGN report: {d.resolve().name}", **sections), encoding="utf-8")
+    atomic_write(index, _utf8(_render(title=f"LGN report: {d.resolve().name}", **sections)))
     return index
+
+
+def _utf8(page: str) -> bytes:
+    """``page`` as UTF-8; a byte of a path that is not UTF-8 (Python decodes it to a lone surrogate) shows as U+FFFD."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", page).encode("utf-8")

@@ -9,7 +9,8 @@ exit code 2, never a traceback (set ``LGN_DEBUG=1`` to see one).
 
 Settings that belong to the whole process are made here, never by a library
 call: :func:`main` keeps freed memory mapped between training steps
-(:mod:`lgn.train.memory`), and figures are drawn on their own canvases, not
+(:mod:`lgn.train.memory`), ends a command on SIGTERM as on ^C (one line,
+exit 143, its ``finally`` blocks run, a run folder's lock released), and figures are drawn on their own canvases, not
 through a global matplotlib backend.
 """
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from lgn.train.memory import keep_freed_memory
 
     keep_freed_memory()  # the CLI owns this process: its allocator settings are ours to choose
+    restore = _stop_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except (UsageError, ValueError, TypeError, OSError) as e:  # OSError: missing, unreadable or unwritable files
@@ -105,3 +107,26 @@ def main(argv: list[str] | None = None) -> int:
         how = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
         print(f"lgn {args.command}: interrupted{how}", file=sys.stderr)
         return 128 + signum
+    finally:
+        restore()
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM end the command as ^C does (its ``finally`` blocks run, one line, exit 143) until the
+    returned function restores the handler before.
+
+    Left alone where someone else set a handler, off the main thread, and in a
+    process torchrun started (``WORLD_SIZE``: its launcher reports for it).
+    """
+    import threading
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL or threading.current_thread() is not threading.main_thread() \
+            or "WORLD_SIZE" in os.environ:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    return lambda: signal.signal(signal.SIGTERM, previous)

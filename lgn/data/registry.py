@@ -72,6 +72,14 @@ def _resolve(loader: Loader | str, label: str) -> Loader:
         raise ValueError(f"dataset {label}: {module} has no function {attr}") from None
 
 
+MAX_NAME = 4096  # characters: no file path is longer (Linux's PATH_MAX), nor any dataset name
+
+
+def _shown(name: str, limit: int = 60) -> str:
+    """``repr(name)``, cut to its first ``limit`` characters (and its length) if longer: errors echo names."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name)} characters)"
+
+
 def get_dataset(name: str, *, data_dir: str | None = None, seed: int = 0, **options) -> Dataset:
     """Load the dataset ``name``: raw scale, float32 ``(N, C, H, W)`` images, int64 labels or None.
 
@@ -80,19 +88,21 @@ def get_dataset(name: str, *, data_dir: str | None = None, seed: int = 0, **opti
     keyword options go to the loader.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
+        raise ValueError(f"dataset name must be a non-empty string, got {name!r}"[:200])
+    if len(name) > MAX_NAME:
+        raise ValueError(f"dataset name must be at most {MAX_NAME} characters, got {_shown(name)}")
     args: tuple = ()
     prefix, sep, arg = name.partition(":")
     if sep:
         if prefix not in _PREFIXES:
-            raise ValueError(f"unknown dataset prefix {prefix + ':'!r}; known: {', '.join(dataset_names())}")
+            raise ValueError(f"unknown dataset prefix {_shown(prefix + ':')}; known: {', '.join(dataset_names())}")
         if not arg:
-            raise ValueError(f"dataset {name!r} needs an argument: {prefix}:{_PREFIX_ARGS.get(prefix, 'ARG')}")
+            raise ValueError(f"dataset {_shown(name)} needs an argument: {prefix}:{_PREFIX_ARGS.get(prefix, 'ARG')}")
         loader, args = _resolve(_PREFIXES[prefix], name), (arg,)
     elif name in _NAMES:
         loader = _resolve(_NAMES[name], name)
     else:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
+        raise ValueError(f"unknown dataset {_shown(name)}; known: {', '.join(dataset_names())}")
     params = inspect.signature(loader).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = dict(options)

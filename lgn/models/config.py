@@ -56,6 +56,10 @@ class ModelConfig:
                 f"image_size={self.image_size} is too small for kernel_size={self.kernel_size} "
                 f"with padding={self.padding}"
             )
+        # beyond the image size they add only zeros (or copies), and a huge one overflows torch's sizes
+        for name in ("padding", "pool_size") if self.task == "classify" else ("padding",):
+            if getattr(self, name) > self.image_size:
+                raise ValueError(f"{name} must be at most image_size={self.image_size}, got {getattr(self, name)}")
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not self.eta > 0:
             raise ValueError(f"eta must be a positive number, got {self.eta!r}")
         self.eta = float(check_float32(self.eta, "eta"))

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save
 
-from lgn.files import atomic_write, read_safetensors, write_json
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file, read_safetensors, write_json
 from lgn.models.config import ModelConfig
 from lgn.models.lgn import LGN, build_model
 from lgn.parsing import load_json
@@ -48,7 +48,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")
     try:
-        raw = load_json(config_path.read_bytes().decode("utf-8"), str(config_path))
+        raw = load_json(read_file(config_path, MAX_JSON_BYTES).decode("utf-8"), str(config_path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):
@@ -78,6 +78,14 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     # BatchNorm's num_batches_tracked are integers, so look past those
     dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
     model = model.to(dtype)
+    expected = model.state_dict()  # one real float dtype throughout; integers only where the model counts
+    wrong = [k for k in sorted(state) if k in expected and state[k].dtype != expected[k].dtype]
+    if wrong:
+        key = wrong[0]
+        got, want = (str(t.dtype).removeprefix("torch.") for t in (state[key], expected[key]))
+        others = "its other floating tensors are" if expected[key].is_floating_point() else "the model keeps it as"
+        raise ValueError(f"{weights_path} holds {key} as {got}, but {others} {want}: a model is saved in one "
+                         f"real float dtype")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

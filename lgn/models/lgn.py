@@ -6,6 +6,9 @@ import dataclasses
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode  # the hook torch's FakeTensor is built on
+from torch.utils._pytree import tree_leaves
+from torch.utils.weak import WeakIdKeyDictionary
 
 from lgn.models.config import ModelConfig
 from lgn.nn.checks import check_images
@@ -115,8 +118,9 @@ def model_size(config: ModelConfig) -> int:
     return two + (config.n_layers - 2) * (three - two)
 
 
-def check_model_fits(config: ModelConfig, copies: int = 1) -> None:
-    """Raise ``ValueError`` if ``copies`` float32 copies of the model's values exceed this machine's memory.
+def check_model_fits(config: ModelConfig, copies: int = 1, batch: int | None = None) -> None:
+    """Raise ``ValueError`` if ``copies`` float32 copies of the model's values, and with ``batch`` a training
+    step's tensors for that many images (:func:`step_bytes`), exceed the memory this process may use.
 
     The message names the size settings above their defaults (or all of them).
     """
@@ -124,6 +128,63 @@ def check_model_fits(config: ModelConfig, copies: int = 1) -> None:
 
     defaults = ModelConfig()
     keys = [k for k in _SIZE_KEYS if getattr(config, k) > getattr(defaults, k)] or list(_SIZE_KEYS)
+    named = f"the model of {', '.join(f'model.{k}={getattr(config, k)}' for k in keys)}"
     size = model_size(config)
-    check_fits(4 * copies * size, f"the model of {', '.join(f'model.{k}={getattr(config, k)}' for k in keys)} "
-                                  f"({size:.3g} values{f' × {copies} to train' if copies > 1 else ''})")
+    weights = f"{size:.3g} values{f' × {copies} to train' if copies > 1 else ''}"
+    check_fits(4 * copies * size, f"{named} ({weights})")
+    if batch is not None:
+        step = step_bytes(config, batch)
+        check_fits(4 * copies * size + step, f"{named} ({weights}, and {step / 1e6:.3g} MB of one training "
+                                             f"step's tensors for a batch of {batch})")
+
+
+def step_bytes(config: ModelConfig, batch: int) -> int:
+    """The most bytes one training step of ``batch`` images holds at once in tensors it creates (forward,
+    loss and backward: activations, saved tensors, gradients), counted on the meta device without
+    allocating; layers 4 onward extrapolated as in :func:`model_size`. A generator whose filters need
+    values (an annealed choice reads its logits) is counted as a free one: the codes, not the k×k filters,
+    take the memory."""
+    def peak(n_layers: int) -> int:
+        for generator in (config.generator, "free"):
+            try:
+                return _peak(dataclasses.replace(config, n_layers=n_layers, generator=generator))
+            except RuntimeError:  # "Tensor.item() cannot be called on meta tensors"
+                continue
+        return 0  # no operation of a model lgn builds is missing on the meta device; if one were, no estimate
+
+    def _peak(c: ModelConfig) -> int:
+        with torch.device("meta"):
+            model = _build(c).train()
+            x = torch.empty(batch, c.in_channels, c.image_size, c.image_size)
+            with _PeakBytes() as counter:
+                loss = model(x).float().square().mean()
+                if hasattr(model, "regularization"):
+                    loss = loss + model.regularization()
+                loss.backward()
+        return counter.peak
+
+    if config.n_layers <= 3:
+        return peak(config.n_layers)
+    two, three = peak(2), peak(3)
+    return two + (config.n_layers - 2) * (three - two)
+
+
+class _PeakBytes(TorchDispatchMode):
+    """Counts the bytes of the storages every operation creates while they live; ``peak``: the most at once.
+
+    A storage lives while anything holds it (autograd's saved tensors included), so its weak reference
+    says when it is freed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.peak = WeakIdKeyDictionary(), 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                self.live[storage] = storage.nbytes()
+        self.peak = max(self.peak, sum(self.live.values()))
+        return out

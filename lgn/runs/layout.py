@@ -49,11 +49,20 @@ class RunFolderBusy(ValueError):
 
 
 def check_run_dir(out: str | os.PathLike, *, resume: bool, force: bool) -> Path:
-    """Refuse an ``out`` that is a file, or a non-empty folder without ``resume``/``force``."""
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``resume``/``force``, or whose lock
+    file or TensorBoard folder is a symbolic link (a run would write or delete through it, outside ``out``).
+
+    A folder holding only a killed run's lock file (a regular file) counts as empty.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (resume or force):
+    for name in (LOCK_FILE, TENSORBOARD_DIR):
+        if (out / name).is_symlink():
+            raise FileExistsError(f"{out / name} is a symbolic link: a run writes and deletes only inside its "
+                                  f"folder; remove the link, or choose another --out")
+    leftover = lambda p: p.name == LOCK_FILE and p.is_file() and not p.is_symlink()  # noqa: E731
+    if out.is_dir() and any(not leftover(p) for p in out.iterdir()) and not (resume or force):
         raise FileExistsError(f"{out} exists and is not empty; pass --resume to continue the run in it, "
                               f"or --force to overwrite its run files")
     return out
@@ -84,7 +93,7 @@ def lock_run_dir(out: str | os.PathLike):
     try:
         if fcntl is not None:
             while True:  # a holder that just released may have removed the file we opened: lock the one in place
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)  # never a link
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as e:
@@ -95,7 +104,7 @@ def lock_run_dir(out: str | os.PathLike):
                     raise RunFolderBusy(f"{out} is in use: {_holder(path)} is training into it; wait for it "
                                         f"to end, or choose another --out") from None
                 try:
-                    same = os.path.samestat(os.fstat(fd), os.stat(path))
+                    same = os.path.samestat(os.fstat(fd), os.lstat(path))
                 except FileNotFoundError:
                     same = False
                 if same:
@@ -121,7 +130,8 @@ def clear_run_files(out: Path, checkpoint_files: Iterable[str]) -> None:
         for path in (out / name, out / (name + ".tmp")):
             path.unlink(missing_ok=True)
     events = out / TENSORBOARD_DIR
-    if events.is_dir():  # the event files a run wrote there; a user's own files (and the folder then) stay
+    if events.is_dir() and not events.is_symlink():  # the event files a run wrote there, never through a link;
+        # a user's own files (and the folder then) stay
         for path in events.glob("events.out.tfevents.*"):
             if path.is_file():
                 path.unlink()

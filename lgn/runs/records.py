@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from lgn.files import append_text, atomic_write, read_json_lines, write_json
+from lgn.files import MAX_JSON_BYTES, append_text, atomic_write, read_file, read_json_lines, write_json
 from lgn.parsing import load_json
 from lgn.runs.layout import CONFIG_FILE, MACHINES_FILE, METRICS_FILE, RECORD_FILE
 
@@ -37,7 +37,7 @@ def read_config(out: str | os.PathLike) -> dict | None:
     if not path.is_file():
         return None
     try:
-        config = load_json(path.read_bytes(), str(path))
+        config = load_json(read_file(path, MAX_JSON_BYTES), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(config, dict):

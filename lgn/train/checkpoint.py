@@ -48,7 +48,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from lgn.files import atomic_write
+from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",
@@ -211,8 +211,8 @@ def _read(directory: Path, slot: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, tensors) of the checkpoint in ``slot`` if its digests match, else :class:`_Unusable` saying why."""
     meta_path, tensor_path = directory / f"{slot}.json", directory / f"{slot}.safetensors"
     try:
-        meta = load_json(meta_path.read_bytes(), meta_path.name)
-        data = tensor_path.read_bytes()
+        meta = load_json(read_file(meta_path, MAX_JSON_BYTES), meta_path.name)
+        data = read_file(tensor_path)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _Unusable(f"unreadable ({type(e).__name__}: {e})") from None
     except ValueError as e:  # nested too deeply
@@ -378,8 +378,14 @@ def _check_model(directory: Path, tensors: dict[str, torch.Tensor], model: torch
 
 
 def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """The random number generators' states: torch's, CUDA's, numpy's and Python's."""
-    _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
+    """The random number generators' states: torch's, CUDA's, numpy's and Python's; torch's is also
+    restored into a scratch generator, which refuses a state it could not continue (``Invalid mt19937
+    state``) here, with the other checks, rather than in :func:`_restore`."""
+    torch_state = _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
+    try:
+        torch.Generator().set_state(torch_state)
+    except RuntimeError as e:
+        raise CheckpointError("rng/torch", f"is not a state torch's generator takes ({e})") from None
     for key in tensors:
         if key.startswith("rng/") and key not in ("rng/torch", "rng/numpy", "rng/python"):
             index = key[len("rng/cuda/"):]
@@ -405,8 +411,10 @@ def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def _check_param_groups(groups: list, current: list[dict]) -> None:
-    """The saved hyper-parameter groups against the optimiser's ``current`` ones: the same keys and
-    parameters, each value of its kind (a finite number for a number)."""
+    """The saved hyper-parameter groups against the optimiser's ``current`` ones, built from the run's own
+    settings: the same keys, parameters and values (Adam's betas, eps, weight decay, every flag), but the
+    learning rate, a finite number (the schedule places it again from the position). An edited value
+    (``betas=[1, 1]``, ``amsgrad``, ``maximize``, ``eps=-1``) would change, or crash, Adam's arithmetic."""
     if len(groups) != len(current):
         raise CheckpointError("optimizer.param_groups", f"must hold {len(current)} groups, got {len(groups)}")
     for i, (group, now) in enumerate(zip(groups, current)):
@@ -419,16 +427,13 @@ def _check_param_groups(groups: list, current: list[dict]) -> None:
             saved = group[key]
             if key == "params":
                 continue
-            if isinstance(value, bool) or value is None or isinstance(value, str):
-                if type(saved) is not type(value):
-                    raise CheckpointError(f"{where}.{key}", f"must be {value!r}-like, got {saved!r}"[:200])
-            elif isinstance(value, (int, float)):
+            if key == "lr":
                 _number(saved, f"{where}.{key}")
-            elif isinstance(value, (tuple, list)):
-                if not isinstance(saved, list) or len(saved) != len(value):
-                    raise CheckpointError(f"{where}.{key}", f"must be a list of {len(value)} numbers")
-                for v in saved:
-                    _number(v, f"{where}.{key}")
+                continue
+            wanted = list(value) if isinstance(value, tuple) else value  # JSON turned tuples into lists
+            if type(saved) is not type(wanted) or saved != wanted \
+                    or isinstance(wanted, list) and any(type(a) is not type(b) for a, b in zip(saved, wanted)):
+                raise CheckpointError(f"{where}.{key}", f"must be the run's own {wanted!r}, got {saved!r}"[:200])
 
 
 def _held_state(rest: dict, tensors: dict, params: dict[int, torch.Tensor]) -> dict[int, set[str]]:

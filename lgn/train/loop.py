@@ -32,6 +32,7 @@ import bisect
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import math
 import sys
 import time
@@ -102,12 +103,19 @@ def _changes(old: dict, new: dict) -> list[str]:
     return out
 
 
-def _summary_writer_class():
+def _summary_writer_class(out: Path):
+    """TensorBoard's ``SummaryWriter``, once it is known to be able to write into ``out``."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ValueError("--tensorboard needs the optional tensorboard package: "
                          "pip install 'lgn[tensorboard]'") from None
+    events = out / TENSORBOARD_DIR
+    try:
+        str(events).encode("utf-8")  # tensorboard encodes its paths as UTF-8, and fails on any other name
+    except UnicodeEncodeError:
+        raise ValueError(f"--tensorboard cannot write to {events}: tensorboard takes only paths that are UTF-8; "
+                         f"choose another --out, or train without --tensorboard") from None
     return SummaryWriter
 
 
@@ -547,15 +555,17 @@ class _RunFolder(TrainState):
         self.writer = None  # TensorBoard's SummaryWriter, with train.tensorboard
         self.first_epoch, self.started = 0, 0.0  # where this process started, for the time left
 
-    def start(self, resume: bool, n_batches: int) -> None:
+    def start(self, resume: bool, n_batches: int, data_sha256: str) -> None:
         """Continue from the newest intact checkpoint (with ``resume``), else clear the run's files; then
-        every rank takes rank 0's model, optimiser and position."""
+        every rank takes rank 0's model, optimiser and position. ``data_sha256`` (:func:`_data_digest`) goes
+        into every checkpoint, and a resume onto other data is refused."""
         world, out = self.world, self.out
+        self.data_sha256 = data_sha256
         found = None
         if world.writes and resume:
             found = load_checkpoint(out, self.model, self.optimizer,
                                     check=functools.partial(_check_resumable, config=self.config,
-                                                            n_batches=n_batches, out=out))
+                                                            n_batches=n_batches, out=out, data_sha256=data_sha256))
         if found is not None:
             self._continue(found, n_batches)
         elif world.writes:
@@ -571,7 +581,8 @@ class _RunFolder(TrainState):
             world.setting_up = False
 
     def _continue(self, found: Checkpoint, n_batches: int) -> None:
-        """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already)."""
+        """Take the position and sums of the checkpoint ``found`` (model and optimiser are loaded already),
+        in epochs of ``n_batches``."""
         for line in found.warnings if self.warn else []:
             self.warn(line)
         if self.warn and found.state.get("lr_milestones_in") != "steps":
@@ -589,8 +600,9 @@ class _RunFolder(TrainState):
         self.sums.copy_(found.tensors["sums"])
         self.slot, self.saved_step = next_slot(found.slot), found.step
         if self.log:
-            within = f", batch {self.pos.batch}" if self.pos.batch else ""
-            self.log(f"resuming {self.out} after epoch {self.pos.epoch}{within} of {self.t.epochs}")
+            epoch, epochs = self.pos.epoch, self.t.epochs
+            self.log(f"resuming {self.out} in epoch {epoch + 1} of {epochs}, after batch {self.pos.batch} of "
+                     f"{n_batches}" if self.pos.batch else f"resuming {self.out} after epoch {epoch} of {epochs}")
 
     def prepare(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Fit the input scaling on the training split, write the run's first files and open TensorBoard;
@@ -607,7 +619,7 @@ class _RunFolder(TrainState):
             write_metrics(self.out, self.pos.metrics)
         self.prep, self.peak, self.test = prep.to(device), dataset.value_range, (x_test, y_test)
         if self.t.tensorboard and self.world.writes:
-            self.writer = _summary_writer_class()(log_dir=str(self.out / TENSORBOARD_DIR))
+            self.writer = _summary_writer_class(self.out)(log_dir=str(self.out / TENSORBOARD_DIR))
         return x_train, y_train
 
     def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -629,7 +641,8 @@ class _RunFolder(TrainState):
             pos = self.pos
             save_checkpoint(self.out, self.model, self.optimizer, Checkpoint(
                 epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch,
-                state={**pos.state(), "lr_milestones_in": "steps"}, tensors={"sums": self.sums}, slot=self.slot))
+                state={**pos.state(), "lr_milestones_in": "steps", "data_sha256": self.data_sha256},
+                tensors={"sums": self.sums}, slot=self.slot))
             self.slot = next_slot(self.slot)
         self.saved_step = self.pos.step
 
@@ -668,17 +681,27 @@ class _RunFolder(TrainState):
         super().finish(record)
 
 
-def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path) -> None:
-    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``).
+def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path, data_sha256: str) -> None:
+    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``)
+    on training data of digest ``data_sha256``.
 
-    Settings that differ (except :data:`MUTABLE_ON_RESUME`) raise ``ValueError``;
-    a position or state that cannot have come from such a run raises
-    :class:`CheckpointError` naming the field.
+    Settings that differ (except :data:`MUTABLE_ON_RESUME`), or training data
+    other than the checkpoint's (a checkpoint written before digests were
+    recorded has none to compare), raise ``ValueError``; a position or state
+    that cannot have come from such a run raises :class:`CheckpointError`
+    naming the field.
     """
     t = config.train
     changed = _changes(found.config, config.to_dict())
     if changed:
         raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+    saved = found.state.get("data_sha256", data_sha256)
+    if type(saved) is not str:
+        raise CheckpointError("state.data_sha256", f"must be a SHA-256 in hex, got {saved!r}"[:200])
+    if saved != data_sha256:
+        raise ValueError(f"cannot resume {out}: the training data of {config.data.name[:200]} changed since the run "
+                         f"began (SHA-256 {data_sha256[:16]}..., the run's {saved[:16]}...); give the run its "
+                         f"own data back, or start it over with --force")
     if found.epoch > t.epochs:
         raise CheckpointError("epoch", f"must be in 0..{t.epochs} (train.epochs), got {found.epoch}")
     if found.batch >= n_batches or found.epoch == t.epochs and found.batch:
@@ -687,13 +710,25 @@ def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, ou
     if found.step != found.epoch * n_batches + found.batch:
         raise CheckpointError("step", f"must be epoch·{n_batches} + batch = "
                                       f"{found.epoch * n_batches + found.batch}, got {found.step}")
-    _check_state(found, t.batch_size)
+    _check_state(found, t.batch_size, n_batches)
     sums = found.tensors.get("sums")
     if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
         raise CheckpointError("extra/sums", "must be 2 finite float32 values")
 
 
-def _check_state(found: Checkpoint, batch_size: int) -> None:
+def _data_digest(dataset: Dataset) -> str:
+    """SHA-256 of the training split as the model sees it before scaling: images (and labels), their
+    shapes and dtypes; about a second for CIFAR-10's 600 MB, once a run."""
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        if array is not None:
+            array = array.detach().contiguous().cpu()
+            digest.update(f"{tuple(array.shape)} {array.dtype};".encode())
+            digest.update(array.view(torch.uint8).numpy() if array.numel() else b"")
+    return digest.hexdigest()
+
+
+def _check_state(found: Checkpoint, batch_size: int, n_batches: int) -> None:
     """The loop's state in a checkpoint (:meth:`_Position.state`) against its position, field by field."""
     state = found.state
     if state.get("lr_milestones_in", "steps") != "steps":  # absent before milestones were placed in steps
@@ -713,6 +748,7 @@ def _check_state(found: Checkpoint, batch_size: int) -> None:
         if not isinstance(record, dict) or record.get("epoch") != i + 1 or any(
                 type(v) not in (int, float) or not math.isfinite(v) for v in record.values()):
             raise CheckpointError(f"state.metrics[{i}]", f"must be the finite record of epoch {i + 1}")
+        _check_record(record, f"state.metrics[{i}]", n_batches)
     if found.optimizer_steps is not None:  # Adam steps on every batch but the skipped ones
         taken = found.step - sum(int(r.get("skipped_batches", 0)) for r in metrics) - state["skipped"]
         if found.optimizer_steps != taken:
@@ -729,6 +765,24 @@ def _epoch_placed(t: TrainConfig, n_batches: int, step: int) -> tuple[list[int],
     changed = [q for q in sorted(ends) if step <= q < t.epochs * n_batches
                and bisect.bisect_right(before, q) != bisect.bisect_right(now, q)]
     return before, changed[0] if changed else None
+
+
+def _check_record(record: dict, where: str, n_batches: int) -> None:
+    """One epoch's finite metrics record against what a run can compute: accuracies in [0, 1], losses,
+    times and the learning rate not negative, the step at the epoch's end, whole skipped batches."""
+    epoch = record["epoch"]
+    for key, value in record.items():
+        if key.endswith("_acc") and not 0 <= value <= 1:
+            raise CheckpointError(f"{where}.{key}", f"must be an accuracy in [0, 1], got {value!r}")
+        if key.endswith(("_loss", "_seconds")) or key == "lr":
+            if value < 0:
+                raise CheckpointError(f"{where}.{key}", f"must not be negative, got {value!r}")
+    if "step" in record and record["step"] != epoch * n_batches:
+        raise CheckpointError(f"{where}.step", f"must be epoch·{n_batches} = {epoch * n_batches} "
+                                               f"(the batches of {epoch} epochs), got {record['step']!r}")
+    skipped = record.get("skipped_batches", 0)
+    if type(skipped) is not int or not 0 <= skipped <= n_batches:
+        raise CheckpointError(f"{where}.skipped_batches", f"must be an integer in 0..{n_batches}, got {skipped!r}")
 
 
 def _warn(message: str) -> None:
@@ -772,10 +826,12 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
            device_name: str) -> TrainResult:
     config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
     torch.manual_seed(config.train.seed)
-    check_model_fits(config.model, copies=4)  # weights, gradients and Adam's two moments
+    check_model_fits(config.model, copies=4, batch=config.train.batch_size)  # weights, gradients, Adam's
+    # two moments, and a step's activations
     state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
                        on_epoch_end=on_epoch_end, log=log, warn=warn)
-    state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size))
+    state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),
+                _data_digest(dataset) if world.writes else "")
     state.run(*state.prepare(dataset))
     return TrainResult(out, config, state.pos.metrics if world.writes else [])
 
@@ -799,7 +855,7 @@ def _resolve(settings: dict, out: Path, *, resume: bool, world: World,
     t = TrainConfig(**settings.get("train", {}))
     device = resolve_device(device_name if world.distributed else t.device)
     if t.tensorboard and world.writes:
-        _summary_writer_class()
+        _summary_writer_class(out)
     d = DataConfig(**settings.get("data", {}))
     dataset = get_dataset(d.name, data_dir=d.data_dir, seed=t.seed, **d.options).subset(d.train_subset,
                                                                                          d.test_subset)

@@ -264,7 +264,7 @@ def test_checkpoint_flags_and_a_damaged_checkpoint_warning(tmp_path, npz, capsys
     captured = capsys.readouterr()
     warning, = captured.err.strip().splitlines()
     assert warning.startswith(f"warning: checkpoint {newest.stem} in {out} is damaged")
-    assert "after epoch 1, batch 1 of 2" in captured.out  # the previous checkpoint: step 4, 3 batches an epoch
+    assert "in epoch 2 of 2, after batch 1 of 3" in captured.out  # the previous checkpoint: step 4, 3 batches an epoch
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 

@@ -233,7 +233,7 @@ def test_a_run_stopped_by_the_loop_of_release_0_1_resumes(tmp_path, monkeypatch)
         full = train(json.loads((FORMAT_3_RUN / "config.json").read_text()), tmp_path / "new", log=None)
     finally:
         torch.set_num_threads(threads)
-    assert lines[0] == f"resuming {tmp_path / 'old'} after epoch 3, batch 1 of 8" and warnings == []
+    assert lines[0] == f"resuming {tmp_path / 'old'} in epoch 4 of 8, after batch 1 of 3" and warnings == []
     assert [r["epoch"] for r in resumed.metrics] == list(range(1, 9))
     assert [r["lr"] for r in resumed.metrics] == [r["lr"] for r in full.metrics] == [0.01] * 4 + [0.005] * 2 + [
         0.0025, 0.00125]
@@ -369,7 +369,7 @@ def test_resume_from_a_mid_epoch_checkpoint_says_where(tmp_path, npz, monkeypatc
         train(settings, tmp_path / "run", log=None)
     lines = []
     train(settings, tmp_path / "run", resume=True, log=lines.append)
-    assert lines[0] == f"resuming {tmp_path / 'run'} after epoch 0, batch 2 of 2"
+    assert lines[0] == f"resuming {tmp_path / 'run'} in epoch 1 of 2, after batch 2 of 3"
 
 
 def test_damaged_latest_checkpoint_resumes_from_the_previous_with_a_warning(tmp_path, npz, monkeypatch):
@@ -438,7 +438,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, npz,
     monkeypatch.undo()
     lines = []
     train(settings, tmp_path / "run", resume=True, log=lines.append)  # the checkpoint of step 4 is good
-    assert lines[0].endswith("after epoch 1, batch 1 of 3")
+    assert lines[0].endswith("in epoch 2 of 3, after batch 1 of 3")
     train(settings, tmp_path / "full", log=None)
     assert _same_weights(tmp_path / "run", tmp_path / "full")
 
