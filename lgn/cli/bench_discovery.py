@@ -21,7 +21,6 @@ def register(sub) -> None:
                         "starts), paper (the paper's recipe)")
     p.add_argument("--restarts", type=int, default=8, help="random starts of the learn recipe")
     p.add_argument("--out", metavar="FILE.json", help="also write every run's numbers here")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS (default 1)")
     p.set_defaults(func=run)
 
 
@@ -51,10 +50,6 @@ def summarise(rows: list[dict]) -> str:
 
 def run(args) -> int:
     from tqdm import tqdm
-
-    from lgn.limits import set_threads
-
-    set_threads(args.threads)
     names, seeds = _csv(args.datasets), _csv(args.seeds, int)
     from lgn.data.planted import PLANTED_NAMES
     from lgn.discovery.benchmark import bench_one

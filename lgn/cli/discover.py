@@ -31,8 +31,6 @@ def register(sub) -> None:
                         "by gradient descent from random starts (labelled data only; see docs/discovery.md)")
     p.add_argument("--restarts", type=int, default=8, help="--method learn: random starts of the generator")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")
     p.set_defaults(func=run)
 
 
@@ -70,10 +68,6 @@ def run(args) -> int:
     from lgn.data import get_dataset
     from lgn.discovery import DiscoveryConfig, LearnConfig, alignment, alignment_floor, discover, judge
     from lgn.files import write_json
-
-    from lgn.limits import set_threads
-
-    set_threads(args.threads)
     options = parse_options(args.set)
     data = get_dataset(args.data, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,

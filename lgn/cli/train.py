@@ -69,7 +69,8 @@ FLAGS = (
 
 
 def _config_keys() -> str:
-    """The epilog: every config key with its default, section by section, and the generators to choose from."""
+    """The epilog: every config key with its default, section by section, and the generators to choose from
+    (imports the library: called only when the help is shown)."""
     import textwrap
 
     from lgn.nn.banks import generator_choices
@@ -100,7 +101,7 @@ def register(sub) -> None:
                     "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
-        epilog=_config_keys(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_config_keys, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {}
     for flag in FLAGS:
         if flag.group is not None and flag.group not in groups:
@@ -127,7 +128,8 @@ def settings_from_args(args) -> dict:
 
 def _relaunch_argv(args) -> list[str]:
     """The ``lgn train`` arguments of ``args`` without ``--nproc``, for each process torchrun starts."""
-    return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))]
+    threads = [] if args.threads is None else ["--threads", str(args.threads)]
+    return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))] + threads
 
 
 LAUNCHED = "LGN_LAUNCHED"  # set for the ranks lgn train --nproc starts: the launcher reports for them
@@ -174,6 +176,10 @@ def _launch(nproc: int, argv: list[str]) -> int:
 
 
 def run(args) -> int:
+    import torch
+
+    from lgn.cli import UsageError
+    from lgn.runs import read_config
     from lgn.train import train
     from lgn.train.distributed import CollectiveError, PeerError
 
@@ -184,8 +190,16 @@ def run(args) -> int:
             raise ValueError("--nproc is for launching; under torchrun give the process count to torchrun")
         if args.nproc > 1:
             return _launch(args.nproc, _relaunch_argv(args))
+    settings = settings_from_args(args)
+    if args.resume and not settings.get("data", {}).get("name") and read_config(args.out) is None:
+        raise UsageError(f"nothing to resume: {args.out} holds no run (no config.json); "
+                         f"give --dataset NAME to start one there")
+    if int(os.environ.get("RANK", "0")) == 0:
+        threads = torch.get_num_threads()
+        print(f"lgn train: {args.out}, {threads} CPU thread{'s' if threads > 1 else ''} (--threads)",
+              flush=True)
     try:
-        result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
+        result = train(settings, args.out, resume=args.resume, force=args.force)
     except PeerError:  # rank 0 stopped and prints the error
         return 2
     except CollectiveError:  # another rank died: the launcher says which
