@@ -28,7 +28,7 @@ import signal
 import sys
 
 __all__ = ["main", "UsageError", "Interrupted", "one_line", "is_out_of_memory", "default_threads", "use_threads",
-           "add_alias"]
+           "positive_int", "add_alias", "stage_lines"]
 
 
 class UsageError(Exception):
@@ -76,7 +76,8 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer, or an argument error naming the text given."""
     try:
         value = int(text)
     except ValueError:
@@ -111,10 +112,29 @@ class _Alias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
-    """Accept ``old`` (e.g. ``--data``) as a hidden alias of the option ``new`` (``--dataset``) of ``parser``."""
+def add_alias(parser, old: str, new: str) -> None:
+    """Accept ``old`` (e.g. ``--data``) as a hidden alias of the option ``new`` (``--dataset``) of ``parser``.
+
+    A required option and its alias go in a required mutually exclusive group (``parser``), so either
+    satisfies it."""
     dest = next(a.dest for a in parser._actions if new in a.option_strings)
     parser.add_argument(old, dest=dest, action=_Alias, new=new, help=argparse.SUPPRESS)
+
+
+def stage_lines(command: str):
+    """A function printing each stage of a long command as a line to stderr, with the time since the first,
+    ``lgn discover [12 s]: training epoch 3/10 ...``: the command is never silent for long, on a terminal
+    or away from one."""
+    import time
+
+    start = time.monotonic()
+
+    def show(text: str) -> None:
+        seconds = time.monotonic() - start
+        when = f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+        print(f"lgn {command} [{when}]: {text}", file=sys.stderr, flush=True)
+
+    return show
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read as torch and BLAS load
@@ -134,7 +154,7 @@ def use_threads(n: int) -> None:
 
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="CPU threads for torch and BLAS (default: $OMP_NUM_THREADS, else 1, which does not "
                              "slow down when other processes share the cores; see docs/performance.md)")
 

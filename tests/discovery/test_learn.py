@@ -85,8 +85,9 @@ def test_learn_refuses_unlabelled_data_and_bad_settings():
 
 def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["discover", "--data", "planted:flip", "--set", "kernel_size=2", "--set", "n_classes=2",
-                 "--set", "n_train=100", "--set", "n_test=20", "--group-size", "2", "--out", str(out),
+    code = main(["discover", "--dataset", "planted:flip", "--set", "data.options.kernel_size=2",
+                 "--set", "data.options.n_classes=2", "--set", "data.options.n_train=100",
+                 "--set", "data.options.n_test=20", "--group-size", "2", "--out", str(out),
                  "--method", "learn", "--restarts", "1", "--epochs", "1", "--layers", "1"])
     assert code == 0
     assert "alignment with the planted group" in capsys.readouterr().out
