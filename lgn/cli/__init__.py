@@ -92,9 +92,9 @@ def default_threads() -> int:
     integer, else 1.
 
     One thread, because more collapse when another process is busy on the same cores: torch's threads wait
-    for each other at every operation, and one of them waiting for a core stalls them all. On a 2-core
-    machine a training epoch took 5-11 times longer on 2 threads under load, against a gain of at most a
-    third on 2 threads when the machine was idle (docs/performance.md).
+    for each other at every operation, and one of them waiting for a core stalls them all. On a loaded
+    2-core machine a training epoch took 6-8 times longer on 2 threads than on 1 (docs/performance.md,
+    "Threads").
     """
     text = os.environ.get("OMP_NUM_THREADS", "")
     return int(text) if text.isdigit() and int(text) > 0 else 1
