@@ -27,8 +27,9 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/lgn demo
 
+# one thread unless OMP_NUM_THREADS says otherwise, as the lgn command defaults to (docs/performance.md)
 test: setup
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
