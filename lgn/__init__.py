@@ -21,7 +21,8 @@ _NAMES = {
     "GroupConv2d": "lgn.nn",
     "GroupLinear": "lgn.nn",
 }
-SUBPACKAGES = ("analysis", "bench", "data", "discovery", "groups", "models", "nn", "reproduce", "testing", "train")
+SUBPACKAGES = ("analysis", "bench", "data", "discovery", "groups", "models", "nn", "reproduce", "runs", "testing",
+               "train")
 
 __all__ = [*_NAMES, *SUBPACKAGES, "__version__"]
 

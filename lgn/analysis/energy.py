@@ -62,9 +62,8 @@ def add_code_energy(analysis: dict, run_dir, analysis_file) -> dict:
     and ``lgn report`` add to a run's analysis."""
     from pathlib import Path
 
-    from lgn.data.preprocess import PREPROCESS_FILE
     from lgn.files import write_json
-    from lgn.runs import CONFIG_FILE
+    from lgn.runs import CONFIG_FILE, PREPROCESS_FILE
 
     run_dir = Path(run_dir)
     if not ((run_dir / CONFIG_FILE).is_file() and (run_dir / PREPROCESS_FILE).is_file()):
