@@ -64,7 +64,8 @@ FLAGS = (
                              help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])"),
          ("train", "tensorboard")),
     Flag("no-progress", dict(dest="progress", action="store_false", default=None,
-                             help="no progress bar (it is shown only on a terminal anyway)"), ("train", "progress")),
+                             help="no progress: neither the bar on a terminal nor, away from one, the line to "
+                                  "stderr every 30 s (step, images/s, time left)"), ("train", "progress")),
 )
 
 
