@@ -61,7 +61,9 @@ FLAGS = (
                              "stays) or skip the batch (10 skipped in a row still stop; a non-finite parameter "
                              "always stops)"), ("train", "on_nan")),
     Flag("tensorboard", dict(action="store_true", default=None,
-                             help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])"),
+                             help="also write TensorBoard event files to DIR/tensorboard: every step's loss, each "
+                                  "epoch's metrics, generator images, singular-value and eigenvalue-angle "
+                                  "histograms (needs lgn[tensorboard])"),
          ("train", "tensorboard")),
     Flag("no-progress", dict(dest="progress", action="store_false", default=None,
                              help="no progress: neither the bar on a terminal nor, away from one, the line to "

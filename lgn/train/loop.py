@@ -52,6 +52,7 @@ from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMP
                                   load_checkpoint, never_completed, next_slot, save_checkpoint)
 from lgn.train.config import DataConfig, RunConfig, TrainConfig, check_settings, resolve_model
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
+from lgn.train.board import log_epoch, log_step
 from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.progress import ProgressLines, duration, seconds_left
 
@@ -298,6 +299,9 @@ class TrainState:
     def measure(self, record: dict) -> None:
         """Add to the ``record`` of the epoch just trained, before the position moves past it; here nothing."""
 
+    def stepped(self, loss: torch.Tensor) -> None:
+        """Optimiser step ``pos.step`` is done, with the batch's task ``loss``; here nothing."""
+
     def finish(self, record: dict) -> None:
         """The epoch of ``record`` is done: pass it to ``on_epoch_end`` (on the rank that writes)."""
         if self.on_epoch_end is not None and self.world.writes:
@@ -448,6 +452,7 @@ class TrainState:
         self.sums[0] += loss.detach() * n
         if correct is not None:
             self.sums[1] += correct
+        self.stepped(loss)
 
     def _skip(self, fault: tuple[str, str], saved_buffers: list[torch.Tensor] | None) -> None:
         """Skip the batch of a non-finite ``fault`` (``(kind, name)``), restoring the buffers, or stop the run."""
@@ -617,6 +622,11 @@ class _RunFolder(TrainState):
             if self.writer is not None:
                 self.writer.close()
 
+    def stepped(self, loss: torch.Tensor) -> None:
+        """With TensorBoard, the step's loss and learning rate (lgn.train.board)."""
+        if self.writer is not None:
+            log_step(self.writer, self.pos.step, loss.item(), self.optimizer.param_groups[0]["lr"])
+
     def checkpoint(self) -> None:
         """Write the position reached into the next slot, never with a non-finite parameter."""
         self._flush()
@@ -646,16 +656,13 @@ class _RunFolder(TrainState):
         record.update(train_seconds=self.pos.seconds, eval_seconds=time.perf_counter() - start)
 
     def finish(self, record: dict) -> None:
-        """The epoch's model, metrics line and checkpoint, its TensorBoard scalars and log line."""
+        """The epoch's model, metrics line and checkpoint, its TensorBoard entries and log line."""
         if self.world.writes:
             save_model(self.model, self.out)
             append_metrics(self.out, record)
         self.checkpoint()
         if self.writer is not None:
-            for key, value in record.items():
-                if key != "epoch":
-                    self.writer.add_scalar(key, value, record["epoch"])
-            self.writer.flush()
+            log_epoch(self.writer, record["epoch"], record, self.model)
         now = time.perf_counter()
         self.epoch_seconds.append(now - self.epoch_started)  # training, evaluation and writing
         self.epoch_started = now
