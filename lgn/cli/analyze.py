@@ -43,6 +43,7 @@ def run(args) -> int:
     from lgn.analysis.energy import add_code_energy, describe_code_energy
     from lgn.analysis.summary import ANALYSIS_FILE, format_table, load_groups, load_run_groups, write_analysis
     from lgn.analysis.verdict import verdict
+    from lgn.runs import ANALYSIS_DIR
 
     if args.groups is not None:
         path = Path(args.groups)
