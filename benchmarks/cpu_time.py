@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from lgn.bench.measure import GRAD_CLIP, SHAPES, build_pair, make_batches, train_step, training_flops
 from lgn.nn.functional import output_size
 from lgn.nn.kernels import _conv, _transposed_conv, _weight_grad, channels_last
-from lgn.train.memory import keep_freed_memory
+from lgn.memory import keep_freed_memory
 
 
 def thread_seconds(fn, reps: int = 15, warmup: int = 3) -> float:

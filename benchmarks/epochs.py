@@ -31,7 +31,7 @@ from lgn.bench.measure import build_pair, train_step
 from lgn.data import fit_preprocessing, get_dataset
 from lgn.data.patches import natural_patches
 from lgn.train.loop import epoch_order
-from lgn.train.memory import keep_freed_memory
+from lgn.memory import keep_freed_memory
 
 BATCH = 128
 SHAPES = ("mnist", "cifar")

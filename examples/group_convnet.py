@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> float:
         optimizer.step()
         lgn.nn.project_(net)  # unit-norm base filters and generators, as the paper's recipe
         if (step + 1) % 100 == 0:
-            print(f"step {step + 1}: loss {float(loss):.4f}")
+            print(f"step {step + 1}: loss {loss.item():.4f}")  # .item(): float() of a tensor with grad warns
 
     net.eval()
     with torch.no_grad():

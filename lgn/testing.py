@@ -96,7 +96,7 @@ def assert_conv_equivariant(layer: GroupConv2d, op: str, x: torch.Tensor | None 
         raise TypeError(f"expected a GroupConv2d, got {type(layer).__name__}")
     if op not in IMAGE_OPS:
         raise ValueError(f"op must be one of {', '.join(IMAGE_OPS)}, got {op!r}")
-    if layer.stride != 1:
+    if layer.stride != (1, 1):
         raise ValueError(f"the check needs stride 1, got {layer.stride}")
     transform = IMAGE_OPS[op]
     w = layer.weight

@@ -35,3 +35,17 @@ def test_every_imported_package_is_declared():
     for extra in PYPROJECT["project"]["optional-dependencies"].values():
         declared |= _names(extra)
     assert third_party and third_party <= declared, sorted(third_party - declared)
+
+
+def test_metadata_names_the_authors_the_paper_and_the_python_versions():
+    project = PYPROJECT["project"]
+    cff = (ROOT / "CITATION.cff").read_text()
+    software_authors = cff.split("authors:", 1)[1].split("abstract:", 1)[0]  # the software's, before the paper's
+    assert [a["name"] for a in project["authors"]] == re.findall(r'- name: "([^"]+)"', software_authors)
+    assert project["urls"]["Paper"] in cff
+    classifiers = project["classifiers"]
+    assert not [c for c in classifiers if c.startswith("License ::")]  # PEP 639: the SPDX expression only
+    minimum = tuple(int(x) for x in project["requires-python"].removeprefix(">=").split("."))
+    versions = [tuple(int(x) for x in c.rsplit(" ", 1)[1].split(".")) for c in classifiers
+                if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    assert versions and min(versions) == minimum

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["code_energy", "run_code_energy"]
+__all__ = ["code_energy", "run_code_energy", "describe_code_energy", "add_code_energy"]
 
 
 @torch.no_grad()
@@ -47,3 +47,27 @@ def run_code_energy(run_dir, *, split: str = "test") -> dict:
     run = load_run_split(run_dir, split=split)
     fractions = code_energy(run.model, run.x)
     return {"split": split, "examples": len(run.x), "fractions": [float(f) for f in fractions]}
+
+
+def describe_code_energy(energy: dict) -> str:
+    """``energy`` (:func:`run_code_energy`'s dict) as the one line ``lgn analyze`` prints and the report shows."""
+    return (f"code energy per orbit power (final code, {energy['examples']} {energy['split']} images): "
+            + ", ".join(f"A^{i}·B {f:.1%}" for i, f in enumerate(energy["fractions"])))
+
+
+def add_code_energy(analysis: dict, run_dir, analysis_file) -> dict:
+    """``analysis`` with the code energy of the run folder ``run_dir`` (its ``code_energy`` entry), written
+    back to ``analysis_file``, where ``run_dir`` is a run of ``lgn train`` (its ``config.json`` names the data,
+    its ``preprocess.safetensors`` holds the preprocessing); else ``analysis`` unchanged. What ``lgn analyze``
+    and ``lgn report`` add to a run's analysis."""
+    from pathlib import Path
+
+    from lgn.files import write_json
+    from lgn.runs import CONFIG_FILE, PREPROCESS_FILE
+
+    run_dir = Path(run_dir)
+    if not ((run_dir / CONFIG_FILE).is_file() and (run_dir / PREPROCESS_FILE).is_file()):
+        return analysis
+    analysis["code_energy"] = run_code_energy(run_dir)
+    write_json(analysis, analysis_file)
+    return analysis

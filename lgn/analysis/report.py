@@ -6,9 +6,10 @@ be zipped, mailed or opened straight from disk. A figure an analysis lists is
 a file name inside its folder: an entry that leads anywhere else (``..``, an
 absolute path, a symbolic link out of the folder) is refused, naming it, and
 the report's files are written by :func:`lgn.files.atomic_write`, never through
-a link. Results come first (a
-discovery's verdict, the run's last epoch and curves, the learned generators),
-the settings last, folded. The page is a jinja2 template with autoescaping:
+a link. It opens with what the analysis found in a sentence or two
+(:func:`lgn.analysis.verdict.verdict`); results come next (a discovery's verdict,
+the run's last epoch and curves, the learned generators with the code's energy per
+orbit power), the settings last, folded. The page is a jinja2 template with autoescaping:
 every value read from a file is shown as text.
 """
 
@@ -21,8 +22,10 @@ import os
 import re
 from pathlib import Path
 
+from lgn.analysis.energy import add_code_energy, describe_code_energy
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES
 from lgn.analysis.summary import ANALYSIS_FILE, GROUPS_FILE, MATCH_THRESHOLD, load_groups, write_analysis
+from lgn.analysis.verdict import verdict
 from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 from lgn.runs import ANALYSIS_DIR, CONFIG_FILE, MODEL_CONFIG_FILE, read_metrics
@@ -221,6 +224,7 @@ def _analysis_section(analysis: dict, figures: dict[str, str]) -> dict:
         "families": ", ".join(f"{f}: {n}" for f, n in s["families"].items()),
         "threshold": MATCH_THRESHOLD, "mean_similarity": f"{s['mean_similarity']:.3f}",
         "library_size": analysis["library"]["size"],
+        "code_energy": describe_code_energy(analysis["code_energy"]) if "code_energy" in analysis else None,
         "summary": _table([*INDEX_NAMES, *GROUP_ERROR_NAMES],
                           [[_shaded(s["indices"][n]) for n in INDEX_NAMES]
                            + [_cell(_num(s["group_error"][n])) for n in GROUP_ERROR_NAMES]]),
@@ -286,13 +290,13 @@ def _discovery_section(analysis: dict, analysis_dir: Path) -> dict | None:
         return None
     verdict_file = analysis_dir / "verdict.txt"
     lines = verdict_file.read_text(encoding="utf-8").splitlines() if verdict_file.is_file() else []
-    verdict = found.get("verdict", {})
+    judged = found.get("verdict", {})
     return {"lines": [line for line in lines if line.strip()],
-            "found": verdict.get("found") if isinstance(verdict, dict) else None,
+            "found": judged.get("found") if isinstance(judged, dict) else None,
             "numbers": [(k, _num(v) if isinstance(v, float) else json.dumps(v)) for k, v in found.items()
                         if k not in ("verdict", "config", "options")]
                        + ([(f"verdict.{k}", _num(v) if isinstance(v, float) else json.dumps(v))
-                           for k, v in verdict.items()] if isinstance(verdict, dict) else [])}
+                           for k, v in judged.items()] if isinstance(judged, dict) else [])}
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -308,6 +312,7 @@ _TEMPLATE = """<!DOCTYPE html>
 {%- endmacro %}
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ css | safe }}</style></head>
 <body><h1>{{ title }}</h1>
+{% if found %}<p class="verdict">{{ found }}</p>{% endif %}
 {% if discovery %}<h2>Discovery verdict</h2>
 <p class="verdict {{ 'found' if discovery.found else 'none' }}">{% for line in discovery.lines %}{{ line }}<br>
 {% endfor %}</p>
@@ -320,6 +325,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <p>{{ analysis.shape }} Source: <code>{{ analysis.source }}</code>.</p>
 <p>Nearest known operations by family ('none': similarity below {{ analysis.threshold }}): {{ analysis.families }};
 mean similarity {{ analysis.mean_similarity }} (library of {{ analysis.library_size }} operations).</p>
+{% if analysis.code_energy %}<p>The {{ analysis.code_energy }}.</p>{% endif %}
 <h3>Over all generators: mean of each index, median of each group error</h3>{{ table(analysis.summary) }}
 {% for f in analysis.figures %}{{ figure(f) }}{% endfor %}
 <details><summary>Every generator ({{ analysis.generators.rows | length }})</summary>{{ table(analysis.generators) }}</details>
@@ -365,7 +371,8 @@ def write_report(directory: str | os.PathLike) -> Path:
         from lgn.analysis.summary import load_run_groups
 
         analysis_dir = d / ANALYSIS_DIR
-        write_analysis(load_run_groups(run), analysis_dir, figures=True, save_arrays=True)
+        analysis = write_analysis(load_run_groups(run), analysis_dir, figures=True, save_arrays=True)
+        add_code_energy(analysis, run, analysis_dir / ANALYSIS_FILE)
     if analysis_dir is None and probe_dir is None:
         raise FileNotFoundError(f"{d} holds no analysis.json, probe.json or saved model: run `lgn analyze` "
                                 "or `lgn probe --out` first")
@@ -374,7 +381,7 @@ def write_report(directory: str | os.PathLike) -> Path:
         raise ValueError(f"{out} is a symbolic link: the report is written only inside {d}")
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {}
-    sections = {"run": None, "analysis": None, "probe": None, "discovery": None}
+    sections = {"run": None, "analysis": None, "probe": None, "discovery": None, "found": None}
 
     def copy(src_dir: Path, source: str, listed) -> None:
         if not isinstance(listed, dict):
@@ -398,6 +405,7 @@ def write_report(directory: str | os.PathLike) -> Path:
 
             figures.update(analysis_figures(load_groups(analysis_dir / GROUPS_FILE), out))
         sections["analysis"] = _analysis_section(analysis, figures)
+        sections["found"] = verdict(analysis)
         sections["discovery"] = _discovery_section(analysis, analysis_dir)
     if probe_dir is not None:
         probe = _read_json(probe_dir / "probe.json")

@@ -5,6 +5,6 @@
 - :mod:`lgn.bench.measure`: the agreement check, the alternating timings, peak memory and the profile.
 
 It builds models (:mod:`lgn.models`) and uses the training memory settings
-(:mod:`lgn.train.memory`), so it sits beside :mod:`lgn.reproduce`, below the CLI.
+(:mod:`lgn.memory`), so it sits beside :mod:`lgn.reproduce`, below the CLI.
 Importing it starts nothing; only :func:`lgn.bench.measure.run_bench` times.
 """

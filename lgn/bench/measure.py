@@ -18,7 +18,7 @@ MNIST-shaped (1×28×28) and CIFAR-shaped (3×32×32) batches:
    (``torch.profiler``), to name what bounds it.
 
 Both models run under the memory settings ``lgn train`` uses
-(:func:`lgn.train.memory.keep_freed_memory`): the bench measures what training runs.
+(:func:`lgn.memory.keep_freed_memory`): the bench measures what training runs.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from lgn.bench.baseline import BaselineLGN
 from lgn.bench.plain import PlainConvNet
 from lgn.models.reference import load_reference_state_dict, reference_key_map
 from lgn.nn.functional import output_size
-from lgn.train.memory import keep_freed_memory
+from lgn.memory import keep_freed_memory
 
 __all__ = ["SHAPES", "run_bench", "profile_step", "format_report", "format_profile"]
 
@@ -339,7 +339,7 @@ def format_report(r: dict) -> str:
     row("check max abs diff  out / grad",
         lambda x: f"{x['check_max_abs_diff']['output']:.1e} / {x['check_max_abs_diff']['gradient']:.1e}")
     lines += ["", f"fp32 GEMM: {r['gemm_gflops']:.1f} GFLOP/s; freed memory kept mapped between steps "
-                  f"(lgn.train.memory): {'yes' if r.get('keep_freed_memory') else 'no'}"]
+                  f"(lgn.memory): {'yes' if r.get('keep_freed_memory') else 'no'}"]
     lines += ["\n" + format_profile(s, r[s]["profile"]) for s in shapes if "profile" in r[s]]
     return "\n".join(lines)
 

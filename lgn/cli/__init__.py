@@ -8,10 +8,15 @@ can fix (bad input, bad config, missing data) surface as one line on stderr and
 exit code 2, never a traceback (set ``LGN_DEBUG=1`` to see one).
 
 Settings that belong to the whole process are made here, never by a library
-call: :func:`main` keeps freed memory mapped between training steps
-(:mod:`lgn.train.memory`), ends a command on SIGTERM as on ^C (one line,
-exit 143, its ``finally`` blocks run, a run folder's lock released), and figures are drawn on their own canvases, not
+call: :func:`main` sets the CPU threads of every command (``--threads``, see
+:func:`default_threads`), keeps freed memory mapped between training steps
+(:mod:`lgn.memory`), ends a command on SIGTERM as on ^C (one line, exit 143, its
+``finally`` blocks run, a run folder's lock released), and figures are drawn on their own canvases, not
 through a global matplotlib backend.
+
+Nothing here or in a command's ``register`` imports torch or numpy: ``lgn --help`` and argument
+errors answer at once (``python -m benchmarks.cli_startup``). A help text that needs the library
+(``lgn train``'s list of config keys) is a function, called only when the help is shown.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import pkgutil
 import signal
 import sys
 
-__all__ = ["main", "UsageError", "Interrupted", "one_line", "is_out_of_memory", "set_threads"]
+__all__ = ["main", "UsageError", "Interrupted", "one_line", "is_out_of_memory", "default_threads", "use_threads",
+           "positive_int", "add_alias", "stage_lines"]
 
 
 class UsageError(Exception):
@@ -56,10 +62,102 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (no usage block) like every other error of the CLI."""
+    """argparse, with its errors on one line (no usage block) like every other error of the CLI, and help
+    texts (an argument's ``help``, the ``epilog``) that may be functions, called when the help is shown."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(ValueError(message))} (see {self.prog} --help)\n")
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        for action in self._actions:
+            if callable(action.help):
+                action.help = action.help()
+        return super().format_help()
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer, or an argument error naming the text given."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def default_threads() -> int:
+    """The CPU threads a command uses without ``--threads``: ``OMP_NUM_THREADS`` where it is set to a positive
+    integer, else 1.
+
+    One thread, because more collapse when another process is busy on the same cores: torch's threads wait
+    for each other at every operation, and one of them waiting for a core stalls them all. On a loaded
+    2-core machine a training epoch took 6-8 times longer on 2 threads than on 1 (docs/performance.md,
+    "Threads").
+    """
+    text = os.environ.get("OMP_NUM_THREADS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else 1
+
+
+class _Alias(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and prints a one-line hint."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: {option_string} is now {self.new} (the old spelling still works)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_alias(parser, old: str, new: str) -> None:
+    """Accept ``old`` (e.g. ``--data``) as a hidden alias of the option ``new`` (``--dataset``) of ``parser``.
+
+    A required option and its alias go in a required mutually exclusive group (``parser``), so either
+    satisfies it."""
+    dest = next(a.dest for a in parser._actions if new in a.option_strings)
+    parser.add_argument(old, dest=dest, action=_Alias, new=new, help=argparse.SUPPRESS)
+
+
+def stage_lines(command: str):
+    """A function printing each stage of a long command as a line to stderr, with the time since the first,
+    ``lgn discover [12 s]: training epoch 3/10 ...``: the command is never silent for long, on a terminal
+    or away from one."""
+    import time
+
+    start = time.monotonic()
+
+    def show(text: str) -> None:
+        seconds = time.monotonic() - start
+        when = f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+        print(f"lgn {command} [{when}]: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read as torch and BLAS load
+
+
+def use_threads(n: int) -> None:
+    """Use ``n`` CPU threads in this process. Before torch and numpy are imported (the ``lgn`` command: a
+    command imports them only once its arguments are checked), through the environment variables they read
+    as they load, which the processes this one starts inherit too; when they are loaded already (:func:`main`
+    called from Python), by :func:`lgn.limits.set_threads`."""
+    if "torch" in sys.modules or "numpy" in sys.modules:
+        from lgn.limits import set_threads
+
+        set_threads(n)
+    else:
+        os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(n)))
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="CPU threads for torch and BLAS (default: $OMP_NUM_THREADS, else 1, which does not "
+                             "slow down when other processes share the cores; see docs/performance.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    for command in sub.choices.values():  # one --threads, the same for every command
+        _add_threads(command)
     return parser
 
 
@@ -85,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from lgn.train.memory import keep_freed_memory
+    from lgn.memory import keep_freed_memory
 
-    keep_freed_memory()  # the CLI owns this process: its allocator settings are ours to choose
     restore = _stop_on_sigterm()
     try:
+        use_threads(args.threads or default_threads())  # the CLI owns this process: its threads and allocator
+        keep_freed_memory()                             # settings are ours to choose
         return int(args.func(args) or 0)
     except (UsageError, ValueError, TypeError, OSError) as e:  # OSError: missing, unreadable or unwritable files
         if os.environ.get("LGN_DEBUG"):

@@ -15,7 +15,6 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON to FILE")
     p.add_argument("--rounds", type=int, default=10, help="timed rounds per measurement (default: 10)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
     p.add_argument("--profile", action="store_true",
                    help="also list the operations our training step spends its time in (torch.profiler)")
     p.set_defaults(func=run)
@@ -24,10 +23,6 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
-    if args.threads is not None:
-        from lgn.limits import set_threads
-
-        set_threads(args.threads)
     from lgn.bench.measure import format_report, run_bench
     from lgn.files import write_json
 

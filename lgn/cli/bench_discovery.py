@@ -21,7 +21,6 @@ def register(sub) -> None:
                         "starts), paper (the paper's recipe)")
     p.add_argument("--restarts", type=int, default=8, help="random starts of the learn recipe")
     p.add_argument("--out", metavar="FILE.json", help="also write every run's numbers here")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS (default 1)")
     p.set_defaults(func=run)
 
 
@@ -50,11 +49,8 @@ def summarise(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
+    from lgn.cli import stage_lines
 
-    from lgn.limits import set_threads
-
-    set_threads(args.threads)
     names, seeds = _csv(args.datasets), _csv(args.seeds, int)
     from lgn.data.planted import PLANTED_NAMES
     from lgn.discovery.benchmark import bench_one
@@ -64,19 +60,15 @@ def run(args) -> int:
     if unknown:
         raise ValueError(f"unknown planted dataset(s) {', '.join(unknown)}; expected {', '.join(PLANTED_NAMES)}")
     methods = tuple(_csv(args.methods))
-    steps = len(methods) * args.epochs + ("learn" in methods) * args.restarts
+    stage = stage_lines("bench-discovery")
     rows = []
-    with tqdm(total=len(names) * len(seeds) * steps, unit="step", desc="bench-discovery",
-              disable=None) as bar:  # None: drawn on a terminal only
-        for name in names:
-            for seed in seeds:
-                bar.set_postfix_str(f"{name} seed {seed}")
-                rows += bench_one(name, seed, epochs=args.epochs, sigma=args.sigma, n_train=args.n_train,
-                                  n_test=args.n_test, methods=methods, restarts=args.restarts,
-                                  progress=bar.update)
-                if args.out:  # after every dataset and seed, so a long benchmark leaves what it finished
-                    write_json({"args": {k: v for k, v in vars(args).items() if k != "func"}, "runs": rows},
-                               args.out)
+    for name in names:
+        for seed in seeds:
+            rows += bench_one(name, seed, epochs=args.epochs, sigma=args.sigma, n_train=args.n_train,
+                              n_test=args.n_test, methods=methods, restarts=args.restarts,
+                              progress=lambda text: stage(f"{name} seed {seed}: {text}"))
+            if args.out:  # after every dataset and seed, so a long benchmark leaves what it finished
+                write_json({"args": {k: v for k, v in vars(args).items() if k != "func"}, "runs": rows}, args.out)
     print(summarise(rows))
     if args.out:
         print(f"wrote {args.out}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from lgn.cli.reproduce import add_run_flags, data_and_device, limit_and_threads
+from lgn.cli.reproduce import add_run_flags, check_limits, data_and_device
 
 DESCRIPTION = """\
 Train every model of the paper-scale grid (lgn-free, lgn-cyclic, unconstrained, cnn) on
@@ -61,7 +61,7 @@ def run(args) -> int:
     from lgn.reproduce.curves import CurveSettings, curves
 
     settings = CurveSettings(sizes=args.sizes, seeds=args.seeds, steps=args.steps)
-    limit_and_threads(args)
+    check_limits(args)
     plans = [p for p in data_plans(mnist_dir=args.mnist_dir, fashion_dir=args.fashion_dir, data_root=args.data_dir)
              if p.dataset in ("mnist5k", "mnist", "fashion-mnist")]
     result = curves(args.out, plans=plans, settings=settings, device=args.device, force=args.force,

@@ -6,62 +6,75 @@ import dataclasses
 import time
 from pathlib import Path
 
+from lgn.cli import UsageError, add_alias, positive_int, stage_lines
+
 
 def register(sub) -> None:
     p = sub.add_parser("discover", help="recover the symmetry group of a dataset with an LGN",
                        description="Estimate a cyclic group of the given size from the data (no prior on "
                                    "which group), train an LGN whose orbits use it, and write DIR/groups.npz, "
-                                   "DIR/analysis.json and a verdict (DIR/verdict.txt).")
-    p.add_argument("--data", required=True, metavar="NAME",
-                   help="a dataset name: planted:shift-x|rot90|flip|perm4, npz:PATH, ...")
-    p.add_argument("--group-size", type=int, required=True, metavar="P", help="the group order p to look for")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a dataset option, e.g. --set sigma=0.3 for planted data (repeatable)")
+                                   "DIR/analysis.json and a verdict (DIR/verdict.txt). Each stage prints a "
+                                   "line to stderr.")
+    dataset = p.add_mutually_exclusive_group(required=True)  # --dataset, or its old spelling --data
+    dataset.add_argument("--dataset", metavar="NAME",
+                         help="a dataset name, as for lgn train: planted:shift-x|rot90|flip|perm4, npz:PATH, ...")
+    add_alias(dataset, "--data", "--dataset")
+    p.add_argument("--group-size", type=positive_int, required=True, metavar="P",
+                   help="the group order p to look for")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created once the work is done)")
+    p.add_argument("--set", action="append", default=[], metavar="data.options.KEY=VALUE",
+                   help="a dataset option, as for lgn train, e.g. --set data.options.sigma=0.3 for planted "
+                        "data (repeatable; values in TOML syntax)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of a file-based dataset")
     p.add_argument("--seed", type=int, default=0, help="seed of data generation, clustering and training")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--layers", type=int, default=4, help="unfolded layers L")
-    p.add_argument("--n-groups", type=int, help="base filters K (default: one per class, at most 16)")
+    p.add_argument("--epochs", type=positive_int, default=10, metavar="N")
+    p.add_argument("--layers", type=positive_int, default=4, metavar="L", help="unfolded layers L")
+    p.add_argument("--n-groups", type=positive_int, metavar="K",
+                   help="base filters K (default: one per class, at most 16)")
     p.add_argument("--anchor-weight", type=float, default=1.0,
                    help="weight of the term keeping layer-0 base filters near the data (default 1)")
-    p.add_argument("--clusters", type=int,
+    p.add_argument("--clusters", type=positive_int,
                    help="unlabelled data, --method estimate (or learn with --start estimate): number of clusters, "
                         "a multiple of P")
     p.add_argument("--method", choices=("estimate", "learn", "episodic"), default="estimate",
                    help="estimate: read the group off the data's clusters (default); learn: train the generator "
                         "by gradient descent on a distribution loss, labelled or not; episodic: train it on "
                         "few-shot episodes with an orbit-pooled readout, labelled only (see docs/discovery.md)")
-    p.add_argument("--restarts", type=int, default=8,
+    p.add_argument("--restarts", type=positive_int, default=8, metavar="N",
                    help="--method learn or episodic: random starts of the generator")
-    p.add_argument("--steps", type=int, default=500, help="--method learn or episodic: Adam steps of the generator")
+    p.add_argument("--steps", type=positive_int, default=500, metavar="N",
+                   help="--method learn or episodic: Adam steps of the generator")
     p.add_argument("--loss", choices=("mmd", "sinkhorn"), default="mmd",
                    help="--method learn: the distribution loss (default mmd)")
     p.add_argument("--start", choices=("random", "coarse", "estimate"), default="random",
                    help="--method learn: random starts (default); coarse: random starts on 2×2-averaged images, "
                         "the best lifted; estimate: one start at the estimator's generator")
-    p.add_argument("--figures", action="store_true", help="also draw the analysis figures")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch and BLAS (default 1: the model is tiny, more threads only contend)")
+    p.add_argument("--figures", action="store_true", help="also draw the analysis figures (needs lgn[figures])")
     p.set_defaults(func=run)
 
 
 def parse_options(items: list[str]) -> dict:
-    """``['sigma=0.3', 'n_classes=4']`` → ``{'sigma': 0.3, 'n_classes': 4}`` (ints, floats, else strings)."""
-    out = {}
+    """The dataset options of ``--set`` items: ``['data.options.sigma=0.3']`` → ``{'sigma': 0.3}``.
+
+    The grammar is ``lgn train``'s (values in TOML syntax). The old ``KEY=VALUE`` is read as
+    ``data.options.KEY=VALUE``, with a one-line hint on stderr.
+    """
+    import sys
+
+    from lgn.train.config import parse_override
+
+    options = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        for cast in (int, float):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = value
-    return out
+        if sep and key and "." not in key:
+            print(f"lgn discover: --set {item} is now --set data.options.{item} (the old spelling still works)",
+                  file=sys.stderr)
+            item = f"data.options.{item}"
+        if not item.startswith("data.options."):
+            raise UsageError(f"lgn discover takes dataset options only, --set data.options.KEY=VALUE; got {item!r}")
+        _, key, value = parse_override(item)
+        options[key.removeprefix("options.")] = value
+    return options
 
 
 def planted_truth(data: str, kernel_size: int, options: dict):
@@ -94,50 +107,53 @@ def verdict_text(verdict, summary: dict) -> str:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if args.figures:
+        from lgn.cli.analyze import require_figures
+
+        require_figures("leave out --figures")
+    options = parse_options(args.set)
+    stage = stage_lines("discover")
 
     from lgn.analysis import Groups, analyze_groups, save_groups
     from lgn.data import get_dataset
     from lgn.discovery import (DiscoveryConfig, EpisodicConfig, LearnConfig, alignment, alignment_floor, discover,
                                judge)
     from lgn.files import write_json
-    from lgn.limits import set_threads
 
-    set_threads(args.threads)
-    options = parse_options(args.set)
-    data = get_dataset(args.data, data_dir=args.data_dir, seed=args.seed, **options)
+    stage(f"loading {args.dataset}")
+    data = get_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
                              method=args.method, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
                                                                    loss=args.loss, start=args.start),
                              episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    steps = args.steps // 50 if config.method != "estimate" else 0  # learn and episodic report every 50 steps
-    bar = tqdm(total=(config.epochs if data.labelled else 0) + steps, desc=f"discover ({config.method})",
-               unit="step", leave=False, disable=None)  # None: drawn on a terminal only, as lgn train's
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,
-                      progress=lambda: bar.update())
-    bar.close()
+                      progress=stage)
     k, channels = data.x_train.shape[-1], data.x_train.shape[1]
+    stage("judging and analysing the group found")
     verdict = judge(result.estimate, k, channels)
     groups = Groups(A=result.generators, B=result.bases, kernel_size=k, channels=channels,
-                    order=args.group_size, source=f"lgn discover --data {args.data}")
-    save_groups(groups, out / "groups.npz")
+                    order=args.group_size, source=f"lgn discover --dataset {args.dataset}")
     analysis = analyze_groups(groups)
+    summary = {"data": args.dataset, "options": options, "seed": args.seed, "config": dataclasses.asdict(config),
+               "verdict": verdict.to_dict(), "test_accuracy": result.test_accuracy,
+               "seconds": round(time.time() - start, 1)}
+    truth = planted_truth(args.dataset, k, options)
+    if truth is not None:
+        summary["planted_alignment"] = alignment(result.generators, result.bases, *truth)
+        summary["alignment_floor"] = alignment_floor(result.generators, result.bases, *truth, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused or failed discovery leaves no folder behind
+    save_groups(groups, out / "groups.npz")
     analysis["figures"] = {}
     if args.figures:
         from lgn.analysis.figures import analysis_figures
 
+        stage("drawing the figures")
         analysis["figures"] = analysis_figures(groups, out)
-    summary = {"data": args.data, "options": options, "seed": args.seed, "config": dataclasses.asdict(config),
-               "verdict": verdict.to_dict(), "test_accuracy": result.test_accuracy,
-               "seconds": round(time.time() - start, 1)}
-    truth = planted_truth(args.data, k, options)
-    if truth is not None:
-        summary["planted_alignment"] = alignment(result.generators, result.bases, *truth)
-        summary["alignment_floor"] = alignment_floor(result.generators, result.bases, *truth, seed=args.seed)
     analysis["discovery"] = summary
     write_json(analysis, out / "analysis.json")
     text = verdict_text(verdict, summary)

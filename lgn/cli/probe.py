@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from lgn.cli import UsageError
 
 
-def register(sub) -> None:
+def _operations() -> tuple[str, ...]:
     from lgn.analysis.probe import PROBE_OPERATIONS
 
+    return PROBE_OPERATIONS
+
+
+def register(sub) -> None:
     p = sub.add_parser(
         "probe", help="fit linear maps to pooling/rotation on natural patches; compare with a run's generators",
         description="Fit one linear map on k×k patches to each known operation (applied to the image around "
@@ -26,16 +28,18 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=4000, metavar="N", help="number of patches (default 4000)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=3,
                    help="patches dataset: 3 (RGB) or 1 (grey); every channel is one sample")
-    p.add_argument("--ops", default=",".join(PROBE_OPERATIONS),
-                   help=f"comma-separated operations (default {','.join(PROBE_OPERATIONS)})")
+    p.add_argument("--ops", metavar="OP,OP,...",  # the default is read when needed: the list imports numpy
+                   help=lambda: f"comma-separated operations (default {','.join(_operations())})")
     p.add_argument("--order", type=int, default=4, metavar="P", help="p for the finite-order error (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.set_defaults(func=run)
 
 
-def _cifar_windows(data_dir: str, size: int, n: int, seed: int) -> np.ndarray:
-    """``n`` random size×size windows ``(n, C, size, size)`` of CIFAR-10 training images."""
+def _cifar_windows(data_dir: str, size: int, n: int, seed: int):
+    """``n`` random size×size windows ``(n, C, size, size)`` of CIFAR-10 training images, a numpy array."""
+    import numpy as np
+
     from lgn.data import get_dataset
 
     x = get_dataset("cifar10", data_dir=data_dir).x_train  # (N, C, H, W)
@@ -76,11 +80,13 @@ def _format_compare(compare: dict) -> str:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from lgn.analysis.probe import compare_generators, operation_margin, run_probe
     from lgn.analysis.summary import load_run_groups
     from lgn.files import write_json
 
-    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+    ops = list(_operations()) if args.ops is None else [o.strip() for o in args.ops.split(",") if o.strip()]
     if not ops:
         raise UsageError("--ops is empty")
     if args.n < 1 or args.order < 1:

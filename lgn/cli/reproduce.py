@@ -58,8 +58,7 @@ def register(sub) -> None:
 
 
 def add_run_flags(p, partial: str, sub_folders: str) -> None:
-    """The flags ``lgn reproduce`` and ``lgn curves`` share: data folders, device, threads, jobs, --max-runs,
-    --force."""
+    """The flags ``lgn reproduce`` and ``lgn curves`` share: data folders, device, jobs, --max-runs, --force."""
     p.add_argument("--mnist-dir", metavar="DIR", help="folder of the four MNIST IDX files: full MNIST instead "
                                                       "of mnist5k")
     p.add_argument("--fashion-dir", metavar="DIR", help="folder of Fashion-MNIST (default: Debian's "
@@ -67,8 +66,6 @@ def add_run_flags(p, partial: str, sub_folders: str) -> None:
     p.add_argument("--data-dir", metavar="DIR", help=f"a folder whose sub-folders {sub_folders} are used when "
                                                      f"present")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to train (default cpu)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and BLAS, of each run with --jobs "
-                                                           "(default: torch's; with --jobs, the cores shared out)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="train N runs at once, each in a process of its own (default 1). For machines with "
                         "more cores than one run uses well; on 2 cores it measured no faster (docs/reproduce.md)")
@@ -106,16 +103,13 @@ def data_and_device(args, flags: tuple[str, ...]) -> list[str]:
     return parts
 
 
-def limit_and_threads(args) -> None:
-    """Check ``--max-runs`` and ``--jobs``, and apply ``--threads`` (a process-wide setting: the CLI's to make)."""
+def check_limits(args) -> None:
+    """Check ``--max-runs`` and ``--jobs``. ``--threads`` is every command's (:mod:`lgn.cli`); with ``--jobs``
+    it is each worker's, and without it the workers share this machine's cores out."""
     if args.max_runs is not None and args.max_runs < 0:
         raise ValueError(f"--max-runs must be 0 or more, got {args.max_runs}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.threads is not None:
-        from lgn.limits import set_threads
-
-        set_threads(args.threads)
 
 
 def run(args) -> int:
@@ -127,7 +121,7 @@ def run(args) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     scale = scale_of(args)
-    limit_and_threads(args)
+    check_limits(args)
     recipe = SCALES[scale]
     if args.preprocessing == "authors":
         recipe = dataclasses.replace(recipe, data={**recipe.data, **AUTHORS_PREPROCESSING})

@@ -61,15 +61,19 @@ FLAGS = (
                              "stays) or skip the batch (10 skipped in a row still stop; a non-finite parameter "
                              "always stops)"), ("train", "on_nan")),
     Flag("tensorboard", dict(action="store_true", default=None,
-                             help="also write TensorBoard event files to DIR/tensorboard (needs lgn[tensorboard])"),
+                             help="also write TensorBoard event files to DIR/tensorboard: every step's loss, each "
+                                  "epoch's metrics, generator images, singular-value and eigenvalue-angle "
+                                  "histograms (needs lgn[tensorboard])"),
          ("train", "tensorboard")),
     Flag("no-progress", dict(dest="progress", action="store_false", default=None,
-                             help="no progress bar (it is shown only on a terminal anyway)"), ("train", "progress")),
+                             help="no progress: neither the bar on a terminal nor, away from one, the line to "
+                                  "stderr every 30 s (step, images/s, time left)"), ("train", "progress")),
 )
 
 
 def _config_keys() -> str:
-    """The epilog: every config key with its default, section by section, and the generators to choose from."""
+    """The epilog: every config key with its default, section by section, and the generators to choose from
+    (imports the library: called only when the help is shown)."""
     import textwrap
 
     from lgn.nn.banks import generator_choices
@@ -100,7 +104,7 @@ def register(sub) -> None:
                     "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
-        epilog=_config_keys(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_config_keys, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {}
     for flag in FLAGS:
         if flag.group is not None and flag.group not in groups:
@@ -127,7 +131,8 @@ def settings_from_args(args) -> dict:
 
 def _relaunch_argv(args) -> list[str]:
     """The ``lgn train`` arguments of ``args`` without ``--nproc``, for each process torchrun starts."""
-    return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))]
+    threads = [] if args.threads is None else ["--threads", str(args.threads)]
+    return [word for flag in FLAGS for word in flag.argv(getattr(args, flag.dest))] + threads
 
 
 LAUNCHED = "LGN_LAUNCHED"  # set for the ranks lgn train --nproc starts: the launcher reports for them
@@ -174,6 +179,10 @@ def _launch(nproc: int, argv: list[str]) -> int:
 
 
 def run(args) -> int:
+    import torch
+
+    from lgn.cli import UsageError
+    from lgn.runs import read_config
     from lgn.train import train
     from lgn.train.distributed import CollectiveError, PeerError
 
@@ -184,8 +193,16 @@ def run(args) -> int:
             raise ValueError("--nproc is for launching; under torchrun give the process count to torchrun")
         if args.nproc > 1:
             return _launch(args.nproc, _relaunch_argv(args))
+    settings = settings_from_args(args)
+    if args.resume and not settings.get("data", {}).get("name") and read_config(args.out) is None:
+        raise UsageError(f"nothing to resume: {args.out} holds no run (no config.json); "
+                         f"give --dataset NAME to start one there")
+    if int(os.environ.get("RANK", "0")) == 0:
+        threads = torch.get_num_threads()
+        print(f"lgn train: {args.out}, {threads} CPU thread{'s' if threads > 1 else ''} (--threads)",
+              flush=True)
     try:
-        result = train(settings_from_args(args), args.out, resume=args.resume, force=args.force)
+        result = train(settings, args.out, resume=args.resume, force=args.force)
     except PeerError:  # rank 0 stopped and prints the error
         return 2
     except CollectiveError:  # another rank died: the launcher says which

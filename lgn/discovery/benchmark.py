@@ -41,7 +41,8 @@ def bench_one(name: str, seed: int, *, epochs: int, sigma: float, n_train: int, 
 
     ``sigma``, ``n_train`` and ``n_test`` apply to template sets; ``digits-*`` sets are
     the mnist5k split. ``restarts``: random starts of ``learn``. ``paper`` uses as many
-    groups as the first recipe run before it (one per class).
+    groups as the first recipe run before it (one per class). ``progress`` receives
+    :func:`lgn.discovery.discover`'s lines, and the paper recipe's epoch lines.
     """
     from lgn.data.planted import DIGIT_NAMES, planted_data
 

@@ -151,15 +151,17 @@ def train_classifier(model: LGN, x_train: torch.Tensor, y_train: torch.Tensor, x
     """Train ``model`` on the task by the training recipe (:func:`lgn.train.fit`); (test accuracy, loss history).
 
     ``centres`` ``(m, n)`` adds ``config.anchor_weight`` times the anchor term.
-    ``progress`` is called with no argument after every epoch. The history is
-    the mean task loss of each epoch.
+    ``progress`` is called after every epoch with a line saying which and its loss.
+    The history is the mean task loss of each epoch.
     """
     recipe = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                          progress=False)
     anchor = None if centres is None or config.anchor_weight == 0 else torch.from_numpy(centres).float()
     extra = None if anchor is None else (lambda m: config.anchor_weight * _anchor(m, anchor))
     records = fit(model, x_train, y_train, recipe, extra_loss=extra,
-                  on_epoch_end=None if progress is None else (lambda record: progress()))
+                  on_epoch_end=None if progress is None else (
+                      lambda record: progress(f"training epoch {record['epoch']}/{config.epochs}: "
+                                              f"train_loss {record['train_loss']:.4f}")))
     model.eval()
     acc = evaluate(model, x_test, y_test, task="classify", batch_size=1024)["acc"]
     return acc, [r["train_loss"] for r in records]
@@ -182,8 +184,9 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     the group only (generators repeated over layers, base filters at centres or
     training images); ``method="estimate"`` then needs ``config.n_clusters``,
     ``method="learn"`` pools its losses over all images, ``method="episodic"``
-    refuses them. ``progress`` is called with no argument after every training
-    epoch (and, for ``learn`` and ``episodic``, every 50 generator steps).
+    refuses them. ``progress`` is called with a line of text as each stage starts
+    (finding the group, training), every 50 generator steps of ``learn`` and
+    ``episodic``, and after every training epoch.
     """
     config = config or DiscoveryConfig()
     channels, k = _square(x_train)
@@ -191,16 +194,22 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
     labels = None if y_train is None else y_train.numpy()
     n_clusters = config.n_clusters
-    every = None if progress is None else (lambda _text: progress())
     if config.method == "learn":
+        if progress is not None:
+            progress(f"learning a generator of order {order} from {config.learn.restarts} random starts")
         estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
-                                      clusters=n_clusters, progress=every)
+                                      clusters=n_clusters, progress=progress)
     elif config.method == "episodic":
+        if progress is not None:
+            progress(f"learning a generator of order {order} on few-shot episodes from "
+                     f"{config.episodic.restarts} random starts")
         estimate, _ = learn_episodic(torch.from_numpy(flat), y_train, order, config.episodic, seed=config.seed,
-                                     progress=every)
+                                     progress=progress)
     else:
         if labels is None and n_clusters is None:
             raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
+        if progress is not None:
+            progress(f"estimating a group of order {order} from the clusters of {len(flat)} images")
         estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
                                   seed=config.seed)
     n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None
@@ -214,6 +223,9 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     torch.manual_seed(config.seed)
     model = discovery_model(estimate, channels, k, num_classes, n_groups, config.n_layers)
+    if progress is not None:
+        progress(f"training the discovery LGN ({n_groups} groups, {config.n_layers} layers, "
+                 f"{config.epochs} epochs)")
     acc, history = train_classifier(model, x_train, y_train, x_test, y_test, config,
                                     centres=estimate.centres, progress=progress)
     a, b = model_groups(model)

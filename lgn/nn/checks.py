@@ -7,11 +7,12 @@ import torch
 __all__ = ["check_images"]
 
 
-def check_images(x, *, channels: int, min_size: int, dtype: torch.dtype, check_finite: bool = True) -> None:
+def check_images(x, *, channels: int, min_size: int | tuple[int, int], dtype: torch.dtype,
+                 check_finite: bool = True) -> None:
     """Raise TypeError/ValueError unless ``x`` is a finite ``(batch, channels, H, W)`` tensor.
 
-    ``H`` and ``W`` must be at least ``min_size`` and the dtype must be ``dtype``
-    (the parameters' dtype).
+    ``H`` and ``W`` must be at least ``min_size`` (one size for both, or ``(h, w)``) and the dtype must be
+    ``dtype`` (the parameters' dtype).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
@@ -26,10 +27,9 @@ def check_images(x, *, channels: int, min_size: int, dtype: torch.dtype, check_f
             f"expected (batch, {channels}, height, width), got {tuple(x.shape)}: "
             f"{x.shape[1]} channels instead of {channels}"
         )
-    if min(x.shape[-2:]) < min_size:
-        raise ValueError(
-            f"images must be at least {min_size}×{min_size} for this kernel, got {tuple(x.shape[-2:])}"
-        )
+    least = (min_size, min_size) if isinstance(min_size, int) else tuple(min_size)
+    if x.shape[-2] < least[0] or x.shape[-1] < least[1]:
+        raise ValueError(f"images must be at least {least[0]}×{least[1]} for this kernel, got {tuple(x.shape[-2:])}")
     if check_finite and not x.is_meta and not _finite(x):  # a meta tensor (a size estimate) holds no values
         raise ValueError("input contains NaN or Inf")
 

@@ -13,6 +13,16 @@ from lgn.nn.checks import check_images
 __all__ = ["GroupConv2d", "GroupLinear"]
 
 
+def _pair(value, name: str, least: int) -> tuple[int, int]:
+    """``value`` (an int, or two ints for height and width) as ``(h, w)``, each at least ``least``."""
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in pair)):
+        kind = "positive" if least == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer or a pair of them, got {value!r}")
+    return tuple(pair)
+
+
 class _GroupLayer(nn.Module):
     """What the group layers share: a filter bank of K·p filters (:func:`lgn.nn.banks.make_bank`), an optional
     bias ``(K·p,)`` starting at zero, the recipe's two steps and ``export()``. A subclass gives ``weight``, the
@@ -65,6 +75,12 @@ class GroupConv2d(_GroupLayer):
     output channel ``i·K + g`` is the response to A_g**i · B_g
     (:func:`lgn.nn.functional.group_conv2d`).
 
+    ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are :class:`torch.nn.Conv2d`'s: an int or an
+    ``(h, w)`` pair, and ``padding`` also ``'same'`` (stride 1 only, as torch) or ``'valid'``; ``h_out`` and
+    ``w_out`` are torch's. A kernel of ``(kh, kw)`` has generators of size ``kh·kw``; the known operations
+    (``'fixed:rot90'``, ``'select'``, …) need a square one. ``bias`` is False by default, where
+    ``nn.Conv2d``'s is True: the paper's layers have none (a batch norm follows them).
+
     ``generator`` is a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``,
     …, :func:`lgn.groups.generator_names`) with its factory's ``generator_options``,
     a :class:`Generator`, or ``'independent'``: as many filters with no group (the
@@ -78,41 +94,54 @@ class GroupConv2d(_GroupLayer):
         in_channels: int,
         n_groups: int,
         group_size: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
         bias: bool = False,
         generator: str | Generator = "free",
         action: str = "channel",
         generator_options: dict | None = None,
     ):
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
-        if not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
-        bank = make_bank(in_channels, n_groups, group_size, (kernel_size, kernel_size), generator, action,
-                         generator_options)
+        kernel_size, stride, dilation = (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+                                         _pair(dilation, "dilation", 1))
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be an integer, a pair of them, 'same' or 'valid', got {padding!r}")
+            if padding == "same" and stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1 (as in torch.nn.Conv2d), got stride={stride}")
+        else:
+            padding = _pair(padding, "padding", 0)
+        bank = make_bank(in_channels, n_groups, group_size, kernel_size, generator, action, generator_options)
         super().__init__(bank, n_groups, group_size, bias)
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
 
     @property
     def weight(self) -> torch.Tensor:
-        """The materialised filter bank ``(K·p, C, k, k)``."""
+        """The materialised filter bank ``(K·p, C, kh, kw)``."""
         return self.bank()
 
+    def _min_size(self) -> tuple[int, int]:
+        """The least input height and width: the dilated kernel's extent less the padding on both sides."""
+        if self.padding == "same":
+            return 1, 1
+        pad = (0, 0) if self.padding == "valid" else self.padding
+        return tuple(max(1, d * (k - 1) + 1 - 2 * p) for k, d, p in zip(self.kernel_size, self.dilation, pad))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, channels=self.bank.in_channels, min_size=max(1, self.kernel_size - 2 * self.padding),
-                     dtype=self.bank.dtype, check_finite=False)
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        check_images(x, channels=self.bank.in_channels, min_size=self._min_size(), dtype=self.bank.dtype,
+                     check_finite=False)
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation)
 
     def _plain(self, weight: torch.Tensor) -> nn.Conv2d:
         return nn.Conv2d(weight.shape[1], weight.shape[0], self.kernel_size, stride=self.stride,
-                         padding=self.padding, bias=self.bias is not None, dtype=weight.dtype, device=weight.device)
+                         padding=self.padding, dilation=self.dilation, bias=self.bias is not None,
+                         dtype=weight.dtype, device=weight.device)
 
     def extra_repr(self) -> str:
         return (f"{self.bank.in_channels}, n_groups={self.n_groups}, group_size={self.group_size}, "
-                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"bias={self.bias is not None}")
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
+                f"dilation={self.dilation}, bias={self.bias is not None}")
 
 
 class GroupLinear(_GroupLayer):

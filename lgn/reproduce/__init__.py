@@ -123,7 +123,11 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     complete = len(records) == len(specs)
     if not complete and log:
         log(f"stopped with {len(records)} of {len(specs)} runs finished; run the same command again to continue")
+    if discovery is not None and complete and log:
+        log(f"planted-symmetry comparison: {len(discovery['datasets'])} datasets × {len(discovery['seeds'])} seeds")
     planted = run_discovery(out, discovery, log) if discovery is not None and complete else None
+    if log:
+        log("distances between the learned groups, with their permutation tests ...")
     fixed = fixed_models(records, out / "runs")
     dist = distances(records, out / "runs", tuple(m for m in LGN_MODELS if m not in fixed))
     commit, dirty = _git()
@@ -159,6 +163,8 @@ def reproduce(out: str | os.PathLike, *, plans: list[DataPlan], recipe: Recipe =
     results["claim"] = claim(dist, results["dependence"])
     results["targets"] = targets(results["tables"])
     results["claims"] = abstract_claims(results, records, out / "runs")
+    if log:
+        log("figures ...")
     results["figures"] = write_figures(out, records, dist, results["collapses"])
     results["wall_seconds"] = time.perf_counter() - start
     from lgn.files import write_json

@@ -135,7 +135,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
         elif limit is None or len(todo) < limit:
             todo.append(i)
     options = {"device": device, "force": force, "analyse": analyse}
-    trained = ((i, run_spec(specs[i], runs_dir / specs[i].name, **options)) for i in todo) \
+    trained = (_one(i, specs, runs_dir, options, log) for i in todo) \
         if jobs == 1 or len(todo) <= 1 else _in_workers(specs, todo, runs_dir, options, jobs, threads,
                                                         announce=log is not None)
     for i, result in trained:  # in the grid's order, or under --jobs as each finishes
@@ -144,6 +144,14 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
             log(format_line(i + 1, len(specs), *result))
     order = sorted(done)
     return [done[i][0] for i in order], [done[i][1] for i in order]
+
+
+def _one(i: int, specs: list[RunSpec], runs_dir: Path, options: dict, log) -> tuple[int, tuple[dict, bool]]:
+    """``(i, run_spec(specs[i], ...))`` in this process; with ``log``, its epoch lines printed as a worker prints
+    them (the first, then one a minute), so that a run away from a terminal, where the progress bar is not
+    drawn, is not silent for hours."""
+    spec = specs[i]
+    return i, run_spec(spec, runs_dir / spec.name, **options, log=_EpochLines(spec.name) if log else None)
 
 
 def _in_workers(specs: list[RunSpec], todo: list[int], runs_dir: Path, options: dict, jobs: int,

@@ -122,7 +122,7 @@ class TrainConfig:
     eval_batch_size: Annotated[int, _limit("at least 1", ge=1)] = 250
     # ^ examples per forward pass when evaluating (at 1000 a batch's codes pass 32 MiB, and malloc maps and
     #   unmaps them every time: 2-3x slower)
-    progress: bool = True             # tqdm progress bar (shown only on a terminal)
+    progress: bool = True             # a tqdm bar on a terminal, else a line to stderr every 30 s
     tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
     checkpoint_every: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
     # ^ also checkpoint every N optimiser steps; None: at epoch ends only

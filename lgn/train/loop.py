@@ -53,7 +53,9 @@ from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMP
                                   load_checkpoint, never_completed, next_slot, save_checkpoint)
 from lgn.train.config import DataConfig, RunConfig, TrainConfig, check_settings, resolve_model
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
+from lgn.train.board import log_epoch, log_step
 from lgn.train.evaluate import evaluate, psnr, task_loss
+from lgn.train.progress import ProgressLines, duration, seconds_left
 
 __all__ = ["train", "fit", "TrainState", "recompute_batch_norm_", "TrainResult", "epoch_order",
            "MUTABLE_ON_RESUME", "NonFiniteError", "MAX_SKIPPED_IN_A_ROW"]
@@ -129,24 +131,9 @@ def _progress(total: int, desc: str, enabled: bool):
 def _summary(record: dict, epochs: int, seconds_left: float | None = None) -> str:
     score = (f"test_acc {record['test_acc']:.4f}" if "test_acc" in record
              else f"test_psnr {record['test_psnr']:.2f} dB")
-    left = "" if seconds_left is None or record["epoch"] >= epochs else f", {_duration(seconds_left)} left"
+    left = "" if seconds_left is None or record["epoch"] >= epochs else f", {duration(seconds_left)} left"
     return (f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.4f}  "
             f"test_loss {record['test_loss']:.4f}  {score}  ({record['train_seconds']:.1f} s{left})")
-
-
-def _duration(seconds: float) -> str:
-    """``seconds`` as ``'42 s'``, ``'7.5 min'`` or ``'2.3 h'``."""
-    if seconds < 100:
-        return f"{seconds:.0f} s"
-    if seconds < 6000:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _seconds_left(elapsed: float, epochs_done: int, epochs_left: int) -> float | None:
-    """The expected time to finish ``epochs_left`` epochs at the mean pace of the ``epochs_done`` that took
-    ``elapsed`` seconds (training, evaluation and writing); None before the first."""
-    return None if epochs_done < 1 else elapsed / epochs_done * epochs_left
 
 
 @dataclass
@@ -320,6 +307,9 @@ class TrainState:
     def measure(self, record: dict) -> None:
         """Add to the ``record`` of the epoch just trained, before the position moves past it; here nothing."""
 
+    def stepped(self, loss: torch.Tensor) -> None:
+        """Optimiser step ``pos.step`` is done, with the batch's task ``loss``; here nothing."""
+
     def finish(self, record: dict) -> None:
         """The epoch of ``record`` is done: pass it to ``on_epoch_end`` (on the rank that writes)."""
         if self.on_epoch_end is not None and self.world.writes:
@@ -334,10 +324,15 @@ class TrainState:
         n_batches = math.ceil(len(x) / t.batch_size)
         self.milestones = sorted(t.milestone_steps(n_batches))
         self.scheduler = self.schedule(self.milestones, pos.step)
+        shown = t.progress and self.world.writes
+        # away from a terminal the bar draws nothing: a line every 30 s instead (lgn.train.progress)
+        lines = ProgressLines(t.epochs * n_batches, n_batches, t.epochs, first_step=pos.epoch * n_batches + pos.batch) \
+            if shown and not sys.stderr.isatty() else None
         for epoch in range(pos.epoch, t.epochs):
-            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", t.progress and self.world.writes)
+            bar = _progress(n_batches, f"epoch {epoch + 1}/{t.epochs}", shown)
             bar.update(pos.batch)
-            self._epoch(x, y, list(epoch_order(len(x), t.seed, epoch).to(x.device).split(t.batch_size)), bar)
+            self._epoch(x, y, list(epoch_order(len(x), t.seed, epoch).to(x.device).split(t.batch_size)), bar,
+                        lines)
             bar.close()
             self._flush()
             if epoch == 0:
@@ -373,11 +368,12 @@ class TrainState:
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: self.t.lr_factor(k, milestones),
                                                  last_epoch=done - 1)
 
-    def _epoch(self, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor], bar) -> None:
+    def _epoch(self, x: torch.Tensor, y: torch.Tensor | None, batches: list[torch.Tensor], bar,
+               lines: ProgressLines | None = None) -> None:
         """Batches ``pos.batch`` onward of one epoch, each ``(B,)`` indices into ``x`` and ``y``.
 
         ``bar`` shows the running loss and accuracy, or the latest batch's PSNR
-        on the raw scale.
+        on the raw scale; ``lines``, away from a terminal, a line every 30 s.
         """
         pos = self.pos
         self.model.train()
@@ -393,6 +389,8 @@ class TrainState:
             if not bar.disable and (b % 5 == 4 or pos.batch == len(batches)):
                 bar.set_postfix(self._shown(output, xb, yb), refresh=False)
             bar.update()
+            if lines is not None:
+                lines.update(len(batches[b]))
         pos.seconds += time.perf_counter() - start
 
     def _batch(self, x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor):
@@ -462,6 +460,7 @@ class TrainState:
         self.sums[0] += loss.detach() * n
         if correct is not None:
             self.sums[1] += correct
+        self.stepped(loss)
 
     def _skip(self, fault: tuple[str, str], saved_buffers: list[torch.Tensor] | None) -> None:
         """Skip the batch of a non-finite ``fault`` (``(kind, name)``), restoring the buffers, or stop the run."""
@@ -553,7 +552,8 @@ class _RunFolder(TrainState):
         self.slot = CHECKPOINT_SLOTS[0]  # the slot the next checkpoint goes to
         self.test: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the test split, preprocessed
         self.writer = None  # TensorBoard's SummaryWriter, with train.tensorboard
-        self.first_epoch, self.started = 0, 0.0  # where this process started, for the time left
+        self.epoch_seconds: list[float] = []  # wall seconds of each epoch of this process, for the time left
+        self.epoch_started = 0.0
 
     def start(self, resume: bool, n_batches: int, data_sha256: str) -> None:
         """Continue from the newest intact checkpoint (with ``resume``), else clear the run's files; then
@@ -627,12 +627,17 @@ class _RunFolder(TrainState):
         line = self.t.schedule_warning(math.ceil(len(x) / self.t.batch_size))
         if line and self.warn:
             self.warn(line)
-        self.first_epoch, self.started = self.pos.epoch, time.perf_counter()  # the pace of this process's epochs
+        self.epoch_started = time.perf_counter()  # the pace of this process's epochs
         try:
             super().run(x, y)
         finally:
             if self.writer is not None:
                 self.writer.close()
+
+    def stepped(self, loss: torch.Tensor) -> None:
+        """With TensorBoard, the step's loss and learning rate (lgn.train.board)."""
+        if self.writer is not None:
+            log_step(self.writer, self.pos.step, loss.item(), self.optimizer.param_groups[0]["lr"])
 
     def checkpoint(self) -> None:
         """Write the position reached into the next slot, never with a non-finite parameter."""
@@ -664,20 +669,18 @@ class _RunFolder(TrainState):
         record.update(train_seconds=self.pos.seconds, eval_seconds=time.perf_counter() - start)
 
     def finish(self, record: dict) -> None:
-        """The epoch's model, metrics line and checkpoint, its TensorBoard scalars and log line."""
+        """The epoch's model, metrics line and checkpoint, its TensorBoard entries and log line."""
         if self.world.writes:
             save_model(self.model, self.out)
             append_metrics(self.out, record)
         self.checkpoint()
         if self.writer is not None:
-            for key, value in record.items():
-                if key != "epoch":
-                    self.writer.add_scalar(key, value, record["epoch"])
-            self.writer.flush()
+            log_epoch(self.writer, record["epoch"], record, self.model)
+        now = time.perf_counter()
+        self.epoch_seconds.append(now - self.epoch_started)  # training, evaluation and writing
+        self.epoch_started = now
         if self.log:
-            left = _seconds_left(time.perf_counter() - self.started, record["epoch"] - self.first_epoch,
-                                 self.t.epochs - record["epoch"])
-            self.log(_summary(record, self.t.epochs, left))
+            self.log(_summary(record, self.t.epochs, seconds_left(self.epoch_seconds, self.t.epochs - record["epoch"])))
         super().finish(record)
 
 

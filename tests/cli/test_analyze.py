@@ -25,6 +25,10 @@ def test_analyze_a_run(run_dir, capsys):
     out = capsys.readouterr().out
     assert "transpose" in out and "analysis.json" in out
     data = json.loads((run_dir / "analysis" / "analysis.json").read_text())
+    # it opens with the verdict in words: fixed transposes are a known group of order 2, so of order 4 too
+    assert out.splitlines()[0] == ("6 of 6 generators are close to a known operation (transpose 6; cosine "
+                                   "similarity at least 0.5), and they form finite groups of order 4 (median "
+                                   "order error 0.000).")
     assert len(data["generators"]) == 6
     assert {e["nearest_op"]["name"] for e in data["generators"]} == {"transpose"}
     arrays = np.load(run_dir / "analysis" / "groups.npz")
@@ -112,3 +116,41 @@ def test_analyze_a_trained_run_reports_code_energy_per_power(tmp_path, capsys):
 
     assert len(energy["fractions"]) == load_model(run).config.group_size
     assert abs(sum(energy["fractions"]) - 1) < 1e-9 and min(energy["fractions"]) >= 0
+
+
+def test_analyze_without_matplotlib_stops_before_any_work(run_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "analysis"
+    code = ("import sys; sys.modules['matplotlib'] = None\n"  # as if not installed
+            f"from lgn.cli import main\nraise SystemExit(main(['analyze', {str(run_dir)!r}, '--out', {str(out)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("lgn analyze: error: figures need the optional matplotlib package: pip install "
+                                     "'lgn[figures]', or pass --no-figures")
+    assert not out.exists()  # no half-written groups.npz
+
+
+def test_report_opens_with_the_verdict_and_gives_the_code_energy(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from tests.train.helpers import TINY_SET, write_tiny_npz
+
+    npz = write_tiny_npz(tmp_path / "tiny.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"npz:{npz}", "--out", str(run), "--epochs", "1", "--no-progress",
+                 *TINY_SET]) == 0
+    assert main(["report", str(run)]) == 0  # analyses the run itself, code energy included
+    html = (run / "report" / "index.html").read_text()
+    analysis = json.loads((run / "analysis" / "analysis.json").read_text())
+    from lgn.analysis.energy import describe_code_energy
+    from lgn.analysis.verdict import verdict
+
+    from markupsafe import escape
+
+    head = html.split("<h1>", 1)[1].split("</h1>", 1)[1].lstrip()
+    assert head.startswith(f'<p class="verdict">{escape(verdict(analysis))}</p>')
+    assert "power 0 carries" in verdict(analysis) or "powers 1 to 1 carry" in verdict(analysis)
+    energy = describe_code_energy(analysis["code_energy"])
+    assert energy.startswith("code energy per orbit power (final code, 24 test images): A^0·B ")
+    assert f"The {escape(energy)}." in html

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from lgn.cli import main
 from lgn.data.planted import smooth_templates
@@ -25,13 +26,18 @@ def test_discover_npz_unseen_group(tmp_path, capsys):
     path = tmp_path / "sym.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     out = tmp_path / "run"
-    code = main(["discover", "--data", f"npz:{path}", "--group-size", "2", "--out", str(out),
+    code = main(["discover", "--dataset", f"npz:{path}", "--group-size", "2", "--out", str(out),
                  "--epochs", "2", "--layers", "1"])
     assert code == 0
     captured = capsys.readouterr()
     text = captured.out
     assert "group found: cyclic of order 2" in text and "transpose" in text
-    assert captured.err == ""  # no progress bar drawn into a stderr that is not a terminal
+    # every stage has its line on stderr, terminal or not
+    stages = [line.split("]: ", 1)[1].split(" train_loss")[0] for line in captured.err.splitlines()]
+    assert all(line.startswith("lgn discover [") for line in captured.err.splitlines())
+    assert stages == [f"loading npz:{path}", "estimating a group of order 2 from the clusters of 300 images",
+                      "training the discovery LGN (3 groups, 1 layers, 2 epochs)", "training epoch 1/2:",
+                      "training epoch 2/2:", "judging and analysing the group found"]
     with np.load(out / "groups.npz") as f:
         assert f["A"].shape == (1, 3, 1, 36, 36) and f["B"].shape == (1, 3, 1, 6, 6)
         assert alignment(f["A"], f["B"], t, 2) > 0.95
@@ -41,9 +47,36 @@ def test_discover_npz_unseen_group(tmp_path, capsys):
 
 
 def test_discover_rejects_bad_option(tmp_path, capsys):
-    code = main(["discover", "--data", "planted:flip", "--group-size", "2", "--out", str(tmp_path),
+    code = main(["discover", "--dataset", "planted:flip", "--group-size", "2", "--out", str(tmp_path),
                  "--set", "sigma"])
-    assert code == 2 and "KEY=VALUE" in capsys.readouterr().err
+    assert code == 2 and "data.options.KEY=VALUE" in capsys.readouterr().err
+    code = main(["discover", "--dataset", "planted:flip", "--group-size", "2", "--out", str(tmp_path),
+                 "--set", "train.epochs=3"])
+    assert code == 2 and "got 'train.epochs=3'" in capsys.readouterr().err
+
+
+def test_discover_reads_train_s_set_grammar_and_the_old_spellings_with_a_hint(capsys):
+    from lgn.cli import build_parser
+    from lgn.cli.discover import parse_options
+
+    assert parse_options(["data.options.sigma=0.3", "data.options.name_of=rot90"]) == {"sigma": 0.3,
+                                                                                       "name_of": "rot90"}
+    assert capsys.readouterr().err == ""
+    assert parse_options(["sigma=0.3"]) == {"sigma": 0.3}
+    assert capsys.readouterr().err.strip() == ("lgn discover: --set sigma=0.3 is now --set data.options.sigma=0.3 "
+                                               "(the old spelling still works)")
+    args = build_parser().parse_args(["discover", "--data", "planted:flip", "--group-size", "2", "--out", "d"])
+    assert args.dataset == "planted:flip"
+    assert capsys.readouterr().err.strip() == "lgn discover: --data is now --dataset (the old spelling still works)"
+
+
+def test_discover_refuses_before_creating_its_folder(tmp_path, capsys):
+    out = tmp_path / "D"
+    with pytest.raises(SystemExit) as e:
+        main(["discover", "--dataset", "planted:flip", "--group-size", "0", "--out", str(out)])
+    assert e.value.code == 2
+    assert "--group-size: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_bench_discovery_tiny(tmp_path, capsys):
@@ -53,7 +86,7 @@ def test_bench_discovery_tiny(tmp_path, capsys):
     assert code == 0
     captured = capsys.readouterr()
     table = captured.out
-    assert captured.err == ""  # no progress bar drawn into a stderr that is not a terminal
+    assert "lgn bench-discovery [" in captured.err and "flip seed 0: training the discovery LGN" in captured.err
     assert "flip" in table and "discover" in table and "paper" in table
     runs = json.loads(out.read_text())["runs"]
     assert {r["method"] for r in runs} == {"discover", "paper"}

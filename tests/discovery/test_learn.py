@@ -60,13 +60,13 @@ def test_learn_refuses_bad_settings():
 def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys, labelled):
     out = tmp_path / "run"
     if labelled:
-        data = ["--data", "planted:flip", "--set", "kernel_size=2", "--set", "n_classes=2", "--set", "n_train=100",
-                "--set", "n_test=20"]
+        data = ["--dataset", "planted:flip", "--set", "data.options.kernel_size=2", "--set", "data.options.n_classes=2",
+                "--set", "data.options.n_train=100", "--set", "data.options.n_test=20"]
     else:
         rng = np.random.default_rng(0)
         np.savez(tmp_path / "x.npz", x_train=rng.standard_normal((60, 2, 2)).astype(np.float32),
                  x_test=rng.standard_normal((20, 2, 2)).astype(np.float32))
-        data = ["--data", f"npz:{tmp_path / 'x.npz'}"]
+        data = ["--dataset", f"npz:{tmp_path / 'x.npz'}"]
     code = main(["discover", *data, "--group-size", "2", "--out", str(out), "--method", "learn",
                  "--restarts", "1", "--steps", "3", "--epochs", "1", "--layers", "1"])
     assert code == 0

@@ -224,8 +224,49 @@ def test_generators_accessor_gives_the_layers_matrices():
 def test_layers_describe_themselves():
     conv = GroupConv2d(3, 4, 2, 5, stride=2, padding=2, generator="cyclic")
     assert repr(conv).splitlines()[1].strip() == \
-        "3, n_groups=4, group_size=2, kernel_size=5, stride=2, padding=2, bias=False"
+        "3, n_groups=4, group_size=2, kernel_size=(5, 5), stride=(2, 2), padding=(2, 2), dilation=(1, 1), bias=False"
     assert "CyclicGenerator(n_groups=4, n_blocks=3, dim=25, order=2)" in repr(conv)
     lin = GroupLinear(12, 2, 3, in_channels=3, bias=True, generator="independent")
     assert repr(lin).splitlines()[1].strip() == "in_features=12, n_groups=2, group_size=3, in_channels=3, bias=True"
     assert "FilterBank(n_filters=6, in_channels=3, filter_shape=(4,))" in repr(lin)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own, as for nn.Conv2d
+@pytest.mark.parametrize("geometry", [
+    dict(kernel_size=(3, 5), stride=(1, 2), padding=(1, 0)),
+    dict(kernel_size=3, padding="same", dilation=2),
+    dict(kernel_size=(4, 2), padding="same"),           # even kernels: torch pads one more on the far side
+    dict(kernel_size=3, stride=2, padding="valid", dilation=(2, 1)),
+    dict(kernel_size=[2, 3], padding=[2, 1], dilation=[1, 3]),
+])
+def test_conv_geometry_is_torch_s(geometry):
+    """Tuples, 'same', 'valid' and dilation give what nn.Conv2d gives with the same weights."""
+    torch.manual_seed(0)
+    conv = GroupConv2d(2, 3, 2, bias=True, **geometry).double()
+    torch.nn.init.normal_(conv.bias)
+    plain = torch.nn.Conv2d(2, 6, **geometry).double()
+    with torch.no_grad():
+        plain.weight.copy_(conv.weight)
+        plain.bias.copy_(conv.bias)
+    x = torch.randn(2, 2, 11, 12, dtype=torch.float64)
+    torch.testing.assert_close(conv(x), plain(x), rtol=0, atol=1e-12)
+    torch.testing.assert_close(conv.export()(x), plain(x), rtol=0, atol=1e-12)
+    assert conv.export().padding == plain.padding and conv.export().dilation == plain.dilation
+
+
+def test_conv_geometry_is_checked_and_the_bias_is_off_by_default():
+    assert GroupConv2d(1, 2, 2, 3).bias is None and torch.nn.Conv2d(1, 4, 3).bias is not None
+    with pytest.raises(ValueError, match=r"kernel_size must be a positive integer or a pair of them, got \(3, 0\)"):
+        GroupConv2d(1, 2, 2, (3, 0))
+    with pytest.raises(ValueError, match="dilation must be a positive integer or a pair of them, got 0"):
+        GroupConv2d(1, 2, 2, 3, dilation=0)
+    with pytest.raises(ValueError, match="padding must be a non-negative integer or a pair of them, got -1"):
+        GroupConv2d(1, 2, 2, 3, padding=-1)
+    with pytest.raises(ValueError, match="padding must be an integer, a pair of them, 'same' or 'valid', got 'full'"):
+        GroupConv2d(1, 2, 2, 3, padding="full")
+    with pytest.raises(ValueError, match=r"padding='same' needs stride 1 .*, got stride=\(2, 2\)"):
+        GroupConv2d(1, 2, 2, 3, stride=2, padding="same")
+    conv = GroupConv2d(1, 2, 2, (3, 5), dilation=(1, 2))  # extent 3 × 9
+    with pytest.raises(ValueError, match=r"images must be at least 3×9 for this kernel, got \(12, 8\)"):
+        conv(torch.randn(1, 1, 12, 8))
+    assert conv(torch.randn(1, 1, 3, 9)).shape == (1, 4, 1, 1)

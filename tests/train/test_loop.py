@@ -709,14 +709,6 @@ def test_epoch_lines_show_the_expected_time_left(tmp_path, npz):
     assert all(" left)" in line for line in epochs[:2]) and " left)" not in epochs[2]
 
 
-def test_time_left_is_the_mean_pace_times_the_epochs_left():
-    from lgn.train.loop import _duration, _seconds_left
-
-    assert _seconds_left(30.0, 3, 97) == pytest.approx(970.0)
-    assert _seconds_left(0.0, 0, 5) is None
-    assert [_duration(s) for s in (42.4, 450.0, 9000.0)] == ["42 s", "7.5 min", "2.5 h"]
-
-
 def test_bf16_precision_trains_with_float32_weights(tmp_path, npz):
     result = train(tiny_settings(npz, epochs=6, precision="bf16"), tmp_path / "run", log=None)
     assert result.metrics[-1]["train_loss"] < 0.7 * result.metrics[0]["train_loss"]

@@ -6,12 +6,14 @@ import sys
 
 import pytest
 
-from lgn.train.memory import ENV, glibc, keep_freed_memory
+from lgn.memory import ENV, glibc, keep_freed_memory
 
 # A step's pattern: allocate 8 tensors of 16 MB, touch them, free them all; page faults of rounds 2-4.
+# The library is loaded first, as in a training process by its first step (lgn.memory alone imports nothing).
 _ROUNDS = """
 import resource, sys, torch
-from lgn.train.memory import keep_freed_memory
+import lgn.train
+from lgn.memory import keep_freed_memory
 kept = keep_freed_memory()
 faults = []
 for round in range(4):
@@ -79,7 +81,7 @@ import resource, sys, torch
 from lgn.models import ModelConfig, build_model
 from lgn.train.config import TrainConfig
 from lgn.train.evaluate import evaluate
-from lgn.train.memory import keep_freed_memory
+from lgn.memory import keep_freed_memory
 assert keep_freed_memory()
 torch.manual_seed(0)
 model = build_model(ModelConfig(in_channels=1, image_size=28, num_classes=10))
