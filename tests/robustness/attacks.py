@@ -7,13 +7,10 @@ its digests matching is one an outsider can make.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
 
 DIGITS_1 = ["--dataset", "digits", "--epochs", "1", "--no-progress"]  # the issue's run: digits, one epoch
 
@@ -42,31 +39,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, *name
     for name in names:
         assert name in err[0], f"the error does not name {name!r}: {err[0]}"
     return err[0]
-
-
-def meta_digest(meta: dict) -> str:
-    """A checkpoint JSON's self-digest: SHA-256 of its sorted-key JSON without the digest field."""
-    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def rewrite_checkpoint(run: Path, slot: str = "checkpoint-0", meta: Callable[[dict], None] | None = None,
-                       tensors: Callable[[dict], None] | None = None) -> None:
-    """Edit a checkpoint in place (``meta(dict)``, ``tensors(dict)``), its digests recomputed to match."""
-    from safetensors.torch import load, save
-
-    meta_path, tensor_path = run / f"{slot}.json", run / f"{slot}.safetensors"
-    saved, named = json.loads(meta_path.read_text()), load(tensor_path.read_bytes())
-    if tensors is not None:
-        tensors(named)
-    data = save(named)
-    if meta is not None:
-        meta(saved)
-    saved["sha256"] = hashlib.sha256(data).hexdigest()
-    if "meta_sha256" in saved:
-        saved["meta_sha256"] = meta_digest(saved)
-    tensor_path.write_bytes(data)
-    meta_path.write_text(json.dumps(saved))
 
 
 def files_under(root: Path) -> dict[str, bytes]:

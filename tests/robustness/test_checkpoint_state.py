@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from lgn.cli import main
-from tests.robustness.attacks import lines, rewrite_checkpoint
+from tests.robustness.attacks import lines
+from tests.train.test_checkpoint import rewrite as rewrite_checkpoint
 
 
 def _resume(run: Path, capsys, *extra: str) -> tuple[int, str]:

@@ -199,7 +199,8 @@ def rewrite(directory, slot="checkpoint-0", meta=None, tensors=None, digests=Tru
         import hashlib
 
         saved["sha256"] = hashlib.sha256(data).hexdigest()
-        saved["meta_sha256"] = _meta_digest(saved)
+        if "meta_sha256" in saved:  # a legacy checkpoint without one stays without
+            saved["meta_sha256"] = _meta_digest(saved)
     tensor_path.write_bytes(data)
     meta_path.write_text(json.dumps(saved))
 
