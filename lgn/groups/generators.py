@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from lgn.groups import operators
+from lgn.groups.loading import load_generator
 
 __all__ = [
     "Generator",
@@ -196,13 +197,19 @@ class CyclicGenerator(Generator):
 
 
 class FixedGenerator(Generator):
-    """A given, untrained matrix broadcast to every group and block."""
+    """A given, untrained matrix broadcast to every group and block.
+
+    A single ``(d, d)`` matrix is stored once, ``(1, 1, d, d)``, and ``matrix()`` is a
+    broadcast view of it: a full-image generator (d = 256 or 784) would otherwise be
+    copied K·C' times into every forward pass and every checkpoint, and the orbit of a
+    shared matrix is one matrix product for all groups (:func:`lgn.groups.orbit`).
+    """
 
     def __init__(self, matrix: torch.Tensor | np.ndarray, n_groups: int, n_blocks: int):
         m = torch.as_tensor(matrix, dtype=torch.get_default_dtype())
         if m.dim() == 2:
-            m = m.expand(n_groups, n_blocks, *m.shape)
-        if m.dim() != 4 or m.shape[:2] != (n_groups, n_blocks) or m.shape[-1] != m.shape[-2]:
+            m = m.reshape(1, 1, *m.shape)
+        if m.dim() != 4 or m.shape[:2] not in ((1, 1), (n_groups, n_blocks)) or m.shape[-1] != m.shape[-2]:
             raise ValueError(
                 f"fixed generator must have shape (d, d) or ({n_groups}, {n_blocks}, d, d), "
                 f"got {tuple(torch.as_tensor(matrix).shape)}"
@@ -211,7 +218,7 @@ class FixedGenerator(Generator):
         self.register_buffer("weight", m.clone().contiguous())
 
     def matrix(self) -> torch.Tensor:
-        return self.weight
+        return self.weight.expand(self.n_groups, self.n_blocks, self.dim, self.dim)
 
 
 ANNEAL_STEPS = 200  # optimiser steps (project_() calls) during which an annealed generator's choice may change
@@ -389,7 +396,8 @@ def make_generator(
     """Build a generator from its config name.
 
     ``kind`` is ``'free'``, ``'cyclic'``, ``'select'``, ``'select-divisor'``,
-    ``'permute'`` or ``'fixed:NAME'`` where NAME is one of
+    ``'permute'``, ``'file:PATH'`` (a fixed matrix of order ``order`` read by
+    :func:`lgn.groups.loading.load_generator`) or ``'fixed:NAME'`` where NAME is one of
     :data:`lgn.groups.operators.OPERATOR_NAMES` acting on ``kernel_size`` ×
     ``kernel_size`` kernels (repeated block-diagonally over ``channels_per_block``
     channels for the joint action; so are the candidates of ``'select'``: the
@@ -415,6 +423,12 @@ def make_generator(
         if mats.shape[-1] != dim:
             raise ValueError(f"'select' candidates have size {mats.shape[-1]}, expected {dim}")
         return SelectionGenerator(mats, list(ops), n_groups, n_blocks)
+    if kind.startswith("file:"):
+        op = load_generator(kind[len("file:"):], order)
+        op = op if op.shape[0] == dim else np.kron(np.eye(channels_per_block), op)
+        if op.shape[0] != dim:
+            raise ValueError(f"generator {kind!r} has size {op.shape[0]}, expected {dim}")
+        return FixedGenerator(op, n_groups, n_blocks)
     if kind.startswith("fixed:"):
         if kernel_size is None:
             raise ValueError("a fixed named generator needs kernel_size")
@@ -423,5 +437,6 @@ def make_generator(
         if op.shape[0] != dim:
             raise ValueError(f"operator {kind!r} has size {op.shape[0]}, expected {dim}")
         return FixedGenerator(op, n_groups, n_blocks)
-    raise ValueError(f"generator must be 'free', 'cyclic', 'select', 'select-divisor', 'permute' or 'fixed:NAME', "
+    raise ValueError(f"generator must be 'free', 'cyclic', 'select', 'select-divisor', 'permute', 'file:PATH' or "
+                     f"'fixed:NAME', "
                      f"got {kind!r}")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-from lgn.groups import Generator, make_generator, orbit, unit_frobenius_
+from lgn.groups import FixedGenerator, Generator, make_generator, orbit, unit_frobenius_
+from lgn.groups.loading import check_order
 
 __all__ = ["OrbitBank", "FilterBank", "ACTIONS", "make_bank"]
 
@@ -32,7 +34,8 @@ class OrbitBank(nn.Module):
         n_groups: K, one base filter and one generator each.
         group_size: p, powers 0..p−1.
         filter_shape: e.g. ``(k, k)`` for a convolution, ``(d,)`` for dense filters.
-        generator: ``'free'``, ``'cyclic'``, ``'fixed:NAME'`` or a :class:`Generator`.
+        generator: ``'free'``, ``'cyclic'``, ``'fixed:NAME'``, ``'file:PATH'``, a :class:`Generator`, or
+            one ``(dim, dim)`` matrix (tensor or array) of order ``group_size``, used as a fixed group.
         action: ``'channel'`` (one d×d matrix per channel, d = ∏ filter_shape) or
             ``'joint'`` (one (C·d)×(C·d) matrix on the whole filter).
         regularizer: invertibility regulariser of a free generator.
@@ -44,7 +47,7 @@ class OrbitBank(nn.Module):
         n_groups: int,
         group_size: int,
         filter_shape: tuple[int, ...],
-        generator: str | Generator = "free",
+        generator: str | Generator | torch.Tensor | np.ndarray = "free",
         action: str = "channel",
         regularizer: str = "aux-inverse",
     ):
@@ -60,6 +63,8 @@ class OrbitBank(nn.Module):
         self.action = action
         d = math.prod(self.filter_shape)
         n_blocks, dim = (in_channels, d) if action == "channel" else (1, in_channels * d)
+        if isinstance(generator, (torch.Tensor, np.ndarray)):
+            generator = FixedGenerator(check_order(generator, group_size), n_groups, n_blocks)
         if isinstance(generator, Generator):
             if (generator.n_groups, generator.n_blocks, generator.dim) != (n_groups, n_blocks, dim):
                 raise ValueError(
@@ -149,7 +154,7 @@ class FilterBank(nn.Module):
 
 
 def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],
-              generator: str | Generator = "free", action: str = "channel",
+              generator: str | Generator | torch.Tensor | np.ndarray = "free", action: str = "channel",
               regularizer: str = "aux-inverse") -> OrbitBank | FilterBank:
     """An :class:`OrbitBank`, or for ``generator='independent'`` a :class:`FilterBank` of as many filters (no group)."""
     if isinstance(generator, str) and generator == "independent":
