@@ -9,12 +9,14 @@ from lgn.groups import REGULARIZERS
 from lgn.limits import check_float32
 from lgn.groups.operators import OPERATOR_NAMES
 from lgn.nn.banks import ACTIONS
+from lgn.nn.pool import ORBIT_POOLS
 
 __all__ = ["ModelConfig", "TASKS", "GENERATORS", "ARCHITECTURES"]
 
 TASKS = ("classify", "reconstruct")
-ARCHITECTURES = ("lgn", "cnn")  # the unfolded LGN, or the plain CNN baseline of lgn.models.cnn
+ARCHITECTURES = ("lgn", "cnn", "mlp")  # the unfolded LGN, the plain CNN (lgn.models.cnn), the group MLP (lgn.models.mlp)
 GENERATORS = ("free", "cyclic", "select", "select-divisor", "permute", "independent") + tuple(f"fixed:{name}" for name in OPERATOR_NAMES)
+# ^ and 'file:PATH': a fixed generator read from a file (lgn.groups.loading)
 
 
 @dataclass
@@ -30,12 +32,15 @@ class ModelConfig:
     stride: int = 1                 # s, the convolution stride
     padding: int | None = None      # convolution padding; None: padding = stride (docs/method.md §4)
     eta: float = 0.01               # η, the unfolding step size
-    generator: str = "free"         # 'free', 'cyclic', 'select(-divisor)', 'permute', 'fixed:NAME', 'independent'
+    generator: str = "free"         # 'free', 'cyclic', 'select(-divisor)', 'permute', 'fixed:NAME', 'file:PATH',
+    #                                 'independent'
     action: str = "channel"         # 'channel' (per-channel k²×k²) or 'joint' ((C·k²)×(C·k²))
     regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none' (free generators)
     reg_weight: float | None = None   # μ; None means 1e-4 (classify) or 1e-2 (reconstruct)
     pool_size: int = 4              # the classification head pools the code to pool_size²
-    architecture: str = "lgn"       # 'lgn', or 'cnn': a plain K·p-channel CNN baseline (generator etc. unused)
+    architecture: str = "lgn"       # 'lgn'; 'cnn': a plain K·p-channel CNN baseline (generator etc. unused);
+    #                                 'mlp': a full-image group MLP (lgn.models.mlp)
+    orbit_pool: str | None = None   # 'max' or 'mean': pool each orbit's p responses into one (classify; not cnn)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -61,8 +66,17 @@ class ModelConfig:
         self.eta = float(check_float32(self.eta, "eta"))
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.generator not in GENERATORS:
-            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if not isinstance(self.generator, str) or (self.generator not in GENERATORS
+                                                    and not (self.generator.startswith("file:") and self.generator[5:])):
+            raise ValueError(f"generator must be one of {', '.join(GENERATORS)} or file:PATH, got {self.generator!r}")
+        if self.orbit_pool is not None:
+            if self.orbit_pool not in ORBIT_POOLS:
+                raise ValueError(f"orbit_pool must be one of {', '.join(ORBIT_POOLS)} or none, got {self.orbit_pool!r}")
+            if self.architecture == "cnn" or self.task != "classify":
+                raise ValueError(f"orbit_pool needs task 'classify' and architecture 'lgn' or 'mlp', got "
+                                 f"{self.task!r} and {self.architecture!r}")
+        if self.architecture == "mlp" and self.task != "classify":
+            raise ValueError(f"architecture 'mlp' classifies only, got task {self.task!r}")
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
         if self.regularizer not in REGULARIZERS:
