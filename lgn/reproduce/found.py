@@ -181,10 +181,10 @@ def _model(model: str, settings: FoundSettings, generator: str | None) -> dict:
 def build_found(out: Path, settings: FoundSettings, groups: dict[tuple[str, int], Path]) -> list[RunSpec]:
     """Every run; ``groups[(dataset, seed)]`` is the found group's file.
 
-    In the order they train: first the group MLPs (seconds each) of every dataset, size and seed;
-    then the LGN and CNN baselines (a minute or more each), size by size, the headline size
-    (``settings.headline``) first, seed by seed within a size. A stopped grid then holds every
-    curve of the group MLPs and whole sizes of the baselines, the headline comparison first.
+    In the order they train: the group MLPs (seconds each) of the planted sets, every size and
+    seed; the LGN and CNN baselines (a minute or more each) at the headline size
+    (``settings.headline``); the group MLPs of the natural sets; the other baselines size by size,
+    seed by seed within a size. A stopped grid then holds the headline comparison first.
     """
     cells = []
     for seed in range(settings.seeds):
@@ -198,7 +198,14 @@ def build_found(out: Path, settings: FoundSettings, groups: dict[tuple[str, int]
                         continue  # the planted T where there is one, a guessed rotation where there is none
                     cells.append((seed, dataset, n, model))
     sizes = sorted(settings.sizes, key=lambda n: (n != settings.headline, n))
-    cells.sort(key=lambda c: (c[3] not in CHEAP, 0 if c[3] in CHEAP else sizes.index(c[2]), c[0]))
+
+    def phase(cell) -> tuple:
+        seed, dataset, n, model = cell
+        if model in CHEAP:
+            return (0 if dataset in PLANTED_SETS else 2), 0, seed
+        return (1 if n == settings.headline else 3), sizes.index(n), seed
+
+    cells.sort(key=phase)
     specs = []
     for seed, dataset, n, model in cells:
         data = {**_DATA[dataset], "train_subset": n}

@@ -29,10 +29,13 @@ def test_the_default_grid(tmp_path):
     mlp = next(s for s in specs if s.model == "mlp")
     assert mlp.settings["model"]["generator"] == "independent" and "orbit_pool" not in mlp.settings["model"]
     assert {s.settings["train"]["epochs"] for s in specs if s.n_train == 100} == {256}
-    # the group MLPs first, then the baselines with the headline size (250) first
+    # the planted sets' group MLPs first, then their baselines at the headline size (250), then the rest
     first_baseline = next(i for i, s in enumerate(specs) if s.model == "unconstrained")
-    assert all(s.model in ("found", "oracle", "rot90-pooled", "mlp") for s in specs[:first_baseline])
-    assert {s.n_train for s in specs[first_baseline:first_baseline + 27]} == {250}
+    assert first_baseline == 3 * 5 * 3 * 3
+    assert all(s.model in ("found", "oracle", "mlp") for s in specs[:first_baseline])
+    assert {(s.n_train, s.model in ("unconstrained", "cnn", "lgn-free")) for s in
+            specs[first_baseline:first_baseline + 27]} == {(250, True)}
+    assert {s.dataset for s in specs[first_baseline + 27:first_baseline + 27 + 90]} == {"mnist5k", "fashion-mnist"}
     rot90 = np.load(tmp_path / "groups" / "mnist5k-rot90-pooled.npy")  # a quarter turn of the whole 28×28 image
     assert np.array_equal(rot90 @ np.arange(784.0), np.rot90(np.arange(784.0).reshape(28, 28)).ravel())
 
