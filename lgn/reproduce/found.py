@@ -229,6 +229,7 @@ def found_verdicts(table: list[dict]) -> list[dict]:
     from lgn.reproduce.results import MATCH_TOLERANCE, compare
 
     index = {(r["dataset"], r["n_train"], r["model"]): r for r in table if r["accuracy"]["n"]}
+    models = {r["model"] for r in table}  # the models of the grid, finished or not
     out = []
     for (dataset, n, model), row in index.items():
         if model not in INVARIANT:
@@ -240,7 +241,9 @@ def found_verdicts(table: list[dict]) -> list[dict]:
             outcome, diff, margin = compare(row["accuracy"], other["accuracy"], MATCH_TOLERANCE)
             out.append({"dataset": dataset, "n_train": n, "model": model, "against": other["model"],
                         "best_baseline": other["model"] != "oracle", "outcome": outcome, "difference": diff,
-                        "margin": margin, "seeds": [row["accuracy"]["n"], other["accuracy"]["n"]]})
+                        "margin": margin, "seeds": [row["accuracy"]["n"], other["accuracy"]["n"]],
+                        "baselines_missing": [] if other["model"] == "oracle" else
+                        [b for b in BASELINES if b in models and (dataset, n, b) not in index]})
     return out
 
 
@@ -277,7 +280,8 @@ def _markdown(result: dict, path: Path) -> Path:
               "exceeds the seed spread √(s₁² + s₂²) (at least 0.005).", ""]
     for v in result["verdicts"]:
         lines.append(f"- {v['dataset']} n={v['n_train']:,}: {v['model']} vs {v['against']}: {v['outcome']} "
-                     f"({v['difference']:+.4f} ± {v['margin']:.4f})")
+                     f"({v['difference']:+.4f} ± {v['margin']:.4f}; seeds {v['seeds'][0]} and {v['seeds'][1]})"
+                     + (f"; not yet run: {', '.join(v['baselines_missing'])}" if v["baselines_missing"] else ""))
     lines += ["", f"![test accuracy against training size]({CURVES_FIGURE})", "", "## Test accuracy", "",
               "Mean ± standard deviation over seeds (n − 1).", ""]
     for dataset in dict.fromkeys(r["dataset"] for r in table):

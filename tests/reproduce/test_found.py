@@ -74,10 +74,11 @@ def test_verdicts_name_the_best_baseline_and_the_oracle():
     def row(model, mean, std=0.01):
         return {"dataset": "d", "n_train": 250, "model": model, "accuracy": {"mean": mean, "std": std, "n": 3}}
 
-    table = [row("found", 0.80), row("oracle", 0.805), row("mlp", 0.70), row("cnn", 0.75), row("lgn-free", 0.60)]
-    got = {v["against"]: (v["outcome"], round(v["difference"], 4)) for v in found_verdicts(table)
-           if v["model"] == "found"}
-    assert got == {"cnn": ("win", 0.05), "oracle": ("tie", -0.005)}
+    table = [row("found", 0.80), row("oracle", 0.805), row("mlp", 0.70), row("cnn", 0.75), row("lgn-free", 0.60),
+             {**row("unconstrained", None), "accuracy": {"mean": None, "std": None, "n": 0}}]  # not yet run
+    verdicts = [v for v in found_verdicts(table) if v["model"] == "found"]
+    got = {v["against"]: (v["outcome"], round(v["difference"], 4), v["baselines_missing"]) for v in verdicts}
+    assert got == {"cnn": ("win", 0.05, ["unconstrained"]), "oracle": ("tie", -0.005, [])}
 
 
 def test_cli_found_refuses_unknown_datasets_in_one_line(tmp_path, capsys):
