@@ -229,7 +229,7 @@ def found_verdicts(table: list[dict]) -> list[dict]:
     from lgn.reproduce.results import MATCH_TOLERANCE, compare
 
     index = {(r["dataset"], r["n_train"], r["model"]): r for r in table if r["accuracy"]["n"]}
-    models = {r["model"] for r in table}  # the models of the grid, finished or not
+    models = {(r["dataset"], r["model"]) for r in table}  # the models of the grid, finished or not
     out = []
     for (dataset, n, model), row in index.items():
         if model not in INVARIANT:
@@ -243,7 +243,7 @@ def found_verdicts(table: list[dict]) -> list[dict]:
                         "best_baseline": other["model"] != "oracle", "outcome": outcome, "difference": diff,
                         "margin": margin, "seeds": [row["accuracy"]["n"], other["accuracy"]["n"]],
                         "baselines_missing": [] if other["model"] == "oracle" else
-                        [b for b in BASELINES if b in models and (dataset, n, b) not in index]})
+                        [b for b in BASELINES if (dataset, b) in models and (dataset, n, b) not in index]})
     return out
 
 
