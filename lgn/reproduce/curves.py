@@ -154,7 +154,8 @@ def _figure(table: list[dict], path: Path) -> Path:
             x = [r["n_train"] * dodge for r in rows]
             y = [r["accuracy"]["mean"] for r in rows]
             err = [r["accuracy"]["std"] or 0.0 for r in rows]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model,
+                        color=f"C{i % 10}")  # a model keeps its colour in every panel
         ax.set_xscale("log")
         sizes = sorted({r["n_train"] for r in table if r["dataset"] == dataset})
         ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes trained, not powers of the log's base
