@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from lgn.reproduce.curves import CURVES_FIGURE, CURVES_JSON, CURVES_MD, _figure, curve_epochs, curve_table
+from lgn.reproduce.curves import CURVES_FIGURE, curve_epochs, curve_table, write_curves
 from lgn.reproduce.grid import MODELS, RunSpec
 from lgn.runs import cpu_model
 
@@ -376,7 +376,6 @@ def found_curves(out: str | os.PathLike, *, settings: FoundSettings = FOUND, dev
     ``complete`` false).
     """
     from lgn.device import resolve_device
-    from lgn.files import write_json
     from lgn.reproduce import _git, check_grid, machine_info
     from lgn.reproduce.runner import format_line
 
@@ -429,11 +428,4 @@ def found_curves(out: str | os.PathLike, *, settings: FoundSettings = FOUND, dev
               "discovery": discovery,
               "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records], "table": table,
               "verdicts": found_verdicts(table)}
-    _figure(table, out / CURVES_FIGURE)
-    result["wall_seconds"] = time.perf_counter() - start
-    write_json(result, out / CURVES_JSON)
-    _markdown(result, out / CURVES_MD)
-    if log:
-        log(f"wrote {out / CURVES_MD}, {out / CURVES_JSON} and {out / CURVES_FIGURE}"
-            + ("" if complete else f" (partial: {len(records)} of {len(specs)} runs)"))
-    return result
+    return write_curves(result, out, start, _markdown, log, len(specs))
