@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lgn.analysis.summary import Groups, save_groups
-from lgn.groups import FixedGenerator, operators
+from lgn.groups import FixedGenerator, GeneratorShape, generator_names, is_generator, make_generator, operators
 from lgn.groups.loading import check_order, load_generator
 from lgn.nn import GroupLinear
 
@@ -84,3 +84,17 @@ def test_missing_file_and_pickles(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))  # never unpickled
     with pytest.raises(ValueError, match=r"obj\.npy is not a numpy .npy or .npz file"):
         load_generator(tmp_path / "obj.npy", 4)
+
+
+def test_file_is_a_registry_prefix_block_diagonal_over_a_joint_blocks_channels(tmp_path):
+    np.save(tmp_path / "t.npy", PERM)
+    name = f"file:{tmp_path / 't.npy'}"
+    assert "file:PATH" in generator_names() and is_generator(name) and not is_generator("file:")
+    joint = make_generator(name, GeneratorShape(n_groups=2, n_blocks=1, dim=32, order=4, channels_per_block=2))
+    expected = np.zeros((32, 32))  # the 16×16 matrix on each of the two channels, by hand
+    expected[:16, :16] = expected[16:, 16:] = PERM
+    assert np.array_equal(joint.matrix()[1, 0].numpy(), expected)
+    with pytest.raises(ValueError, match=f"generator {name!r} has no option\\(s\\) regularizer; it takes none"):
+        make_generator(name, GeneratorShape(n_groups=1, n_blocks=1, dim=16, order=4), regularizer="none")
+    with pytest.raises(ValueError, match="generator_options are for a generator given by name"):
+        GroupLinear(16, 2, 4, generator=PERM, generator_options={"regularizer": "none"})
