@@ -12,6 +12,9 @@ the input by the group and the outputs must move in a known way.
   the input applies it to every output map and shifts each orbit's channels by
   one power.
 
+- :func:`assert_invariant`: for any model (an orbit-pooled layer, a model built
+  with ``orbit_pool``), transforming the input by T leaves the output unchanged.
+
 Each returns the largest deviation found and raises ``AssertionError`` if it
 exceeds ``atol``.
 """
@@ -24,7 +27,7 @@ import torch
 
 from lgn.nn import GroupConv2d, GroupLinear
 
-__all__ = ["assert_linear_equivariant", "assert_conv_equivariant", "IMAGE_OPS", "roll_orbits"]
+__all__ = ["assert_linear_equivariant", "assert_conv_equivariant", "assert_invariant", "IMAGE_OPS", "roll_orbits"]
 
 # Operations on images (..., H, W) matching the kernel operators of the same name
 # in lgn.groups.operators.
@@ -108,3 +111,52 @@ def assert_conv_equivariant(layer: GroupConv2d, op: str, x: torch.Tensor | None 
     expected = transform(roll_orbits(y, layer.n_groups, layer.group_size))
     deviation = (layer(transform(x)) - expected).abs().max().item()
     return _check(deviation, atol, f"GroupConv2d {op} equivariance")
+
+
+def _input_like(model: torch.nn.Module) -> torch.Tensor:
+    """A random batch for ``model``: ``(4, in_features)`` for a GroupLinear, ``(4, C, H, W)`` for a config'd model."""
+    p = next(model.parameters())
+    if isinstance(model, GroupLinear):
+        return torch.randn(4, model.in_features, dtype=p.dtype, device=p.device)
+    config = getattr(model, "config", None)
+    if config is None:
+        raise ValueError(f"give x: no input shape is known for a {type(model).__name__}")
+    size = config.image_size
+    return torch.randn(4, config.in_channels, size, size, dtype=p.dtype, device=p.device)
+
+
+@torch.no_grad()
+def assert_invariant(model: torch.nn.Module, transform, x: torch.Tensor | None = None,
+                     atol: float = 1e-4) -> float:
+    """Check ``model(T·x) = model(x)``: the model's output does not move when its input does.
+
+    ``transform`` is an ``(n, n)`` matrix T acting on each flattened input (a pixel
+    permutation, a group ``lgn discover`` found: ``x → (T @ x.flatten()).reshape(x.shape)``),
+    the name of an :data:`IMAGE_OPS` grid operation (``'rot90'``, ``'flip-x'``, …) or a
+    function of the batch. ``x``: ``(batch, ...)``; random if omitted (for a GroupLinear or a
+    model with a ``config``). The model is checked in eval mode and put back. Returns the
+    largest deviation; raises ``AssertionError`` above ``atol``.
+    """
+    if x is None:
+        x = _input_like(model)
+    if isinstance(transform, str):
+        if transform not in IMAGE_OPS:
+            raise ValueError(f"transform must be an (n, n) matrix, a function or one of {', '.join(IMAGE_OPS)}, "
+                             f"got {transform!r}")
+        moved = IMAGE_OPS[transform](x)
+    elif callable(transform):
+        moved = transform(x)
+    else:
+        t = torch.as_tensor(transform, dtype=x.dtype, device=x.device)
+        n = x[0].numel()
+        if t.shape != (n, n):
+            raise ValueError(f"transform must be a ({n}, {n}) matrix for inputs of shape {tuple(x.shape)}, "
+                             f"got {tuple(t.shape)}")
+        moved = (x.flatten(1) @ t.T).reshape(x.shape)  # T·x for every input
+    was_training = model.training
+    model.eval()
+    try:
+        deviation = (model(moved) - model(x)).abs().max().item()
+    finally:
+        model.train(was_training)
+    return _check(deviation, atol, f"{type(model).__name__} invariance")

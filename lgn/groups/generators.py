@@ -12,7 +12,8 @@ Five parametrisations:
   regulariser.
 - :class:`CyclicGenerator` — an exact finite cyclic group: ``A**order == I`` for
   every parameter value.
-- :class:`FixedGenerator` — a given matrix (baselines, tests).
+- :class:`FixedGenerator` — a given matrix: a known operator, a group read from a file
+  (a found one), baselines, tests.
 - :class:`SelectionGenerator` — a learned choice among the library's exact pixel
   permutations of order p (``'select'``) or of an order dividing p
   (``'select-divisor'``): flips, transposes, quarter turns, cyclic shifts.
@@ -217,13 +218,19 @@ class CyclicGenerator(Generator):
 
 
 class FixedGenerator(Generator):
-    """A given, untrained matrix broadcast to every group and block."""
+    """A given, untrained matrix broadcast to every group and block.
+
+    A single ``(d, d)`` matrix is stored once, ``(1, 1, d, d)``, and ``matrix()`` is a
+    broadcast view of it: a full-image generator (d = 256 or 784) would otherwise be
+    copied K·C' times into every forward pass and every checkpoint, and the orbit of a
+    shared matrix is one matrix product for all groups (:func:`lgn.groups.orbit`).
+    """
 
     def __init__(self, matrix: torch.Tensor | np.ndarray, n_groups: int, n_blocks: int):
         m = torch.as_tensor(matrix, dtype=torch.get_default_dtype())
         if m.dim() == 2:
-            m = m.expand(n_groups, n_blocks, *m.shape)
-        if m.dim() != 4 or m.shape[:2] != (n_groups, n_blocks) or m.shape[-1] != m.shape[-2]:
+            m = m.reshape(1, 1, *m.shape)
+        if m.dim() != 4 or m.shape[:2] not in ((1, 1), (n_groups, n_blocks)) or m.shape[-1] != m.shape[-2]:
             raise ValueError(
                 f"fixed generator must have shape (d, d) or ({n_groups}, {n_blocks}, d, d), "
                 f"got {tuple(torch.as_tensor(matrix).shape)}"
@@ -235,7 +242,7 @@ class FixedGenerator(Generator):
         """Nothing to draw: the matrix is given."""
 
     def matrix(self) -> torch.Tensor:
-        return self.weight
+        return self.weight.expand(self.n_groups, self.n_blocks, self.dim, self.dim)
 
 
 ANNEAL_STEPS = 200  # optimiser steps (project_() calls) during which an annealed generator's choice may change

@@ -24,6 +24,15 @@ def orbit(generator: torch.Tensor, base: torch.Tensor, order: int) -> torch.Tens
         raise ValueError(
             f"generator acts on vectors of size {generator.shape[-1]}, base has size {base.shape[-1]}"
         )
+    batch = generator.shape[:-2]
+    if all(size == 1 or stride == 0 for size, stride in zip(batch, generator.stride()[:-2])):
+        # one matrix broadcast over the batch (a fixed generator): one product for every base filter
+        a_t = generator[(0,) * len(batch)].mT  # (d, d)
+        base = base.expand(*torch.broadcast_shapes(batch, base.shape[:-1]), base.shape[-1])
+        out = [base]
+        for _ in range(order - 1):
+            out.append(out[-1] @ a_t)  # (..., d) @ (d, d): row-vector form of A·v
+        return torch.stack(out)
     out = [base]
     v = base.unsqueeze(-1)  # (..., d, 1)
     for _ in range(order - 1):

@@ -2,7 +2,8 @@
 
 Two tables, as for datasets (:mod:`lgn.data.registry`): plain names, and
 prefixes ``PREFIX:ARG`` whose factory receives ARG (``fixed:NAME`` reads an
-operator of :mod:`lgn.groups.operators`). A factory receives the
+operator of :mod:`lgn.groups.operators`, ``file:PATH`` a matrix from a file,
+:mod:`lgn.groups.loading`). A factory receives the
 :class:`GeneratorShape` a layer asks for and returns a :class:`Generator` of
 that shape; it declares its options by its keyword parameters (the free
 generator's ``regularizer``), and passing an option a factory does not take is
@@ -25,6 +26,7 @@ import numpy as np
 from lgn.groups import operators
 from lgn.groups.generators import (ANNEAL_STEPS, CyclicGenerator, FixedGenerator, FreeGenerator, Generator,
                                    PermutationGenerator, SelectionGenerator)
+from lgn.groups.loading import load_generator
 
 __all__ = ["GeneratorShape", "register_generator", "register_generator_prefix", "generator_names", "is_generator",
            "takes_option", "make_generator"]
@@ -93,13 +95,24 @@ def _select_divisor(shape: GeneratorShape, *, steps: int = ANNEAL_STEPS) -> Gene
     return _selection("select-divisor", shape, False, steps)
 
 
+def _given(name: str, op: np.ndarray, shape: GeneratorShape) -> Generator:
+    """A :class:`FixedGenerator` of ``op``, made block-diagonal over a block's channels unless it spans the block."""
+    if op.shape[0] != shape.dim:
+        op = np.kron(np.eye(shape.channels_per_block), op)
+    if op.shape[0] != shape.dim:
+        raise ValueError(f"generator {name!r} has size {op.shape[0]}, expected {shape.dim}")
+    return FixedGenerator(op, shape.n_groups, shape.n_blocks)
+
+
 def _fixed(name: str, shape: GeneratorShape) -> Generator:
     """The library operator ``name`` on the layer's kernels, block-diagonal over a block's channels."""
-    op = np.kron(np.eye(shape.channels_per_block),
-                 operators.named_operator(name, _kernel_size(f"fixed:{name}", shape)))
-    if op.shape[0] != shape.dim:
-        raise ValueError(f"operator 'fixed:{name}' has size {op.shape[0]}, expected {shape.dim}")
-    return FixedGenerator(op, shape.n_groups, shape.n_blocks)
+    return _given(f"fixed:{name}", operators.named_operator(name, _kernel_size(f"fixed:{name}", shape)), shape)
+
+
+def _file(path: str, shape: GeneratorShape) -> Generator:
+    """The ``(n, n)`` matrix of order p stored at ``path`` (:func:`lgn.groups.loading.load_generator`), untrained:
+    a group ``lgn discover`` found. On a block of n values as it is, else block-diagonal over a block's channels."""
+    return _given(f"file:{path}", load_generator(path, shape.order), shape)
 
 
 _NAMES: dict[str, Factory] = {
@@ -112,6 +125,7 @@ _NAMES: dict[str, Factory] = {
 
 _PREFIXES: dict[str, _Prefix] = {
     "fixed": _Prefix(_fixed, "NAME", operators.OPERATOR_NAMES),  # a known operator, untrained
+    "file": _Prefix(_file, "PATH", None),  # a matrix read from a file (a found group), untrained
 }
 
 
@@ -188,7 +202,7 @@ def make_generator(name: str, shape: GeneratorShape, **options) -> Generator:
     ``options`` go to its factory: ``regularizer`` for ``'free'``
     (``'aux-inverse'``, ``'singular-values'`` or ``'none'``), ``init_scale``
     for ``'cyclic'``, ``steps`` (of annealing) for ``'select'``,
-    ``'select-divisor'`` and ``'permute'``; ``'fixed:NAME'`` takes none.
+    ``'select-divisor'`` and ``'permute'``; ``'fixed:NAME'`` and ``'file:PATH'`` take none.
     """
     if not isinstance(shape, GeneratorShape):
         raise TypeError(f"shape must be a GeneratorShape, got {type(shape).__name__}")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from lgn.groups import REGULARIZERS, takes_option
 from lgn.limits import check_float32
 from lgn.nn.banks import ACTIONS, INDEPENDENT, check_generator
+from lgn.nn.pool import ORBIT_POOLS
 
 __all__ = ["ModelConfig", "TASKS", "ARCHITECTURES"]
 
 TASKS = ("classify", "reconstruct")
-ARCHITECTURES = ("lgn", "cnn")  # the unfolded LGN, or the plain CNN baseline of lgn.models.cnn
+ARCHITECTURES = ("lgn", "cnn", "mlp")  # the unfolded LGN, the plain CNN (lgn.models.cnn), the group MLP (lgn.models.mlp)
 
 
 @dataclass
@@ -29,13 +30,15 @@ class ModelConfig:
     padding: int | None = None      # convolution padding; None: padding = stride (docs/method.md §4)
     eta: float = 0.01               # η, the unfolding step size
     generator: str = "free"         # a registered generator ('free', 'cyclic', 'select(-divisor)', 'permute',
-    #                                 'fixed:NAME', a user's own) or 'independent' (K·p filters, no group)
+    #                                 'fixed:NAME', 'file:PATH', a user's own) or 'independent' (K·p filters, no group)
     action: str = "channel"         # 'channel' (per-channel k²×k²) or 'joint' ((C·k²)×(C·k²))
     regularizer: str = "aux-inverse"  # 'aux-inverse', 'singular-values' or 'none': the option of generators
     #                                   that take one (free), see generator_options()
     reg_weight: float | None = None   # μ; None means 1e-4 (classify) or 1e-2 (reconstruct)
     pool_size: int = 4              # the classification head pools the code to pool_size²
-    architecture: str = "lgn"       # 'lgn', or 'cnn': a plain K·p-channel CNN baseline (generator etc. unused)
+    architecture: str = "lgn"       # 'lgn'; 'cnn': a plain K·p-channel CNN baseline (generator etc. unused);
+    #                                 'mlp': a full-image group MLP (lgn.models.mlp)
+    orbit_pool: str | None = None   # 'max' or 'mean': pool each orbit's p responses into one (classify; not cnn)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -66,6 +69,14 @@ class ModelConfig:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         check_generator(self.generator)
+        if self.orbit_pool is not None:
+            if self.orbit_pool not in ORBIT_POOLS:
+                raise ValueError(f"orbit_pool must be one of {', '.join(ORBIT_POOLS)} or none, got {self.orbit_pool!r}")
+            if self.architecture == "cnn" or self.task != "classify":
+                raise ValueError(f"orbit_pool needs task 'classify' and architecture 'lgn' or 'mlp', got "
+                                 f"{self.task!r} and {self.architecture!r}")
+        if self.architecture == "mlp" and self.task != "classify":
+            raise ValueError(f"architecture 'mlp' classifies only, got task {self.task!r}")
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
         if self.regularizer not in REGULARIZERS:

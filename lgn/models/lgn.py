@@ -12,6 +12,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from lgn.models.config import ModelConfig
 from lgn.nn.checks import check_images
+from lgn.nn.pool import orbit_pool
 from lgn.nn.recipe import project_, regularization
 from lgn.nn.unfolded import ClassifierHead, Decoder, UnfoldedEncoder, build_banks
 
@@ -24,6 +25,11 @@ class LGN(nn.Module):
     ``model(x)`` maps ``(batch, C, H, W)`` to logits ``(batch, classes)`` (task
     ``classify``) or to a reconstruction ``(batch, C, H, W)`` (``reconstruct``);
     ``model.encode(x)`` returns the code ``(batch, K·p, h_out, w_out)``.
+
+    With ``config.orbit_pool`` the head reads the code pooled over each orbit
+    ``(batch, K, h_out, w_out)``, the thresholds are shared within each orbit and there is
+    no batch norm between layers: with an exact group acting on the image grid and
+    ``pool_size=1`` the logits are invariant to it (docs/invariance.md).
     """
 
     def __init__(self, config: ModelConfig):
@@ -34,9 +40,10 @@ class LGN(nn.Module):
                             group_size=c.group_size, kernel_size=c.kernel_size,
                             generator=c.generator, action=c.action, generator_options=c.generator_options())
         self.encoder = UnfoldedEncoder(banks, stride=c.stride, padding=c.padding, eta=c.eta,
-                                       batch_norm=c.task == "classify")
+                                       batch_norm=c.task == "classify" and c.orbit_pool is None,
+                                       orbit_size=c.group_size if c.orbit_pool else 1)
         if c.task == "classify":
-            self.head = ClassifierHead(c.n_filters, c.num_classes, c.pool_size)
+            self.head = ClassifierHead(c.n_groups if c.orbit_pool else c.n_filters, c.num_classes, c.pool_size)
         else:
             self.head = Decoder(c.n_filters, c.in_channels, c.kernel_size, c.stride, c.padding)
 
@@ -53,6 +60,8 @@ class LGN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         code = self.encode(x)
+        if self.config.orbit_pool:
+            code = orbit_pool(code, self.config.n_groups, self.config.group_size, self.config.orbit_pool)  # (N, K, h, w)
         return self.head(code, (x.shape[-2], x.shape[-1]))
 
     def project_(self) -> None:
@@ -79,7 +88,8 @@ class LGN(nn.Module):
 def build_model(config: ModelConfig | None = None, **overrides) -> nn.Module:
     """``build_model(ModelConfig(...))`` or ``build_model(task='reconstruct', ...)``.
 
-    An :class:`LGN`, or the CNN baseline of :mod:`lgn.models.cnn` for ``architecture='cnn'``.
+    An :class:`LGN`, the CNN baseline of :mod:`lgn.models.cnn` for ``architecture='cnn'``, or the
+    group MLP of :mod:`lgn.models.mlp` for ``architecture='mlp'``.
     Raises ``ValueError`` for a model too large for this machine's memory (:func:`check_model_fits`).
     """
     if config is None:
@@ -95,6 +105,10 @@ def _build(config: ModelConfig) -> nn.Module:
         from lgn.models.cnn import CNN
 
         return CNN(config)
+    if config.architecture == "mlp":
+        from lgn.models.mlp import GroupMLP
+
+        return GroupMLP(config)
     return LGN(config)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-from lgn.groups import Generator, GeneratorShape, generator_names, is_generator, make_generator, unit_frobenius_
+from lgn.groups import (FixedGenerator, Generator, GeneratorShape, generator_names, is_generator, make_generator,
+                        unit_frobenius_)
+from lgn.groups.loading import check_order
 from lgn.nn.functional import orbit_filters
 
 __all__ = ["OrbitBank", "FilterBank", "ACTIONS", "INDEPENDENT", "generator_choices", "check_generator", "make_bank"]
@@ -47,9 +50,10 @@ class OrbitBank(nn.Module):
         n_groups: K, one base filter and one generator each.
         group_size: p, powers 0..p−1.
         filter_shape: e.g. ``(k, k)`` for a convolution, ``(d,)`` for dense filters.
-        generator: a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``, …,
-            see :func:`lgn.groups.generator_names`) or a :class:`Generator` of shape
-            ``(n_groups, n_blocks, dim, dim)``.
+        generator: a registered name (``'free'``, ``'cyclic'``, ``'fixed:NAME'``, ``'file:PATH'``, …,
+            see :func:`lgn.groups.generator_names`), a :class:`Generator` of shape
+            ``(n_groups, n_blocks, dim, dim)``, or one ``(dim, dim)`` matrix (tensor or array)
+            of order ``group_size``, used as a fixed group.
         action: ``'channel'`` (one d×d matrix per channel, d = ∏ filter_shape) or
             ``'joint'`` (one (C·d)×(C·d) matrix on the whole filter).
         generator_options: keyword options of a named generator's factory, e.g.
@@ -62,7 +66,7 @@ class OrbitBank(nn.Module):
         n_groups: int,
         group_size: int,
         filter_shape: tuple[int, ...],
-        generator: str | Generator = "free",
+        generator: str | Generator | torch.Tensor | np.ndarray = "free",
         action: str = "channel",
         generator_options: dict | None = None,
     ):
@@ -78,6 +82,8 @@ class OrbitBank(nn.Module):
         self.action = action
         d = math.prod(self.filter_shape)
         n_blocks, dim = (in_channels, d) if action == "channel" else (1, in_channels * d)
+        if isinstance(generator, (torch.Tensor, np.ndarray)):
+            generator = FixedGenerator(check_order(generator, group_size), n_groups, n_blocks)
         if isinstance(generator, Generator):
             if generator_options:
                 raise ValueError(f"generator_options are for a generator given by name, got a "
@@ -192,7 +198,7 @@ class FilterBank(nn.Module):
 
 
 def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tuple[int, ...],
-              generator: str | Generator = "free", action: str = "channel",
+              generator: str | Generator | torch.Tensor | np.ndarray = "free", action: str = "channel",
               generator_options: dict | None = None) -> OrbitBank | FilterBank:
     """An :class:`OrbitBank`, or for ``generator='independent'`` a :class:`FilterBank` of as many filters (no group)."""
     if isinstance(generator, str) and generator == INDEPENDENT:

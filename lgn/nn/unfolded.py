@@ -39,9 +39,13 @@ class UnfoldedEncoder(nn.Module):
         eta: the step size η.
         batch_norm: batch normalisation of the momentum term after layers 0..L−2
             (:class:`lgn.nn.batchnorm.BatchNorm2d`; the classification model).
+        orbit_size: p > 1 shares each threshold among the p filters of an orbit (power-major
+            layout), so that with an exact group and no batch norm the code moves with the
+            group (docs/invariance.md); 1: one threshold per filter.
     """
 
-    def __init__(self, banks: list[nn.Module], *, stride: int, padding: int, eta: float, batch_norm: bool):
+    def __init__(self, banks: list[nn.Module], *, stride: int, padding: int, eta: float, batch_norm: bool,
+                 orbit_size: int = 1):
         super().__init__()
         if not banks:
             raise ValueError("need at least one layer")
@@ -53,9 +57,12 @@ class UnfoldedEncoder(nn.Module):
             raise ValueError(f"banks must hold square k×k filters, got {filter_shape}")
         self.n_filters, self.in_channels, self.kernel_size = n_filters, in_channels, filter_shape[0]
         self.stride, self.padding, self.eta = stride, padding, float(eta)
+        if not isinstance(orbit_size, int) or orbit_size < 1 or n_filters % orbit_size:
+            raise ValueError(f"orbit_size must be a positive divisor of the {n_filters} filters, got {orbit_size!r}")
+        self.orbit_size = orbit_size
         self.banks = nn.ModuleList(banks)
         self.thresholds = nn.ParameterList(
-            [nn.Parameter(torch.ones(1, n_filters, 1, 1)) for _ in banks]
+            [nn.Parameter(torch.ones(1, n_filters // orbit_size, 1, 1)) for _ in banks]
         )
         self.norms = nn.ModuleList(
             [BatchNorm2d(n_filters) for _ in banks[:-1]] if batch_norm else []
@@ -80,7 +87,8 @@ class UnfoldedEncoder(nn.Module):
         u_prev = u_mom = None
         for l, (weight, beta) in enumerate(zip(self.filters(), momentum_weights(self.n_layers))):
             # relu(u_mom + η·conv(y − convT(u_mom)) − η·λ); u_mom = None is u_mom = 0
-            u_new = fista_step(y, u_mom, weight, eta, self.thresholds[l].reshape(-1) * -eta, s, pad)
+            lam = self.thresholds[l].reshape(-1).repeat(self.orbit_size)  # (F,): filter i·K + g gets λ_g
+            u_new = fista_step(y, u_mom, weight, eta, lam * -eta, s, pad)
             if l == self.n_layers - 1:  # the last momentum term is never read
                 return u_new
             # the momentum u_new + β·(u_new − u_prev) is lerp(u_new, u_prev, −β)
@@ -102,7 +110,8 @@ class UnfoldedEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"n_layers={self.n_layers}, n_filters={self.n_filters}, in_channels={self.in_channels}, "
-                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, eta={self.eta}")
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, eta={self.eta}"
+                + (f", orbit_size={self.orbit_size}" if self.orbit_size > 1 else ""))
 
     def project_(self) -> None:
         for bank in self.banks:
@@ -116,7 +125,7 @@ class UnfoldedEncoder(nn.Module):
         banks = [FilterBank(w.shape[0], w.shape[1], tuple(w.shape[2:]), weight=w.detach())
                  for w in self.filters()]
         out = UnfoldedEncoder(banks, stride=self.stride, padding=self.padding, eta=self.eta,
-                              batch_norm=len(self.norms) > 0)
+                              batch_norm=len(self.norms) > 0, orbit_size=self.orbit_size)
         out.thresholds.load_state_dict(self.thresholds.state_dict())
         out.norms.load_state_dict(self.norms.state_dict())
         return out.to(self.thresholds[0].device).train(self.training)

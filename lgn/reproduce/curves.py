@@ -27,7 +27,7 @@ import numpy as np
 from lgn.reproduce.grid import LGN_MODELS, MODELS, PAPER, DataPlan, RunSpec
 
 __all__ = ["CurveSettings", "CURVES", "curve_epochs", "build_curves", "curves", "curve_table", "curve_verdicts",
-           "CURVES_JSON", "CURVES_MD", "CURVES_FIGURE"]
+           "write_curves", "CURVES_JSON", "CURVES_MD", "CURVES_FIGURE"]
 
 CURVES_JSON = "curves.json"
 CURVES_MD = "CURVES.md"
@@ -154,7 +154,8 @@ def _figure(table: list[dict], path: Path) -> Path:
             x = [r["n_train"] * dodge for r in rows]
             y = [r["accuracy"]["mean"] for r in rows]
             err = [r["accuracy"]["std"] or 0.0 for r in rows]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model,
+                        color=f"C{i % 10}")  # a model keeps its colour in every panel
         ax.set_xscale("log")
         sizes = sorted({r["n_train"] for r in table if r["dataset"] == dataset})
         ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes trained, not powers of the log's base
@@ -233,7 +234,6 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
     process of ``threads`` CPU threads (:func:`lgn.reproduce.runner.run_all`).
     """
     from lgn.device import resolve_device
-    from lgn.files import write_json
     from lgn.reproduce import _git, check_grid, machine_info
     from lgn.reproduce.runner import run_all
 
@@ -257,11 +257,20 @@ def curves(out: str | os.PathLike, *, plans: list[DataPlan], settings: CurveSett
               "runs": [{k: v for k, v in r.items() if k != "settings"} for r in records], "table": table,
               "verdicts": curve_verdicts(table),
               "seconds_per_missing_run": float(np.mean(seconds)) if seconds and not complete else None}
-    _figure(table, out / CURVES_FIGURE)
+    return write_curves(result, out, start, _markdown, log, len(specs))
+
+
+def write_curves(result: dict, out: Path, start: float, markdown: Callable[[dict, Path], Path],
+                 log: Callable[[str], None] | None, n_runs: int) -> dict:
+    """Write ``result`` into ``out``: ``curves.png`` from its table, ``curves.json`` with the wall time since
+    ``start``, then ``CURVES.md`` by ``markdown``; ``n_runs`` is how many runs the grid has. Returns ``result``."""
+    from lgn.files import write_json
+
+    _figure(result["table"], out / CURVES_FIGURE)
     result["wall_seconds"] = time.perf_counter() - start
     write_json(result, out / CURVES_JSON)
-    _markdown(result, out / CURVES_MD)
+    markdown(result, out / CURVES_MD)
     if log:
         log(f"wrote {out / CURVES_MD}, {out / CURVES_JSON} and {out / CURVES_FIGURE}"
-            + ("" if complete else f" (partial: {len(records)} of {len(specs)} runs)"))
+            + ("" if result["complete"] else f" (partial: {len(result['runs'])} of {n_runs} runs)"))
     return result

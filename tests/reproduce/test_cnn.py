@@ -67,7 +67,7 @@ def test_refuses_bad_input():
     with pytest.raises(ValueError, match="3 channels instead of 1"):
         build_model(architecture="cnn")(torch.randn(1, 3, 28, 28))
     with pytest.raises(ValueError, match="architecture"):
-        ModelConfig(architecture="mlp")
+        ModelConfig(architecture="transformer")
 
 
 def test_trains_and_resumes_through_the_normal_loop(tmp_path):
