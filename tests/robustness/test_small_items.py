@@ -76,7 +76,8 @@ def test_the_resume_message_counts_batches_of_the_epoch(tmp_path, capsys):
         (out / name).unlink()
     capsys.readouterr()
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    header, first = capsys.readouterr().out.splitlines()[:2]  # the run header names the threads first
+    assert header.startswith(f"lgn train: {out}"), header
     assert first.startswith(f"resuming {out}"), first
     assert "batch 6 of 12" in first and "epoch 1 of 2" in first, first
     assert all(int(a) <= int(b) for a, b in re.findall(r"(\d+) of (\d+)", first)), first
@@ -90,5 +91,5 @@ def test_the_resume_message_at_an_epoch_end(tmp_path, capsys, digits_runs):
     for name in ("checkpoint-1.json", "checkpoint-1.safetensors"):
         (out / name).unlink()
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    first = capsys.readouterr().out.splitlines()[1]  # after the run header
     assert first.startswith(f"resuming {out} after epoch 1 of 2"), first

@@ -24,7 +24,7 @@ class Recorder:
 
 @pytest.fixture
 def recorded(tmp_path, monkeypatch):
-    monkeypatch.setattr(lgn.train.loop, "_summary_writer_class", lambda: Recorder)
+    monkeypatch.setattr(lgn.train.loop, "_summary_writer_class", lambda out: Recorder)
     settings = tiny_settings(write_tiny_npz(tmp_path / "tiny.npz"), epochs=2, tensorboard=True)  # 3 steps an epoch
     train(settings, tmp_path / "run", log=None)
     return Recorder.last.calls, tmp_path / "run"
