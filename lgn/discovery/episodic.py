@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from lgn.discovery.estimate import GroupEstimate
-from lgn.discovery.learn import REFERENCE_DIM, as_estimate
+from lgn.discovery.learn import REFERENCE_DIM, as_estimate, generator_step
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 
 __all__ = ["EpisodicConfig", "episode_loss", "learn_episodic"]
@@ -128,13 +128,7 @@ def learn_episodic(x: torch.Tensor, labels: torch.Tensor, order: int, config: Ep
     for step in range(config.steps):
         support, query = _episodes(x, pools, config, g)
         loss = episode_loss(gen, support, query, config.temperature).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if config.reanchor and (step + 1) % config.reanchor == 0:
-            gen.reanchor_()
-        if progress is not None and (step + 1) % 50 == 0:
-            progress(f"step {step + 1}/{config.steps}")
+        generator_step(gen, opt, loss, step, config, progress)
     support, query = _episodes(x, pools, EpisodicConfig(**{**config.to_dict(), "episodes": 32}), g)
     with torch.no_grad():
         scores = episode_loss(gen, support, query, config.temperature)

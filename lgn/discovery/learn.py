@@ -266,6 +266,19 @@ def _anneal(step: int, config: LearnConfig) -> float:
     return config.anneal + (1.0 - config.anneal) * step / span
 
 
+def generator_step(gen: CayleyCyclic, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, config,
+                   progress) -> None:
+    """One Adam step of the generator on ``loss`` (0-based ``step`` of ``config.steps``): re-anchor the Cayley
+    map every ``config.reanchor`` steps, and say ``progress(text)`` every 50."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if config.reanchor and (step + 1) % config.reanchor == 0:
+        gen.reanchor_()
+    if progress is not None and (step + 1) % 50 == 0:
+        progress(f"step {step + 1}/{config.steps}")
+
+
 def _train(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, labels, config: LearnConfig,
            g: torch.Generator, progress) -> None:
     dim = x.shape[1]
@@ -286,13 +299,7 @@ def _train(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, lab
             a = gen.matrix()  # (S, D, D)
             loss = loss + config.third_weight * sum(
                 third_moment_loss(a[s], x[i], third_labels[i], directions) for s in range(gen.starts))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if config.reanchor and (step + 1) % config.reanchor == 0:
-            gen.reanchor_()
-        if progress is not None and (step + 1) % 50 == 0:
-            progress(f"step {step + 1}/{config.steps}")
+        generator_step(gen, opt, loss, step, config, progress)
 
 
 def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, config: LearnConfig | None = None,
