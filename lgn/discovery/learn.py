@@ -219,6 +219,21 @@ def block_average_basis(k: int) -> torch.Tensor:
     return u.reshape(k * k, h * h)
 
 
+def _random_starts(n: int, order: int, config: LearnConfig, g: torch.Generator) -> CayleyCyclic:
+    """``config.restarts`` exact cyclic generators on R^n, each anchored at a Haar-random rotation."""
+    return CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
+
+
+def _pick_scores(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, labels, config: LearnConfig,
+                 g: torch.Generator) -> torch.Tensor:
+    """The pick: each start's loss at the median bandwidth on fixed halves of each pool (training data only),
+    ``(starts,)``."""
+    size = config.sample if labels is not None else 4 * config.sample
+    x1, x2 = _draw(x, pools, 2 * size, g)
+    with torch.no_grad():
+        return symmetry_distance(gen, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
+
+
 def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
                   progress) -> CayleyCyclic:
     """Random starts on 2×2-averaged images; the best lifted to one full-size start (see the module docstring)."""
@@ -233,13 +248,10 @@ def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfi
     xc = x @ u.to(x.dtype)  # (N, m)
     medians = torch.tensor([median_distance(xc[pool[torch.randperm(len(pool), generator=g)[:512]]])
                             for pool in pools])
-    coarse = CayleyCyclic(m, order, config.restarts, anchor=haar_orthogonal(config.restarts, m, g)).float()
+    coarse = _random_starts(m, order, config, g)
     _train(coarse, xc, pools, medians, labels, config, g, progress)
-    size = config.sample if labels is not None else 4 * config.sample
-    x1, x2 = _draw(xc, pools, 2 * size, g)
-    with torch.no_grad():
-        scores = symmetry_distance(coarse, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
-        q_coarse = coarse.basis()[int(torch.argmin(scores))].double()  # (m, m)
+    scores = _pick_scores(coarse, xc, pools, medians, labels, config, g)
+    q_coarse = coarse.basis()[int(torch.argmin(scores))].detach().double()  # (m, m)
     return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
 
 
@@ -336,13 +348,9 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
     elif config.start == "coarse":
         gen = _coarse_start(x, labels, pools, order, config, g, progress)
     else:
-        gen = CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
+        gen = _random_starts(n, order, config, g)
     _train(gen, x, pools, medians, labels, config, g, progress)
-    # the pick: the loss at the median bandwidth on fixed halves of each pool (training data only)
-    size = config.sample if labels is not None else 4 * config.sample
-    x1, x2 = _draw(x, pools, 2 * size, g)
-    with torch.no_grad():
-        scores = symmetry_distance(gen, x1, x2, medians, config.loss, _within(x1, x2, medians, config.loss))
+    scores = _pick_scores(gen, x, pools, medians, labels, config, g)
     best = int(torch.argmin(scores))
     records = [{"start": s, "loss": float(v), "chosen": s == best} for s, v in enumerate(scores)]
     return as_estimate(gen, best, x, labels, config.points, g), records
