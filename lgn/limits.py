@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lgn.settings import check_positive_int
 __all__ = ["FLOAT32_MAX", "check_float32", "memory_bytes", "memory_limits", "check_fits", "set_threads"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
@@ -117,7 +118,6 @@ def set_threads(n: int) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"--threads must be a positive integer, got {n!r}")
+    check_positive_int(n, "--threads")
     torch.set_num_threads(n)
     threadpool_limits(limits=n, user_api="blas")  # left in force for the rest of the process

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lgn.settings import check_positive_int
+
 __all__ = ["data_free_generators", "generator_cosines"]
 
 
@@ -51,8 +53,7 @@ def data_free_generators(model: torch.nn.Module, train, steps_per_epoch: int) ->
         μ·Σ‖A·Ã − I‖ (``model.config.reg_weight`` times the generators' own regulariser), each step followed by
         clipping at ``grad_clip`` and the generators' re-projection, as in training.
     """
-    if steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+    check_positive_int(steps_per_epoch, "steps_per_epoch")
     if model.generators() is None:
         raise ValueError("this model has independent filters: there are no generators to follow")
     shape = model.generators().shape  # (L, K, C', m, m)

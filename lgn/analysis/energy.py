@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lgn.settings import check_positive_int
+
 __all__ = ["code_energy", "run_code_energy", "describe_code_energy", "add_code_energy"]
 
 
@@ -21,8 +23,7 @@ def code_energy(model, x: torch.Tensor, *, batch_size: int = 250) -> np.ndarray:
     (the final layer's code). All zeros when the code is zero everywhere.
     """
     c = model.config
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     energy = torch.zeros(c.group_size, dtype=torch.float64)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from lgn.groups import operators
+from lgn.settings import check_positive_int
 
 __all__ = [
     "INDEX_NAMES",
@@ -259,8 +260,7 @@ def finite_order_error(a, order: int) -> float:
     only its scale.
     """
     a, _, _ = _matrix(a, kernel_size=1)
-    if not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be a positive integer, got {order!r}")
+    check_positive_int(order, "order")
     m = np.eye(a.shape[0])
     for _ in range(order):
         m = a @ m
@@ -324,7 +324,6 @@ def orbit_norms(a, base, order: int) -> np.ndarray:
     renormalised, so a share of the code energy read without these norms mostly
     measures them.
     """
-    if order < 1:
-        raise ValueError(f"order must be a positive integer, got {order!r}")
+    check_positive_int(order, "order")
     norms = np.array([np.linalg.norm(v) for v in orbit_vectors(a, base, order)])  # (p,)
     return norms / norms[0] if norms[0] > 0 else np.zeros(order)

@@ -24,6 +24,7 @@ from lgn.analysis.matching import nearest_operations
 from lgn.analysis.measures import GROUP_ERROR_NAMES, INDEX_NAMES, group_errors, structure_indices
 from lgn.files import write_json
 from lgn.groups import operators
+from lgn.settings import check_positive_int
 
 __all__ = ["Groups", "groups_from_model", "load_run_groups", "load_groups", "save_groups", "analyze_groups",
            "write_analysis", "format_table", "DEFAULT_ORDER", "MATCH_THRESHOLD", "ANALYSIS_FILE", "GROUPS_FILE"]
@@ -55,8 +56,7 @@ class Groups:
                              f"expected (L, K, {c}, {k * k}, {k * k}) or (L, K, 1, {c * k * k}, {c * k * k})")
         if self.B is not None and tuple(self.B.shape) != (*a.shape[:2], c, k, k):
             raise ValueError(f"base filters B must have shape {(*a.shape[:2], c, k, k)}, got {tuple(self.B.shape)}")
-        if not isinstance(self.order, (int, np.integer)) or self.order < 1:
-            raise ValueError(f"order must be a positive integer, got {self.order!r}")
+        check_positive_int(self.order, "order")
 
     @property
     def action(self) -> str:

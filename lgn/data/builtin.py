@@ -9,6 +9,7 @@ import numpy as np
 
 from lgn.data.dataset import Dataset, from_arrays
 from lgn.data.idx import load_mnist_folder
+from lgn.settings import check_positive_int
 
 __all__ = ["load_mnist5k", "load_digits", "load_fashion_mnist", "load_mnist", "load_patches",
            "stratified_split", "FASHION_MNIST_DIR", "SPLIT_SEED"]
@@ -92,8 +93,7 @@ def load_patches(*, seed: int = 0, kernel_size: int = 6, n_train: int = 10000, n
     from lgn.limits import check_fits
 
     for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"patches: {name} must be a positive integer, got {value!r}")
+        check_positive_int(value, f"patches: {name}")
     if isinstance(kernel_size, int) and isinstance(channels, int):  # else natural_patches names the bad one
         check_fits(4.0 * (n_train + n_test) * channels * kernel_size ** 2,
                    f"{n_train + n_test} patches (n_train={n_train}, n_test={n_test})")

@@ -12,6 +12,8 @@ import functools
 
 import numpy as np
 
+from lgn.settings import check_positive_int
+
 __all__ = ["natural_patches", "sample_images"]
 
 # ITU-R BT.601 luma weights for the grey-scale (channels=1) patches
@@ -52,8 +54,7 @@ def natural_patches(kernel_size: int, n: int, *, seed: int = 0, channels: int = 
         (RGB for ``channels=3``, BT.601 luma for ``channels=1``).
     """
     for name, value in (("kernel_size", kernel_size), ("n", n)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(value, name)
     images = sample_images(channels)
     smallest = min(min(im.shape[1:]) for im in images)
     if kernel_size > smallest:

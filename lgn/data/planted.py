@@ -29,6 +29,7 @@ import torch
 
 from lgn.groups import operators
 from lgn.limits import check_fits
+from lgn.settings import check_positive_int
 
 __all__ = ["PLANTED_NAMES", "TEMPLATE_NAMES", "DIGIT_NAMES", "planted_generator", "smooth_templates",
            "planted_dataset", "digit_images", "planted_digits", "planted_data", "load_planted"]
@@ -126,11 +127,6 @@ def smooth_templates(n: int, kernel_size: int, rng: np.random.Generator, width: 
     return t
 
 
-def _positive_int(name: str, value) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def planted_dataset(name: str, *, kernel_size: int = 6, n_classes: int = 8, sigma: float = 0.1,
                     n_train: int = 6000, n_test: int = 2000, seed: int = 0, perm_seed: int = 0):
     """Draw a planted template dataset (``digits-*``: :func:`planted_digits`).
@@ -143,7 +139,7 @@ def planted_dataset(name: str, *, kernel_size: int = 6, n_classes: int = 8, sigm
     """
     for key, value in (("kernel_size", kernel_size), ("n_classes", n_classes),
                        ("n_train", n_train), ("n_test", n_test)):
-        _positive_int(key, value)
+        check_positive_int(value, key)
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
         raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
     T, order = planted_generator(name, kernel_size, perm_seed=perm_seed)

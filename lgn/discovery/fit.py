@@ -35,6 +35,7 @@ from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.groups import FixedGenerator
 from lgn.models import LGN, build_model
+from lgn.settings import check_positive_int
 from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
@@ -63,13 +64,9 @@ class DiscoveryConfig:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name in ("n_layers", "epochs", "batch_size", "beam_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         for name in ("n_groups", "n_clusters"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+            check_positive_int(getattr(self, name), name, optional=True)
         for name in ("lr", "anchor_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from lgn.groups.generators import cyclic_rotation_block
+from lgn.settings import check_positive_int
 
 __all__ = ["cayley", "haar_orthogonal", "CayleyCyclic"]
 
@@ -84,8 +85,7 @@ class CayleyCyclic(nn.Module):
                  generator: torch.Generator | None = None):
         super().__init__()
         for name, value in (("dim", dim), ("order", order), ("starts", starts)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if anchor is None:
             anchor = haar_orthogonal(starts, dim, generator)
         if tuple(anchor.shape) != (starts, dim, dim):

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from lgn.groups import operators
+from lgn.settings import check_positive_int
 
 __all__ = [
     "Generator",
@@ -63,18 +64,13 @@ def unit_frobenius_(t: torch.Tensor, dims: int) -> torch.Tensor:
     return t
 
 
-def _check_counts(n_groups: int, n_blocks: int, dim: int) -> None:
-    for name, value in (("n_groups", n_groups), ("n_blocks", n_blocks), ("dim", dim)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 class Generator(nn.Module):
     """Base class: ``n_groups × n_blocks`` matrices of size ``dim × dim``."""
 
     def __init__(self, n_groups: int, n_blocks: int, dim: int):
         super().__init__()
-        _check_counts(n_groups, n_blocks, dim)
+        for name, value in (("n_groups", n_groups), ("n_blocks", n_blocks), ("dim", dim)):
+            check_positive_int(value, name)
         self.n_groups, self.n_blocks, self.dim = n_groups, n_blocks, dim
 
     def matrix(self) -> torch.Tensor:
@@ -189,8 +185,7 @@ class CyclicGenerator(Generator):
 
     def __init__(self, n_groups: int, n_blocks: int, dim: int, order: int, init_scale: float = 1.0):
         super().__init__(n_groups, n_blocks, dim)
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be a positive integer, got {order!r}")
+        check_positive_int(order, "order")
         self.order, self.init_scale = order, init_scale
         self.skew = nn.Parameter(torch.empty(n_groups, n_blocks, dim, dim))
         self.register_buffer(
@@ -373,8 +368,7 @@ class PermutationGenerator(_Annealed):
 
     def __init__(self, n_groups: int, n_blocks: int, dim: int, order: int, steps: int = ANNEAL_STEPS):
         super().__init__(n_groups, n_blocks, dim, steps)
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be a positive integer, got {order!r}")
+        check_positive_int(order, "order")
         self.order = order
         self.register_buffer("cycles", torch.from_numpy(cycles_permutation(dim, order)).to(torch.get_default_dtype()),
                              persistent=False)

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from lgn.settings import check_positive_int
+
 __all__ = [
     "identity",
     "shift",
@@ -36,8 +38,7 @@ __all__ = [
 
 
 def _check_size(k: int) -> None:
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"kernel size must be a positive integer, got {k!r}")
+    check_positive_int(k, "kernel size")
 
 
 def _from_pixel_map(k: int, fn) -> np.ndarray:
@@ -280,8 +281,7 @@ def permutation_operations(k: int, order: int, *, exact: bool = False) -> dict[s
     order on a kernel without such shifts).
     """
     _check_size(k)
-    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
-        raise ValueError(f"order must be a positive integer, got {order!r}")
+    check_positive_int(order, "order")
     eye = np.eye(k * k)
     out: dict[str, np.ndarray] = {}
     for name, m in _permutation_candidates(k):

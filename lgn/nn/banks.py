@@ -12,6 +12,7 @@ from lgn.groups import (FixedGenerator, Generator, GeneratorShape, generator_nam
                         unit_frobenius_)
 from lgn.groups.loading import check_order
 from lgn.nn.functional import orbit_filters
+from lgn.settings import check_positive_int
 
 __all__ = ["OrbitBank", "FilterBank", "ACTIONS", "INDEPENDENT", "generator_choices", "check_generator", "make_bank"]
 
@@ -30,11 +31,6 @@ def check_generator(name) -> None:
     """Raise ``ValueError`` listing :func:`generator_choices` unless ``name`` is one of them."""
     if not (name == INDEPENDENT or isinstance(name, str) and is_generator(name)):
         raise ValueError(f"generator must be one of {', '.join(generator_choices())}, got {name!r}")
-
-
-def _positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class OrbitBank(nn.Module):
@@ -72,9 +68,9 @@ class OrbitBank(nn.Module):
     ):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("n_groups", n_groups), ("group_size", group_size)):
-            _positive(name, value)
+            check_positive_int(value, name)
         for value in filter_shape:
-            _positive("filter size", value)
+            check_positive_int(value, "filter size")
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
         self.in_channels, self.n_groups, self.group_size = in_channels, n_groups, group_size
@@ -151,8 +147,8 @@ class FilterBank(nn.Module):
     def __init__(self, n_filters: int, in_channels: int, filter_shape: tuple[int, ...],
                  weight: torch.Tensor | None = None):
         super().__init__()
-        _positive("n_filters", n_filters)
-        _positive("in_channels", in_channels)
+        check_positive_int(n_filters, "n_filters")
+        check_positive_int(in_channels, "in_channels")
         self.filter_shape = tuple(filter_shape)
         shape = (n_filters, in_channels, *self.filter_shape)
         if weight is None:
@@ -206,7 +202,7 @@ def make_bank(in_channels: int, n_groups: int, group_size: int, filter_shape: tu
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
         if generator_options:
             raise ValueError(f"independent filters take no generator options, got {generator_options}")
-        _positive("n_groups", n_groups)
-        _positive("group_size", group_size)
+        check_positive_int(n_groups, "n_groups")
+        check_positive_int(group_size, "group_size")
         return FilterBank(n_groups * group_size, in_channels, filter_shape)
     return OrbitBank(in_channels, n_groups, group_size, filter_shape, generator, action, generator_options)

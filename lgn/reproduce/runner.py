@@ -16,6 +16,7 @@ import torch
 
 from lgn.reproduce.grid import LGN_MODELS, RunSpec
 from lgn.runs import ANALYSIS_DIR, MachineNote, cpu_model, read_record, trained_on, write_record
+from lgn.settings import check_positive_int
 
 __all__ = ["run_spec", "run_all", "format_line", "threads_per_run"]
 
@@ -122,8 +123,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, *, device: str = "cpu", force:
     CPU threads (default: this machine's cores shared out among the jobs). On an error in any run the others
     are stopped (each resumes from its last checkpoint on the next call) and the error is raised here.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be a positive integer, got {jobs!r}")
+    check_positive_int(jobs, "--jobs")
     done: dict[int, tuple[dict, bool]] = {}
     todo: list[int] = []
     for i, spec in enumerate(specs):

@@ -4,10 +4,10 @@ A run's configuration has three sections: ``model`` (:class:`lgn.models.ModelCon
 ``train`` (:class:`TrainConfig`) and ``data`` (:class:`DataConfig`). Settings
 are collected as a nested dict (defaults < TOML file < ``--set`` < command-line
 flags), each value checked against its field's type as it arrives (by
-pydantic in strict mode, :func:`check_value`) and against its range (the
-``train`` and ``data`` sections are pydantic dataclasses whose fields carry
-their constraints), and then resolved against the dataset: the model's input
-channels, image size and class count come from the data.
+pydantic in strict mode, :func:`check_value`) and against its range (every
+section is a pydantic dataclass whose fields carry their constraints, made by
+:func:`lgn.settings.section`), and then resolved against the dataset: the
+model's input channels, image size and class count come from the data.
 
 Every bad setting raises ``ValueError`` naming the setting (and the file it came
 from); a value of the wrong type raises :class:`SettingTypeError`, which is both
@@ -20,19 +20,17 @@ import bisect
 import dataclasses
 import functools
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import pydantic.dataclasses
-from pydantic import ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import Field, JsonValue, TypeAdapter, ValidationError
 
 from lgn.limits import check_float32
 from lgn.models import ModelConfig
 from lgn.parsing import load_toml as load_toml_text
+from lgn.settings import STRICT, SettingTypeError, describe, limit, section
 
 __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeError", "load_toml",
            "parse_override", "apply_overrides", "set_value", "check_value", "check_settings", "resolve",
@@ -42,93 +40,32 @@ __all__ = ["TrainConfig", "DataConfig", "RunConfig", "SECTIONS", "SettingTypeErr
 PRECISIONS = ("fp32", "bf16")  # train.precision: float32 throughout, or bfloat16 autocast of forward passes
 
 
-class SettingTypeError(TypeError, ValueError):
-    """A setting of the wrong type; a ``ValueError`` too, like every other bad setting."""
-
-
-def _limit(words: str, **constraints) -> FieldInfo:
-    """A pydantic constraint on a setting and the words that state it: ``section.key must be WORDS, got VALUE``."""
-    return Field(description=words, **constraints)
-
-
-_STRICT = ConfigDict(strict=True, allow_inf_nan=False)  # no coercion ('3' is not 3, 1 is not true), finite floats
-_SECTION = ConfigDict(_STRICT, extra="forbid")  # and a section refuses a key it does not have
-
-
-def _section(name: str):
-    """Make a class the pydantic dataclass of the settings section ``name``, its errors one line each.
-
-    pydantic checks every field's type (strictly) and range; a failure raises
-    ``ValueError`` ``name.key must be WORDS, got VALUE`` with the words of the
-    field's :func:`_limit`, or :class:`SettingTypeError` for a value of the
-    wrong type. An error of ``__post_init__`` comes through as it was raised.
-    """
-    def make(cls):
-        cls = pydantic.dataclasses.dataclass(cls, config=_SECTION)
-        validate = cls.__init__
-
-        @functools.wraps(validate)
-        def __init__(self, *args, **kwargs):
-            try:
-                validate(self, *args, **kwargs)
-            except ValidationError as e:
-                names = [f.name for f in dataclasses.fields(cls)]
-                raise _one_line(name, cls, e.errors()[0], {**dict(zip(names, args)), **kwargs}) from None
-
-        cls.__init__ = __init__
-        return cls
-    return make
-
-
-def _one_line(section: str, cls: type, error: dict, given: dict) -> ValueError:
-    """The one-line error of pydantic's first ``error`` in building ``cls`` from ``given`` (its arguments by name)."""
-    if error["type"] == "value_error" and not error["loc"]:  # raised by __post_init__
-        return error["ctx"]["error"]
-    names = [f.name for f in dataclasses.fields(cls)]
-    key = error["loc"][0] if error["loc"] else None
-    if isinstance(key, int):  # a positional argument
-        key = names[key] if key < len(names) else None
-    if error["type"] == "unexpected_keyword_argument":
-        return ValueError(f"unknown config key {section}.{key}; known in [{section}]: {', '.join(names)}")
-    if key not in names:  # not about one setting: too many positional arguments
-        return SettingTypeError(f"[{section}] takes the settings {', '.join(names)}: {error['msg']}")
-    where, value, words = f"{section}.{key}", given.get(key), cls.__pydantic_fields__[key].description
-    if words is not None and error["type"] in _OUT_OF_RANGE:
-        return ValueError(f"{where} must be {words}, got {value!r}")
-    return SettingTypeError(f"{where} must be {_describe(typing.get_type_hints(cls)[key])}, got {value!r}")
-
-
-# pydantic's error types for a value of the right type outside its range (NaN and Inf count as out of range)
-_OUT_OF_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "string_pattern_mismatch",
-                 "finite_number"}
-
-
-@_section("train")
+@section("train")
 class TrainConfig:
-    epochs: Annotated[int, _limit("at least 1", ge=1)] = 100  # passes over the training set
-    batch_size: Annotated[int, _limit("at least 1", ge=1)] = 128  # examples per optimiser step
-    lr: Annotated[float, _limit("positive", gt=0)] = 0.01  # Adam's learning rate at the start
-    adam_eps: Annotated[float, _limit("positive", gt=0)] = 1e-8  # Adam's ε
-    lr_milestones: Annotated[list[Annotated[float, Field(gt=0, le=1)]], _limit("fractions in (0, 1]")] = field(
+    epochs: Annotated[int, limit("at least 1", ge=1)] = 100  # passes over the training set
+    batch_size: Annotated[int, limit("at least 1", ge=1)] = 128  # examples per optimiser step
+    lr: Annotated[float, limit("positive", gt=0)] = 0.01  # Adam's learning rate at the start
+    adam_eps: Annotated[float, limit("positive", gt=0)] = 1e-8  # Adam's ε
+    lr_milestones: Annotated[list[Annotated[float, Field(gt=0, le=1)]], limit("fractions in (0, 1]")] = field(
         default_factory=lambda: [0.5, 0.75, 0.875])
     # ^ fractions of the epochs after which the learning rate is multiplied by lr_gamma (at the start of epoch
     #   ⌊f·epochs⌋, never before the first epoch ends)
-    lr_gamma: Annotated[float, _limit("in (0, 1]", gt=0, le=1)] = 0.5  # learning-rate factor at each milestone
-    grad_clip: Annotated[float | None, _limit("positive or none", gt=0)] = 2.0
+    lr_gamma: Annotated[float, limit("in (0, 1]", gt=0, le=1)] = 0.5  # learning-rate factor at each milestone
+    grad_clip: Annotated[float | None, limit("positive or none", gt=0)] = 2.0
     # ^ clip the global gradient norm to this; None: no clipping
-    seed: Annotated[int, _limit("in 0..2**64-1 (torch's seed range)", ge=0, lt=2 ** 64)] = 0
+    seed: Annotated[int, limit("in 0..2**64-1 (torch's seed range)", ge=0, lt=2 ** 64)] = 0
     # ^ seeds model initialisation, data order and sampled datasets
-    device: Annotated[str, _limit("'cpu', 'cuda' or 'cuda:N'", pattern=r"^(cpu|cuda|cuda:[0-9]+)$")] = "cpu"
-    eval_batch_size: Annotated[int, _limit("at least 1", ge=1)] = 250
+    device: Annotated[str, limit("'cpu', 'cuda' or 'cuda:N'", pattern=r"^(cpu|cuda|cuda:[0-9]+)$")] = "cpu"
+    eval_batch_size: Annotated[int, limit("at least 1", ge=1)] = 250
     # ^ examples per forward pass when evaluating (at 1000 a batch's codes pass 32 MiB, and malloc maps and
     #   unmaps them every time: 2-3x slower)
     progress: bool = True             # a tqdm bar on a terminal, else a line to stderr every 30 s
     tensorboard: bool = False         # also write TensorBoard event files (needs the tensorboard extra)
-    checkpoint_every: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    checkpoint_every: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
     # ^ also checkpoint every N optimiser steps; None: at epoch ends only
-    on_nan: Annotated[str, _limit("'stop' or 'skip'", pattern="^(stop|skip)$")] = "stop"
+    on_nan: Annotated[str, limit("'stop' or 'skip'", pattern="^(stop|skip)$")] = "stop"
     # ^ a non-finite loss or gradient: 'stop' the run, or 'skip' the batch
-    precision: Annotated[str, _limit(f"one of {PRECISIONS}", pattern=f"^({'|'.join(PRECISIONS)})$")] = "fp32"
+    precision: Annotated[str, limit(f"one of {PRECISIONS}", pattern=f"^({'|'.join(PRECISIONS)})$")] = "fp32"
     # ^ 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights, optimiser state, regulariser and
     #   re-projection stay float32)
 
@@ -177,15 +114,15 @@ def _said(fractions: list[float], one: str, many: str) -> str:
     return f"{', '.join(f'{f:g}' for f in fractions)} {one if len(fractions) == 1 else many}"
 
 
-@_section("data")
+@section("data")
 class DataConfig:
     name: str = ""                    # dataset: a name of lgn.data.dataset_names(), npz:PATH or planted:NAME
     data_dir: str | None = None       # folder of a file-based dataset (fashion-mnist, mnist, cifar10)
     zca: bool = False                 # ZCA whitening after per-channel standardisation (docs/method.md §5)
-    zca_epsilon: Annotated[float, _limit("positive", gt=0)] = 0.01  # added to the covariance eigenvalues
-    train_subset: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    zca_epsilon: Annotated[float, limit("positive", gt=0)] = 0.01  # added to the covariance eigenvalues
+    train_subset: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
     # ^ keep only the first N training examples (quick runs); None: all
-    test_subset: Annotated[int | None, _limit("at least 1 or none", ge=1)] = None
+    test_subset: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
     # ^ keep only the first N test examples; None: all
     options: dict = field(default_factory=dict)  # keyword options of the dataset's loader
 
@@ -223,22 +160,13 @@ def _hints(section: str) -> dict[str, object]:
     return typing.get_type_hints(SECTIONS[section])
 
 
-def _describe(hint) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join("none" if a is type(None) else _describe(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is list:
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}[typing.get_args(hint)[0]]
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            dict: "a table"}.get(hint, str(hint))
-
-
 _PLAIN = "a string, number, boolean, list or table"  # what config.json can store
 
 
 @functools.cache
 def _adapter(hint) -> TypeAdapter:
     """pydantic's strict validator of a field's type; a table (``data.options``) holds JSON values only."""
-    return TypeAdapter(dict[str, JsonValue] if hint is dict else hint, config=_STRICT)
+    return TypeAdapter(dict[str, JsonValue] if hint is dict else hint, config=STRICT)
 
 
 def _where_in_table(where: str, loc: tuple) -> str:
@@ -272,7 +200,7 @@ def check_value(hint, value, where: str):
             raise SettingTypeError(f"{at} must be {_PLAIN}, got {type(item).__name__} {item!r}") from None
         if error["type"] == "finite_number" or _overflows(value):
             raise SettingTypeError(f"{where} must be a finite number, got {value!r}") from None
-        raise SettingTypeError(f"{where} must be {_describe(hint)}, got {value!r}") from None
+        raise SettingTypeError(f"{where} must be {describe(hint)}, got {value!r}") from None
     if isinstance(checked, float):
         check_float32(checked, where)
     elif isinstance(checked, list):

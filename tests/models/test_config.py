@@ -35,6 +35,32 @@ def test_invalid_config_is_refused(changes, match):
         ModelConfig(**changes)
 
 
+# every range of [model], as the error states it: the key, the range, the value, one line
+RANGES = [(key, 0, "a positive integer") for key in ("in_channels", "image_size", "num_classes", "n_layers",
+                                                     "n_groups", "group_size", "kernel_size", "stride", "pool_size")]
+RANGES += [
+    ("n_layers", 2.5, "a positive integer"), ("n_layers", True, "a positive integer"),
+    ("padding", -1, "a non-negative integer"), ("eta", 0.0, "a positive number"), ("eta", "fast", "a positive number"),
+    ("eta", float("nan"), "a positive number"), ("reg_weight", -1e-9, "a non-negative number"),
+    ("task", "segment", "one of ('classify', 'reconstruct')"), ("action", "both", "one of ('channel', 'joint')"),
+    ("regularizer", "l1", "one of ('aux-inverse', 'singular-values', 'none')"),
+    ("architecture", "rnn", "one of ('lgn', 'cnn', 'mlp')"), ("orbit_pool", "sum", "one of max, mean or none"),
+]
+
+
+@pytest.mark.parametrize("key, value, words", RANGES)
+def test_a_value_out_of_range_names_the_key_and_the_range_in_one_line(key, value, words):
+    with pytest.raises(ValueError) as raised:
+        ModelConfig(**{key: value})
+    assert str(raised.value) == f"model.{key} must be {words}, got {value!r}"
+
+
+@pytest.mark.parametrize("key, edge", [("n_groups", 1), ("padding", 0), ("eta", 1e-30), ("reg_weight", 0.0),
+                                       ("orbit_pool", None), ("orbit_pool", "mean"), ("action", "joint")])
+def test_the_edge_of_each_range_is_accepted(key, edge):
+    assert getattr(ModelConfig(**{key: edge}), key) == edge
+
+
 def test_from_dict_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown model config key.*n_group\\b"):
         ModelConfig.from_dict({"n_group": 3})
