@@ -90,13 +90,13 @@ def test_cli_found_refuses_unknown_datasets_in_one_line(tmp_path, capsys):
 
 
 def test_the_committed_curves_md_renders_from_its_curves_json(tmp_path):
-    """results/found-groups/CURVES.md was written before its template existed; the template says the same, byte
-    for byte, from the same curves.json (its partial table, unfinished baselines and discovery verdicts)."""
+    """results/found-groups/CURVES.md, written by the code before its template, is what the template writes, byte
+    for byte, from the same curves.json (its full table and discovery verdicts)."""
     from pathlib import Path
 
     from lgn.reproduce.found import _markdown
 
     committed = Path(__file__).resolve().parents[2] / "results" / "found-groups"
     result = json.loads((committed / "curves.json").read_text())
-    assert not result["complete"] and result["discovery"]  # the partial branch and the discovery table are read
+    assert result["complete"] and result["discovery"]  # the complete grid and the discovery table are read
     assert _markdown(result, tmp_path / "CURVES.md").read_bytes() == (committed / "CURVES.md").read_bytes()
