@@ -50,9 +50,14 @@ FLAGS = (
     Flag("device", dict(metavar="cpu|cuda", help="where to train (default cpu)"), ("train", "device")),
     Flag("resume", dict(action="store_true",
                         help="continue the run in DIR exactly from its newest intact checkpoint, even mid-epoch "
-                             "(start afresh if it has none; an error if every checkpoint is damaged)"),
+                             "(start afresh if it has none; an error if every checkpoint is damaged); with "
+                             "--epochs above its own, extend it: the new epochs train at the final rate of its "
+                             "schedule"),
          group="mode"),
     Flag("force", dict(action="store_true", help="overwrite the run files of a non-empty DIR"), group="mode"),
+    Flag("init-from", dict(metavar="RUN",
+                           help="start from the model weights of the run folder RUN (its last epoch), with a fresh "
+                                "optimiser and schedule; the architecture must match"), ("train", "init_from")),
     Flag("checkpoint-every", dict(type=int, metavar="N",
                                   help="also checkpoint every N optimiser steps (default: at epoch ends only)"),
          ("train", "checkpoint_every")),
@@ -101,7 +106,9 @@ def register(sub) -> None:
         description="Train a Linear Group Network with the paper's recipe (Adam lr 0.01, the rate halved at "
                     "1/2, 3/4 and 7/8 of the epochs but not within the first epoch, gradient clipping 2.0, batch 128, "
                     "100 epochs, re-projection after every step). DIR receives config.json, metrics.jsonl, "
-                    "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
+                    "model.safetensors + model.json (the last epoch), model-best.safetensors (the epoch of the "
+                    "best test accuracy, or PSNR), run.json (the best epoch, the run it started from, its "
+                    "extensions), preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
         epilog=_config_keys, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,7 +189,7 @@ def run(args) -> int:
     import torch
 
     from lgn.cli import UsageError
-    from lgn.runs import read_config
+    from lgn.runs import read_config, read_run_record
     from lgn.train import train
     from lgn.train.distributed import CollectiveError, PeerError
 
@@ -215,6 +222,9 @@ def run(args) -> int:
         return 0
     last = result.metrics[-1] if result.metrics else {}
     score = next((f"{k} {last[k]:.4f}" for k in ("test_acc", "test_psnr") if k in last), "")
-    print(f"done: {result.out} (config.json, metrics.jsonl, model.safetensors)"
-          + (f"; epoch {last['epoch']}: {score}" if last else ""))
+    best = read_run_record(result.out).get("best")
+    print(f"done: {result.out} (config.json, metrics.jsonl, model.safetensors, run.json)"
+          + (f"; epoch {last['epoch']}: {score}" if last else "")
+          + (f"; best: epoch {best['epoch']}, {best['metric']} {best['value']:.4f} (model-best.safetensors)"
+             if best else ""))
     return 0

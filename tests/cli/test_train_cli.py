@@ -179,7 +179,7 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--dataset", "--task", "--out", "--epochs", "--config", "--set", "--seed", "--resume",
                    "--force", "--device", "--data-dir", "--tensorboard", "--no-progress", "--checkpoint-every",
-                   "--on-nan", "--nproc"):
+                   "--on-nan", "--nproc", "--init-from"):
         assert option in text
     assert "lr=0.01" in text and "batch_size=128" in text and "in_channels=(from data)" in text
 
@@ -310,7 +310,31 @@ def test_every_train_flag_is_in_the_one_table_and_relaunches():
     argv = ["train", "--dataset", "digits", "--task", "reconstruct", "--out", "o", "--epochs", "3",
             "--config", "c.toml", "--set", "train.lr=0.1", "--set", "model.eta=0.5", "--seed", "4",
             "--data-dir", "d", "--device", "cpu", "--force", "--checkpoint-every", "5", "--on-nan", "skip",
-            "--tensorboard", "--no-progress", "--threads", "2"]
+            "--tensorboard", "--no-progress", "--init-from", "runs/a", "--threads", "2"]
     args = parser.parse_args(argv)
     assert vars(parser.parse_args(["train", *_relaunch_argv(args)])) == vars(args)
     assert sorted(_relaunch_argv(args)) == sorted(argv[1:])
+
+
+def test_resume_with_more_epochs_extends_and_fewer_exit_2_with_one_line(tmp_path, npz, capsys):
+    run = tmp_path / "run"
+    assert _train(npz, run, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run} after epoch 1 of 2, extended from 1 epochs at step 3" in out and "epoch 2/2" in out
+    assert "; best: epoch " in out
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    rc = main(["train", "--out", str(run), "--resume", "--epochs", "1", "--no-progress"])
+    _assert_one_line_error(capsys, rc, "cannot resume .* with 1 epochs: it is set to 2, and a run is extended, "
+                                       "never shortened")
+
+
+def test_init_from_another_architecture_exits_2_with_one_line(tmp_path, npz, capsys):
+    assert _train(npz, tmp_path / "source", "--epochs", "1") == 0
+    capsys.readouterr()
+    rc = _train(npz, tmp_path / "warm", "--epochs", "1", "--init-from", str(tmp_path / "source"),
+                "--set", "model.n_groups=3")
+    _assert_one_line_error(capsys, rc, r"cannot start from .*source \(train.init_from\): its weights do not fit "
+                                       r"this model: encoder.banks.0.base has shape \(2, 1, 3, 3\) there")
+    assert _train(npz, tmp_path / "warm", "--epochs", "1", "--init-from", str(tmp_path / "source")) == 0

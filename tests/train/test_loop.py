@@ -28,6 +28,7 @@ def test_run_folder_contents(tmp_path, npz):
     result = train(tiny_settings(npz, epochs=2), tmp_path / "run", log=None)
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.jsonl", "model.safetensors", "model.json",
+                                                "model-best.safetensors", "run.json",
                                                 "preprocess.safetensors", "checkpoint-0.safetensors",
                                                 "checkpoint-0.json", "checkpoint-1.safetensors",
                                                 "checkpoint-1.json"}
