@@ -77,8 +77,8 @@ FLAGS = (
 
 
 def _config_keys() -> str:
-    """The epilog: every config key with its default, section by section, and the generators to choose from
-    (imports the library: called only when the help is shown)."""
+    """Every config key with its default, section by section, and the generators to choose from: what
+    ``--list-keys`` prints (it imports the library, so ``--help`` only points to it)."""
     import textwrap
 
     from lgn.nn.banks import generator_choices
@@ -96,8 +96,26 @@ def _config_keys() -> str:
         lines.append(f"  [{section}] " + ", ".join(items))
     lines += textwrap.wrap(f"model.generator: {', '.join(generator_choices())}.", width=100,
                            subsequent_indent="  ", break_on_hyphens=False)
-    lines.append("precedence: defaults < --config < --set < the flags above.")
+    lines.append(_PRECEDENCE)
     return "\n".join(lines)
+
+
+_PRECEDENCE = "precedence: defaults < --config < --set < the flags above."
+# the help's epilog: the table of keys needs the library (torch, pydantic), which --help does not load
+_EPILOG = ("every setting has a key: --set section.key=value, or [section] tables in --config (sections model, "
+           "train, data);\n--list-keys prints every key with its default, and the generators to choose from.\n"
+           + _PRECEDENCE)
+
+
+class _ListKeys(argparse.Action):
+    """``--list-keys``: print :func:`_config_keys` and exit, as ``--help`` prints the help."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_config_keys())
+        parser.exit(0)
 
 
 def register(sub) -> None:
@@ -111,12 +129,14 @@ def register(sub) -> None:
                     "extensions), preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
-        epilog=_config_keys, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {}
     for flag in FLAGS:
         if flag.group is not None and flag.group not in groups:
             groups[flag.group] = p.add_mutually_exclusive_group()
         (p if flag.group is None else groups[flag.group]).add_argument(f"--{flag.name}", **flag.options)
+    p.add_argument("--list-keys", action=_ListKeys,
+                   help="print every config key with its default, and the generators to choose from, and exit")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train data-parallel on N processes of this machine, through torchrun (gloo on CPU, "
                         "NCCL on CUDA); for several machines run torchrun yourself, see the README")
