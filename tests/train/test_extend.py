@@ -238,3 +238,16 @@ def test_load_run_best_of_a_run_without_one_says_so(tmp_path, npz):
         load_run(tmp_path / "run", which="best")
     with pytest.raises(ValueError, match="which must be 'last' or 'best', got 'first'"):
         load_run(tmp_path / "run", which="first")
+
+
+def test_a_checkpoint_whose_best_weights_are_damaged_is_refused_by_name(tmp_path, npz):
+    from tests.train.test_checkpoint import rewrite
+
+    train(tiny_settings(npz, epochs=1), tmp_path / "run", log=None)
+    key = "extra/best/encoder.banks.0.base"
+    rewrite(tmp_path / "run", tensors=lambda named: named.__setitem__(key, torch.full_like(named[key], float("nan"))))
+    with pytest.raises(ValueError, match=f"no intact checkpoint .*checkpoint-0: field {key} holds NaN or Inf"):
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
+    rewrite(tmp_path / "run", tensors=lambda named: named.pop(key))
+    with pytest.raises(ValueError, match=f"checkpoint-0: field {key} must be the model's tensors"):
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
