@@ -29,7 +29,8 @@ from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
 from lgn.models.io import WEIGHTS_FILE
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "BEST_WEIGHTS_FILE", "PREPROCESS_FILE",
-           "RUN_RECORD_FILE", "TENSORBOARD_DIR", "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE", "RUN_FILES", "RunFolderBusy",
+           "RUN_RECORD_FILE", "TENSORBOARD_DIR", "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE",
+           "RUN_FILES", "RunFolderBusy",
            "check_run_dir", "lock_run_dir", "clear_run_files"]
 
 CONFIG_FILE = "config.json"          # the resolved settings (lgn.runs.records)

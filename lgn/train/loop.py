@@ -845,9 +845,8 @@ def _check_best(found: Checkpoint, model: torch.nn.Module) -> None:
     for key, value in expected.items():
         got = best[key]
         if got.shape != value.shape or got.dtype != value.dtype:
-            raise CheckpointError(f"extra/best/{key}", f"must be {str(value.dtype).removeprefix('torch.')} of shape "
-                                                       f"{tuple(value.shape)}, got {str(got.dtype).removeprefix('torch.')} "
-                                                       f"of shape {tuple(got.shape)}")
+            want, have = (f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}" for t in (value, got))
+            raise CheckpointError(f"extra/best/{key}", f"must be {want}, got {have}")
         if got.is_floating_point() and not bool(got.isfinite().all()):
             raise CheckpointError(f"extra/best/{key}", "holds NaN or Inf")
 
@@ -936,8 +935,9 @@ def _warm_start(model: torch.nn.Module, source: str, config: ModelConfig) -> dic
     data = (folder / WEIGHTS_FILE).read_bytes()
     loaded = load_model(folder)  # safetensors and model.json, each checked
     theirs, ours = loaded.state_dict(), model.state_dict()
-    settings = [f"{key} {value!r} → {config.to_dict().get(key)!r}" for key, value in loaded.config.to_dict().items()
-                if config.to_dict().get(key) != value]
+    ours_settings = config.to_dict()
+    settings = [f"model.{key} {value!r} → {ours_settings.get(key)!r}"
+                for key, value in loaded.config.to_dict().items() if ours_settings.get(key) != value]
     misfit = next((f"{key} is missing there" for key in ours if key not in theirs), None) or next(
         (f"{key} is not in this model" for key in theirs if key not in ours), None) or next(
         (f"{key} has shape {tuple(theirs[key].shape)} there and {tuple(ours[key].shape)} here"

@@ -156,7 +156,7 @@ def test_init_from_another_architecture_is_refused_in_one_line_naming_the_tensor
     assert "\n" not in message
     assert message == (f"cannot start from {tmp_path / 'source'} (train.init_from): its weights do not fit this "
                        f"model: encoder.banks.0.base has shape (2, 1, 3, 3) there and (3, 1, 3, 3) here (model "
-                       f"settings that differ: n_groups 2 → 3)")
+                       f"settings that differ: model.n_groups 2 → 3)")
     assert not (tmp_path / "warm").exists()
 
 
