@@ -229,7 +229,7 @@ def run(args) -> int:
         print(f"lgn train: {args.out}, {threads} CPU thread{'s' if threads > 1 else ''} (--threads)",
               flush=True)
     try:
-        result = train(settings, args.out, resume=args.resume, force=args.force)
+        result = train(settings, args.out, resume=args.resume, force=args.force, extend=args.resume)
     except PeerError:  # rank 0 stopped and prints the error
         return 2
     except CollectiveError:  # another rank died: the launcher says which

@@ -573,8 +573,9 @@ class _RunFolder(TrainState):
         #                     kept the best)
         self.best: dict[str, torch.Tensor] | None = None  # the best epoch's weights, on the CPU (rank 0)
 
-    def start(self, resume: bool, n_batches: int, data_sha256: str) -> None:
-        """Continue from the newest intact checkpoint (with ``resume``), else start from ``train.init_from``'s
+    def start(self, resume: bool, n_batches: int, data_sha256: str, *, extend: bool = False) -> None:
+        """Continue from the newest intact checkpoint (with ``resume``; to more epochs with ``extend``), else
+        start from ``train.init_from``'s
         weights where set and clear the run's files; then every rank takes rank 0's model, optimiser and
         position. ``data_sha256`` (:func:`_data_digest`) goes into every checkpoint, and a resume onto other
         data is refused."""
@@ -584,7 +585,8 @@ class _RunFolder(TrainState):
         if world.writes and resume:
             found = load_checkpoint(out, self.model, self.optimizer,
                                     check=functools.partial(_check_resumable, config=self.config, model=self.model,
-                                                            n_batches=n_batches, out=out, data_sha256=data_sha256))
+                                                            n_batches=n_batches, out=out, data_sha256=data_sha256,
+                                                            extend=extend))
         if found is not None:
             self._continue(found, n_batches)
         elif world.writes:
@@ -758,25 +760,27 @@ def _epochs_of(config: dict) -> int:
 
 
 def _check_resumable(found: Checkpoint, *, config: RunConfig, model: torch.nn.Module, n_batches: int, out: Path,
-                     data_sha256: str) -> None:
+                     data_sha256: str, extend: bool) -> None:
     """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``)
     on training data of digest ``data_sha256``, into ``model``.
 
-    Settings that differ (except :data:`MUTABLE_ON_RESUME`, and ``train.epochs``
-    grown: an extension), or training data other than the checkpoint's (a
+    Settings that differ (except :data:`MUTABLE_ON_RESUME`, and, with ``extend``,
+    ``train.epochs`` grown), or training data other than the checkpoint's (a
     checkpoint written before digests were recorded has none to compare), raise
     ``ValueError``; a position or state that cannot have come from such a run
     raises :class:`CheckpointError` naming the field.
     """
     t = config.train
     before = _epochs_of(found.config)
-    if t.epochs < before:
+    if extend and t.epochs < before:
         raise ValueError(f"cannot resume {out} with {t.epochs} epochs: it is set to {before}, and a run is "
                          f"extended, never shortened: give --epochs above {before}")
-    changed = _changes(found.config, config.to_dict(), MUTABLE_ON_RESUME + ("train.epochs",))
+    changed = _changes(found.config, config.to_dict(), MUTABLE_ON_RESUME + (("train.epochs",) if extend else ()))
     if changed:
-        raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}"
-                         + ("" if before == t.epochs else "; only train.epochs may change, to extend the run"))
+        hint = ("; only train.epochs may change, to extend the run" if extend and before != t.epochs
+                else "; to extend the run to more epochs, pass extend=True" if not extend and t.epochs > before
+                else "")
+        raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}{hint}")
     saved = found.state.get("data_sha256", data_sha256)
     if type(saved) is not str:
         raise CheckpointError("state.data_sha256", f"must be a SHA-256 in hex, got {saved!r}"[:200])
@@ -955,7 +959,7 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False,
+def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False, extend: bool = False,
           log: Callable[[str], None] | None = print,
           on_epoch_end: Callable[[dict], None] | None = None,
           warn: Callable[[str], None] | None = _warn) -> TrainResult:
@@ -963,7 +967,11 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
 
     ``resume`` continues the newest intact checkpoint in ``out`` (or starts
     afresh if it has none), reusing ``out``'s saved config as the base of
-    ``settings``; ``force`` overwrites the run files of a non-empty ``out``.
+    ``settings``; with ``extend`` too, a ``train.epochs`` above the run's
+    extends it (its learning-rate schedule kept: README, "Extend, warm-start, best epoch"), where
+    without it every changed setting is refused (a caller that needs the run
+    its settings describe, as ``lgn reproduce`` does, is never handed an
+    extended one). ``force`` overwrites the run files of a non-empty ``out``.
     ``log`` receives one line per epoch; ``on_epoch_end`` each epoch's metrics
     record once it and the checkpoint are saved; ``warn`` a line when a
     damaged checkpoint is passed over (default: stderr).
@@ -978,7 +986,7 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
             out = Path(out)
             if world.writes:  # one writer per run folder, from before anything in it is read
                 out = stack.enter_context(lock_run_dir(check_run_dir(out, resume=resume, force=force)))
-            return _train(settings, out, resume=resume, log=log if world.writes else None,
+            return _train(settings, out, resume=resume, extend=extend, log=log if world.writes else None,
                           on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
                           device_name=device_name)
     except Exception as e:
@@ -988,7 +996,7 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         world.close()
 
 
-def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, world: World,
+def _train(settings: dict, out: Path, *, resume: bool, extend: bool, log, on_epoch_end, warn, world: World,
            device_name: str) -> TrainResult:
     config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
     torch.manual_seed(config.train.seed)
@@ -997,7 +1005,7 @@ def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, 
     state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
                        on_epoch_end=on_epoch_end, log=log, warn=warn)
     state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),
-                _data_digest(dataset) if world.writes else "")
+                _data_digest(dataset) if world.writes else "", extend=extend)
     state.run(*state.prepare(dataset))
     return TrainResult(out, config, state.pos.metrics if world.writes else [])
 

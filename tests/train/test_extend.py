@@ -52,7 +52,7 @@ def test_an_extension_at_a_constant_rate_is_the_uninterrupted_longer_run(tmp_pat
     full = train(tiny_settings(npz, epochs=3, lr_gamma=1.0), tmp_path / "full", log=None)
     train(tiny_settings(npz, epochs=2, lr_gamma=1.0), tmp_path / "ext", log=None)
     lines = []
-    extended = train({"train": {"epochs": 3}}, tmp_path / "ext", resume=True, log=lines.append)
+    extended = train({"train": {"epochs": 3}}, tmp_path / "ext", resume=True, extend=True, log=lines.append)
     assert _numbers(extended.metrics) == _numbers(full.metrics)
     assert _same(_weights(tmp_path / "ext"), _weights(tmp_path / "full"))
     assert lines[0].startswith(f"resuming {tmp_path / 'ext'} after epoch 2 of 3, extended from 2 epochs at step 6")
@@ -65,7 +65,7 @@ def test_an_extension_keeps_the_schedule_of_its_first_epochs_and_trains_at_its_f
     # the 2-epoch run placed all three at epoch 1, so it ended at 0.01·0.5³ and its extension stays there:
     # the extension cannot equal the 4-epoch run, whose epoch 2 trained at another rate
     short = train(tiny_settings(npz, epochs=2), tmp_path / "run", log=None)
-    extended = train({"train": {"epochs": 4}}, tmp_path / "run", resume=True, log=None)
+    extended = train({"train": {"epochs": 4}}, tmp_path / "run", resume=True, extend=True, log=None)
     assert _numbers(extended.metrics[:2]) == _numbers(short.metrics)
     assert [r["lr"] for r in extended.metrics] == [0.01, 0.00125, 0.00125, 0.00125]
     assert [r["step"] for r in extended.metrics] == [N_BATCHES * e for e in (1, 2, 3, 4)]
@@ -75,16 +75,21 @@ def test_an_extension_keeps_the_schedule_of_its_first_epochs_and_trains_at_its_f
 
 def test_an_interrupted_extension_resumes_to_the_same_end_and_is_recorded_once(tmp_path, npz):
     train(tiny_settings(npz, epochs=2), tmp_path / "whole", log=None)
-    whole = train({"train": {"epochs": 4}}, tmp_path / "whole", resume=True, log=None)
+    whole = train({"train": {"epochs": 4}}, tmp_path / "whole", resume=True, extend=True, log=None)
     train(tiny_settings(npz, epochs=2), tmp_path / "cut", log=None)
     with pytest.raises(Interrupt):
-        train({"train": {"epochs": 4}}, tmp_path / "cut", resume=True, log=None, on_epoch_end=_stop_after(3))
+        train({"train": {"epochs": 4}}, tmp_path / "cut", resume=True, extend=True, log=None,
+              on_epoch_end=_stop_after(3))
+    # its older checkpoint slot, of step 6, was written before the extension: it would resume a 2-epoch run,
+    # but only the newest checkpoint decides
+    with pytest.raises(ValueError, match=r"its settings differ in train\.epochs: 4 → 2$"):
+        train({"train": {"epochs": 2}}, tmp_path / "cut", resume=True, log=None)
     resumed = train({}, tmp_path / "cut", resume=True, log=None)  # the folder's own config: 4 epochs
     assert _numbers(resumed.metrics) == _numbers(whole.metrics)
     assert _same(_weights(tmp_path / "cut"), _weights(tmp_path / "whole"))
     assert read_run_record(tmp_path / "cut")["extended"] == [{"from_epochs": 2, "to_epochs": 4, "step": 6}]
     # extended twice: two entries, the schedule still that of the first 2 epochs
-    again = train({"train": {"epochs": 5}}, tmp_path / "cut", resume=True, log=None)
+    again = train({"train": {"epochs": 5}}, tmp_path / "cut", resume=True, extend=True, log=None)
     assert read_run_record(tmp_path / "cut")["extended"] == [{"from_epochs": 2, "to_epochs": 4, "step": 6},
                                                              {"from_epochs": 4, "to_epochs": 5, "step": 12}]
     assert again.metrics[-1]["lr"] == 0.00125
@@ -95,21 +100,30 @@ def test_an_extension_to_fewer_epochs_is_refused_and_changes_nothing(tmp_path, n
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     with pytest.raises(ValueError, match=r"^cannot resume .* with 2 epochs: it is set to 3, and a run is extended, "
                                          r"never shortened: give --epochs above 3$"):
-        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, extend=True, log=None)
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
     # the same count: nothing to train, said in one line
     lines = []
-    result = train({"train": {"epochs": 3}}, tmp_path / "run", resume=True, log=lines.append)
+    result = train({"train": {"epochs": 3}}, tmp_path / "run", resume=True, extend=True, log=lines.append)
     assert lines == [f"{tmp_path / 'run'} has finished its 3 epochs: nothing to train; to extend it, resume with "
                      f"more epochs (--epochs above 3)"]
     assert len(result.metrics) == 3
+
+
+def test_more_epochs_without_extend_are_refused_as_a_changed_setting(tmp_path, npz):
+    # lgn reproduce resumes partial runs of its grid: one of fewer epochs must not come back extended, with a
+    # schedule other than its settings describe
+    train(tiny_settings(npz, epochs=1), tmp_path / "run", log=None)
+    with pytest.raises(ValueError, match=r"its settings differ in train\.epochs: 1 → 2; to extend the run to more "
+                                         r"epochs, pass extend=True$"):
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
 
 
 def test_an_extension_with_another_setting_changed_is_refused_naming_the_key(tmp_path, npz):
     train(tiny_settings(npz, epochs=1), tmp_path / "run", log=None)
     with pytest.raises(ValueError, match=r"its settings differ in train\.lr: 0\.01 → 0\.5; only train\.epochs "
                                          r"may change, to extend the run$"):
-        train({"train": {"epochs": 2, "lr": 0.5}}, tmp_path / "run", resume=True, log=None)
+        train({"train": {"epochs": 2, "lr": 0.5}}, tmp_path / "run", resume=True, extend=True, log=None)
 
 
 # ---------------------------------------------------------------- warm start
@@ -213,7 +227,8 @@ def test_the_best_checkpoint_survives_an_interruption_and_an_extension(tmp_path,
     train({}, run, resume=True, log=None, on_epoch_end=_snapshots(run, snapshots))
     assert read_run_record(run)["best"]["epoch"] == 2
     assert _same(_weights(run, "model-best.safetensors"), snapshots[2])
-    train({"train": {"epochs": 5}}, run, resume=True, log=None, on_epoch_end=_snapshots(run, snapshots))
+    train({"train": {"epochs": 5}}, run, resume=True, extend=True, log=None,
+          on_epoch_end=_snapshots(run, snapshots))
     record = read_run_record(run)
     assert record["best"]["epoch"] == 2 and record["best"]["chosen_from_epochs"] == [1, 5]
     assert _same(_weights(run, "model-best.safetensors"), snapshots[2])
@@ -247,7 +262,7 @@ def test_a_checkpoint_whose_best_weights_are_damaged_is_refused_by_name(tmp_path
     key = "extra/best/encoder.banks.0.base"
     rewrite(tmp_path / "run", tensors=lambda named: named.__setitem__(key, torch.full_like(named[key], float("nan"))))
     with pytest.raises(ValueError, match=f"no intact checkpoint .*checkpoint-0: field {key} holds NaN or Inf"):
-        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, extend=True, log=None)
     rewrite(tmp_path / "run", tensors=lambda named: named.pop(key))
     with pytest.raises(ValueError, match=f"checkpoint-0: field {key} must be the model's tensors"):
-        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, log=None)
+        train({"train": {"epochs": 2}}, tmp_path / "run", resume=True, extend=True, log=None)
