@@ -986,8 +986,9 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
             out = Path(out)
             if world.writes:  # one writer per run folder, from before anything in it is read
                 out = stack.enter_context(lock_run_dir(check_run_dir(out, resume=resume, force=force)))
-            return _train(settings, out, resume=resume, extend=extend, log=log if world.writes else None,
-                          on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
+            hooks = dict(log=log if world.writes else None, on_epoch_end=on_epoch_end,
+                         warn=warn if world.writes else None)
+            return _train(settings, out, resume=resume, extend=extend, hooks=hooks, world=world,
                           device_name=device_name)
     except Exception as e:
         world.fail(e)  # an error of rank 0's set-up (a refused run folder, a damaged checkpoint) stops all ranks
@@ -996,14 +997,15 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         world.close()
 
 
-def _train(settings: dict, out: Path, *, resume: bool, extend: bool, log, on_epoch_end, warn, world: World,
+def _train(settings: dict, out: Path, *, resume: bool, extend: bool, hooks: dict, world: World,
            device_name: str) -> TrainResult:
+    """:func:`train` in its locked run folder; ``hooks``: the :class:`_RunFolder`'s ``log``, ``on_epoch_end``
+    and ``warn``."""
     config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
     torch.manual_seed(config.train.seed)
     check_model_fits(config.model, copies=4, batch=config.train.batch_size)  # weights, gradients, Adam's
     # two moments, and a step's activations
-    state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
-                       on_epoch_end=on_epoch_end, log=log, warn=warn)
+    state = _RunFolder(config, build_model(config.model).to(device), device, world, out, **hooks)
     state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),
                 _data_digest(dataset) if world.writes else "", extend=extend)
     state.run(*state.prepare(dataset))
