@@ -20,6 +20,8 @@ COMMANDS = {
     "lgn --help": ["-m", "lgn", "--help"],
     "lgn --version": ["-m", "lgn", "--version"],
     "lgn train --help": ["-m", "lgn", "train", "--help"],
+    "lgn probe --help": ["-m", "lgn", "probe", "--help"],
+    "lgn eval --help": ["-m", "lgn", "eval", "--help"],
     "lgn train (no --out)": ["-m", "lgn", "train", "--dataset", "mnist5k"],
     "lgn train --epochs x": ["-m", "lgn", "train", "--out", "r", "--epochs", "x"],
     "lgn discover --bogus": ["-m", "lgn", "discover", "--bogus"],

@@ -50,10 +50,16 @@ def test_an_unknown_name_is_an_attribute_error():
         lgn.trian  # noqa: B018
 
 
-# (``lgn train --help`` lists the config keys with their defaults, and ``lgn probe --help`` the operations:
-# those pages read the library, and only they)
+def _commands() -> list[str]:
+    from lgn.cli import build_parser
+
+    parser = build_parser()
+    return sorted(next(a for a in parser._actions if a.dest == "command").choices)
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--out"], ["discover", "--bogus"],
-                                  ["eval", "run", "--threads", "0"], ["analyze", "--order", "x"]])
+                                  ["eval", "run", "--threads", "0"], ["analyze", "--order", "x"],
+                                  *([command, "--help"] for command in _commands())])
 def test_help_and_argument_errors_import_no_torch(argv):
     code = (f"import json, sys\nfrom lgn.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy'})))")

@@ -15,8 +15,9 @@ call: :func:`main` sets the CPU threads of every command (``--threads``, see
 through a global matplotlib backend.
 
 Nothing here or in a command's ``register`` imports torch or numpy: ``lgn --help`` and argument
-errors answer at once (``python -m benchmarks.cli_startup``). A help text that needs the library
-(``lgn train``'s list of config keys) is a function, called only when the help is shown.
+errors answer at once (``python -m benchmarks.cli_startup``), and so does every command's ``--help``: what
+only the library can list (``lgn train``'s config keys) is printed by an option of its own
+(``lgn train --list-keys``), and defaults the library holds are resolved after parsing.
 """
 
 from __future__ import annotations
@@ -62,19 +63,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (no usage block) like every other error of the CLI, and help
-    texts (an argument's ``help``, the ``epilog``) that may be functions, called when the help is shown."""
+    """argparse, with its errors on one line (no usage block) like every other error of the CLI."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(ValueError(message))} (see {self.prog} --help)\n")
-
-    def format_help(self) -> str:
-        if callable(self.epilog):
-            self.epilog = self.epilog()
-        for action in self._actions:
-            if callable(action.help):
-                action.help = action.help()
-        return super().format_help()
 
 
 def positive_int(text: str) -> int:

@@ -16,6 +16,8 @@ def register(sub) -> None:
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split (default test)")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to evaluate (default cpu)")
     p.add_argument("--batch-size", type=int, metavar="N", help="examples per forward pass (default: the run's)")
+    p.add_argument("--best", action="store_true",
+                   help="the best epoch's weights (model-best.safetensors) instead of the last epoch's")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
@@ -26,7 +28,7 @@ def run(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     result = evaluate_run(args.run, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-                          device=args.device, batch_size=args.batch_size)
+                          device=args.device, batch_size=args.batch_size, which="best" if args.best else "last")
     if args.json:
         print(json.dumps(result))
     else:

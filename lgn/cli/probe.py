@@ -7,12 +7,6 @@ from pathlib import Path
 from lgn.cli import UsageError
 
 
-def _operations() -> tuple[str, ...]:
-    from lgn.analysis.probe import PROBE_OPERATIONS
-
-    return PROBE_OPERATIONS
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "probe", help="fit linear maps to pooling/rotation on natural patches; compare with a run's generators",
@@ -28,8 +22,10 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=4000, metavar="N", help="number of patches (default 4000)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=3,
                    help="patches dataset: 3 (RGB) or 1 (grey); every channel is one sample")
-    p.add_argument("--ops", metavar="OP,OP,...",  # the default is read when needed: the list imports numpy
-                   help=lambda: f"comma-separated operations (default {','.join(_operations())})")
+    p.add_argument("--ops", metavar="OP,OP,...",  # the default is read after parsing: its module imports torch
+                   help="comma-separated operations, each pool<r> (average pooling of radius r), rot<deg> "
+                        "(rotation by deg degrees) or pool<r>+rot<deg> (default: the paper's set, docs/method.md "
+                        "§7; probe.json lists those run)")
     p.add_argument("--order", type=int, default=4, metavar="P", help="p for the finite-order error (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -82,11 +78,11 @@ def _format_compare(compare: dict) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from lgn.analysis.probe import compare_generators, operation_margin, run_probe
+    from lgn.analysis.probe import PROBE_OPERATIONS, compare_generators, operation_margin, run_probe
     from lgn.analysis.summary import load_run_groups
     from lgn.files import write_json
 
-    ops = list(_operations()) if args.ops is None else [o.strip() for o in args.ops.split(",") if o.strip()]
+    ops = list(PROBE_OPERATIONS) if args.ops is None else [o.strip() for o in args.ops.split(",") if o.strip()]
     if not ops:
         raise UsageError("--ops is empty")
     if args.n < 1 or args.order < 1:

@@ -50,9 +50,14 @@ FLAGS = (
     Flag("device", dict(metavar="cpu|cuda", help="where to train (default cpu)"), ("train", "device")),
     Flag("resume", dict(action="store_true",
                         help="continue the run in DIR exactly from its newest intact checkpoint, even mid-epoch "
-                             "(start afresh if it has none; an error if every checkpoint is damaged)"),
+                             "(start afresh if it has none; an error if every checkpoint is damaged); with "
+                             "--epochs above its own, extend it: the new epochs train at the final rate of its "
+                             "schedule"),
          group="mode"),
     Flag("force", dict(action="store_true", help="overwrite the run files of a non-empty DIR"), group="mode"),
+    Flag("init-from", dict(metavar="RUN",
+                           help="start from the model weights of the run folder RUN (its last epoch), with a fresh "
+                                "optimiser and schedule; the architecture must match"), ("train", "init_from")),
     Flag("checkpoint-every", dict(type=int, metavar="N",
                                   help="also checkpoint every N optimiser steps (default: at epoch ends only)"),
          ("train", "checkpoint_every")),
@@ -72,8 +77,8 @@ FLAGS = (
 
 
 def _config_keys() -> str:
-    """The epilog: every config key with its default, section by section, and the generators to choose from
-    (imports the library: called only when the help is shown)."""
+    """Every config key with its default, section by section, and the generators to choose from: what
+    ``--list-keys`` prints (it imports the library, so ``--help`` only points to it)."""
     import textwrap
 
     from lgn.nn.banks import generator_choices
@@ -91,8 +96,26 @@ def _config_keys() -> str:
         lines.append(f"  [{section}] " + ", ".join(items))
     lines += textwrap.wrap(f"model.generator: {', '.join(generator_choices())}.", width=100,
                            subsequent_indent="  ", break_on_hyphens=False)
-    lines.append("precedence: defaults < --config < --set < the flags above.")
+    lines.append(_PRECEDENCE)
     return "\n".join(lines)
+
+
+_PRECEDENCE = "precedence: defaults < --config < --set < the flags above."
+# the help's epilog: the table of keys needs the library (torch, pydantic), which --help does not load
+_EPILOG = ("every setting has a key: --set section.key=value, or [section] tables in --config (sections model, "
+           "train, data);\n--list-keys prints every key with its default, and the generators to choose from.\n"
+           + _PRECEDENCE)
+
+
+class _ListKeys(argparse.Action):
+    """``--list-keys``: print :func:`_config_keys` and exit, as ``--help`` prints the help."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_config_keys())
+        parser.exit(0)
 
 
 def register(sub) -> None:
@@ -101,15 +124,19 @@ def register(sub) -> None:
         description="Train a Linear Group Network with the paper's recipe (Adam lr 0.01, the rate halved at "
                     "1/2, 3/4 and 7/8 of the epochs but not within the first epoch, gradient clipping 2.0, batch 128, "
                     "100 epochs, re-projection after every step). DIR receives config.json, metrics.jsonl, "
-                    "model.safetensors + model.json, preprocess.safetensors and two checkpoint slots "
+                    "model.safetensors + model.json (the last epoch), model-best.safetensors (the epoch of the "
+                    "best test accuracy, or PSNR), run.json (the best epoch, the run it started from, its "
+                    "extensions), preprocess.safetensors and two checkpoint slots "
                     "(checkpoint-0/1.safetensors + .json: at every epoch end, and every N steps with "
                     "--checkpoint-every N).",
-        epilog=_config_keys, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {}
     for flag in FLAGS:
         if flag.group is not None and flag.group not in groups:
             groups[flag.group] = p.add_mutually_exclusive_group()
         (p if flag.group is None else groups[flag.group]).add_argument(f"--{flag.name}", **flag.options)
+    p.add_argument("--list-keys", action=_ListKeys,
+                   help="print every config key with its default, and the generators to choose from, and exit")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train data-parallel on N processes of this machine, through torchrun (gloo on CPU, "
                         "NCCL on CUDA); for several machines run torchrun yourself, see the README")
@@ -182,7 +209,7 @@ def run(args) -> int:
     import torch
 
     from lgn.cli import UsageError
-    from lgn.runs import read_config
+    from lgn.runs import read_config, read_run_record
     from lgn.train import train
     from lgn.train.distributed import CollectiveError, PeerError
 
@@ -202,7 +229,7 @@ def run(args) -> int:
         print(f"lgn train: {args.out}, {threads} CPU thread{'s' if threads > 1 else ''} (--threads)",
               flush=True)
     try:
-        result = train(settings, args.out, resume=args.resume, force=args.force)
+        result = train(settings, args.out, resume=args.resume, force=args.force, extend=args.resume)
     except PeerError:  # rank 0 stopped and prints the error
         return 2
     except CollectiveError:  # another rank died: the launcher says which
@@ -215,6 +242,9 @@ def run(args) -> int:
         return 0
     last = result.metrics[-1] if result.metrics else {}
     score = next((f"{k} {last[k]:.4f}" for k in ("test_acc", "test_psnr") if k in last), "")
-    print(f"done: {result.out} (config.json, metrics.jsonl, model.safetensors)"
-          + (f"; epoch {last['epoch']}: {score}" if last else ""))
+    best = read_run_record(result.out).get("best")
+    print(f"done: {result.out} (config.json, metrics.jsonl, model.safetensors, run.json)"
+          + (f"; epoch {last['epoch']}: {score}" if last else "")
+          + (f"; best: epoch {best['epoch']}, {best['metric']} {best['value']:.4f} (model-best.safetensors)"
+             if best else ""))
     return 0

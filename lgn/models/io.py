@@ -22,18 +22,23 @@ CONFIG_FILE = "model.json"
 FORMAT, VERSION = "lgn", "1"  # the weights file's metadata
 
 
-def save_model(model: LGN, directory: str | os.PathLike) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` (the model config) into ``directory``."""
+def save_model(model: LGN, directory: str | os.PathLike, *, weights: str = WEIGHTS_FILE,
+               state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model.safetensors`` (or the file named ``weights``) and ``model.json`` (the model config) into
+    ``directory``; the weights are ``model``'s, or ``state`` where given (``model``'s state dict of an earlier
+    moment, e.g. the best epoch of a run)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT, "version": VERSION}))
+    state = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if state is None else state).items()}
+    atomic_write(directory / weights, save(state, metadata={"format": FORMAT, "version": VERSION}))
     write_json(model.config.to_dict(), directory / CONFIG_FILE)
     return directory
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LGN:
-    """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode).
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+               weights: str = WEIGHTS_FILE) -> LGN:
+    """Rebuild the model saved by :func:`save_model` in ``directory`` (eval mode), its weights read from
+    ``model.safetensors`` or the file named ``weights`` (a run folder's ``model-best.safetensors``).
 
     The model expects preprocessed input; for a run folder, :func:`lgn.runs.load_run`
     gives the model with the run's preprocessing, which takes raw images.
@@ -43,7 +48,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     non-finite weights, or disagrees with the other.
     """
     directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    config_path, weights_path = directory / CONFIG_FILE, directory / weights
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}: not a saved lgn model")

@@ -1,8 +1,10 @@
 """The run folder: what ``lgn train`` writes into it, who may write it, and how to read a run back.
 
 A run folder holds ``config.json`` (the resolved settings), ``metrics.jsonl``
-(one JSON object per epoch), ``model.safetensors`` + ``model.json`` (the latest
-model, :func:`lgn.models.load_model`), ``preprocess.safetensors`` (the input
+(one JSON object per epoch), ``run.json`` (what is not a setting: the run it
+started from, its extensions, its best epoch), ``model.safetensors`` +
+``model.json`` (the latest model, :func:`lgn.models.load_model`),
+``model-best.safetensors`` (the best epoch's weights), ``preprocess.safetensors`` (the input
 scaling fitted on the training data), two checkpoint slots
 (:mod:`lgn.train.checkpoint`) and, with TensorBoard, ``tensorboard/``; ``lgn
 analyze`` adds ``analysis/``, and ``lgn reproduce`` adds ``machines.jsonl`` and,
@@ -19,6 +21,7 @@ analysis, which both use it without importing each other.
 
 from lgn.runs.layout import (
     ANALYSIS_DIR,
+    BEST_WEIGHTS_FILE,
     CONFIG_FILE,
     LOCK_FILE,
     MACHINES_FILE,
@@ -27,6 +30,7 @@ from lgn.runs.layout import (
     PREPROCESS_FILE,
     RECORD_FILE,
     RUN_FILES,
+    RUN_RECORD_FILE,
     TENSORBOARD_DIR,
     WEIGHTS_FILE,
     RunFolderBusy,
@@ -42,17 +46,20 @@ from lgn.runs.records import (
     read_config,
     read_metrics,
     read_record,
+    read_run_record,
     trained_on,
     write_config,
     write_metrics,
     write_record,
+    write_run_record,
 )
 
 __all__ = [
-    "CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "PREPROCESS_FILE", "TENSORBOARD_DIR",
-    "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE", "RUN_FILES", "RunFolderBusy",
-    "check_run_dir", "lock_run_dir", "clear_run_files",
-    "read_config", "write_config", "read_metrics", "write_metrics", "append_metrics",
+    "CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "BEST_WEIGHTS_FILE", "PREPROCESS_FILE",
+    "RUN_RECORD_FILE", "TENSORBOARD_DIR", "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE", "RUN_FILES",
+    "RunFolderBusy", "check_run_dir", "lock_run_dir", "clear_run_files",
+    "read_config", "write_config", "read_metrics", "write_metrics", "append_metrics", "read_run_record",
+    "write_run_record",
     "MachineNote", "trained_on", "cpu_model", "read_record", "write_record",
     "RunModel", "load_run", "LoadedRun", "load_run_split",
 ]

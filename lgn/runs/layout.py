@@ -28,20 +28,26 @@ from lgn.data.preprocess import PREPROCESS_FILE
 from lgn.models.io import CONFIG_FILE as MODEL_CONFIG_FILE
 from lgn.models.io import WEIGHTS_FILE
 
-__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "PREPROCESS_FILE", "TENSORBOARD_DIR",
-           "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE", "RUN_FILES", "RunFolderBusy",
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_CONFIG_FILE", "WEIGHTS_FILE", "BEST_WEIGHTS_FILE", "PREPROCESS_FILE",
+           "RUN_RECORD_FILE", "TENSORBOARD_DIR", "MACHINES_FILE", "RECORD_FILE", "ANALYSIS_DIR", "LOCK_FILE",
+           "RUN_FILES", "RunFolderBusy",
            "check_run_dir", "lock_run_dir", "clear_run_files"]
 
 CONFIG_FILE = "config.json"          # the resolved settings (lgn.runs.records)
 METRICS_FILE = "metrics.jsonl"       # one JSON object per epoch (lgn.runs.records)
+RUN_RECORD_FILE = "run.json"         # what is not a setting: the run it started from, its extensions, its best
+#                                      epoch (lgn.runs.records)
+BEST_WEIGHTS_FILE = "model-best.safetensors"  # the weights of the best epoch (model.safetensors: the last one)
 TENSORBOARD_DIR = "tensorboard"      # event files, with train.tensorboard
 MACHINES_FILE = "machines.jsonl"     # the CPU and threads each invocation of lgn reproduce trained on
 RECORD_FILE = "reproduce.json"       # the record of a finished lgn reproduce run
 ANALYSIS_DIR = "analysis"            # analysis.json and groups.npz of lgn analyze (and lgn reproduce)
 LOCK_FILE = ".lgn-lock"              # held while a run trains into the folder
-# what lgn train writes besides its checkpoints: the model (model.safetensors + model.json, lgn.models.io)
-# and the input scaling fitted on the training data (preprocess.safetensors, lgn.data.preprocess)
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_CONFIG_FILE, PREPROCESS_FILE)
+# what lgn train writes besides its checkpoints: the model (model.safetensors + model.json, lgn.models.io),
+# the best epoch's weights and the input scaling fitted on the training data (preprocess.safetensors,
+# lgn.data.preprocess)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, RUN_RECORD_FILE, WEIGHTS_FILE, BEST_WEIGHTS_FILE, MODEL_CONFIG_FILE,
+             PREPROCESS_FILE)
 
 
 class RunFolderBusy(ValueError):

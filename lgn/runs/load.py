@@ -18,7 +18,7 @@ from lgn.data import Dataset, get_dataset
 from lgn.data.preprocess import PREPROCESS_FILE, Preprocessing, load_preprocessing
 from lgn.device import resolve_device
 from lgn.models import load_model
-from lgn.runs.layout import CONFIG_FILE
+from lgn.runs.layout import BEST_WEIGHTS_FILE, CONFIG_FILE, WEIGHTS_FILE
 from lgn.runs.records import read_config
 
 __all__ = ["RunModel", "load_run", "LoadedRun", "load_run_split"]
@@ -56,11 +56,25 @@ class RunModel(torch.nn.Module):
         return prep.invert(out) if self.model.config.task == "reconstruct" else out
 
 
-def _model_and_preprocessing(run_dir: str | os.PathLike,
-                             device: str | torch.device) -> tuple[torch.nn.Module, Preprocessing]:
-    """The bare model of a run folder (an LGN or the CNN baseline, eval mode) and its preprocessing, both on
-    ``device``, checked to agree."""
-    model = load_model(run_dir, device)
+WHICH = {"last": WEIGHTS_FILE, "best": BEST_WEIGHTS_FILE}  # a run's weights: its last epoch's, or its best's
+
+
+def _weights_file(run_dir: str | os.PathLike, which: str) -> str:
+    """The weights file of ``which`` epoch (``'last'`` or ``'best'``), refused in one line if the run has none."""
+    if which not in WHICH:
+        raise ValueError(f"which must be 'last' or 'best', got {which!r}")
+    name = WHICH[which]
+    if which == "best" and not (Path(run_dir) / name).is_file() and (Path(run_dir) / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"no {name} in {run_dir}: the run was trained before lgn kept its best epoch; "
+                                f"load its last epoch (which='last')")
+    return name
+
+
+def _model_and_preprocessing(run_dir: str | os.PathLike, device: str | torch.device,
+                             which: str = "last") -> tuple[torch.nn.Module, Preprocessing]:
+    """The bare model of a run folder (an LGN or the CNN baseline, eval mode), its weights those of the
+    ``which`` epoch (``'last'`` or ``'best'``), and its preprocessing, both on ``device``, checked to agree."""
+    model = load_model(run_dir, device, weights=_weights_file(run_dir, which))
     prep = load_preprocessing(run_dir).to(device)
     if len(prep.mean) != model.config.in_channels:
         raise ValueError(f"{Path(run_dir) / PREPROCESS_FILE} standardises {len(prep.mean)} channels, "
@@ -68,13 +82,17 @@ def _model_and_preprocessing(run_dir: str | os.PathLike,
     return model, prep
 
 
-def load_run(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> RunModel:
+def load_run(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+             which: str = "last") -> RunModel:
     """The model of a run folder written by ``lgn train``, applying the run's preprocessing (eval mode).
 
-    Feed it raw images: :func:`lgn.models.load_model` alone gives the bare model, which
-    expects standardised input and scores near chance on raw data.
+    ``which``: ``'last'``, the last epoch's weights (``model.safetensors``), or
+    ``'best'``, those of the epoch with the best validation metric
+    (``model-best.safetensors``; its epoch and score are in ``run.json``,
+    :func:`lgn.runs.read_run_record`). Feed it raw images: :func:`lgn.models.load_model`
+    alone gives the bare model, which expects standardised input and scores near chance on raw data.
     """
-    return RunModel(*_model_and_preprocessing(run_dir, map_location)).eval()
+    return RunModel(*_model_and_preprocessing(run_dir, map_location, which)).eval()
 
 
 @dataclass(frozen=True)
@@ -108,9 +126,9 @@ def _setting(config: dict, section: str, key: str, kinds: tuple[type, ...], what
 
 
 def load_run_split(run_dir: str | os.PathLike, *, dataset: str | None = None, data_dir: str | None = None,
-                   split: str = "test", device: str = "cpu") -> LoadedRun:
-    """The model of the run folder ``run_dir`` and a split of its dataset (or of ``dataset``), preprocessed
-    as the run was.
+                   split: str = "test", device: str = "cpu", which: str = "last") -> LoadedRun:
+    """The model of the run folder ``run_dir`` (its ``which`` epoch's weights, as :func:`load_run`) and a split
+    of its dataset (or of ``dataset``), preprocessed as the run was.
 
     Without ``dataset`` the run's data settings are reused (folder, options, subsets,
     seed), so the split is the one the run was scored on. The settings it reads from
@@ -135,7 +153,7 @@ def load_run_split(run_dir: str | os.PathLike, *, dataset: str | None = None, da
         ds = ds.subset(*(_setting(config, "data", key, (int,), "a positive integer or none", path, minimum=1)
                          for key in ("train_subset", "test_subset")))
     device = resolve_device(device)
-    model, prep = _model_and_preprocessing(folder, device)
+    model, prep = _model_and_preprocessing(folder, device, which)
     x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
     if model.config.task == "classify":
         if y is None:

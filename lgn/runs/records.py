@@ -4,6 +4,12 @@
   :func:`write_config`);
 - ``metrics.jsonl``: one JSON object per epoch, appended as the run goes
   (:func:`read_metrics`, :func:`write_metrics`, :func:`append_metrics`);
+- ``run.json``: what the run is besides its settings (:func:`read_run_record`,
+  :func:`write_run_record`): ``init_from`` (the run whose weights it started
+  from, and the SHA-256 of that weights file), ``extended`` (each extension:
+  ``from_epochs``, ``to_epochs``, ``step``) and ``best`` (the epoch of the best
+  validation metric, its name, split and value, whose weights are
+  ``model-best.safetensors``);
 - ``machines.jsonl``: the CPU and threads each invocation of ``lgn reproduce``
   trained the run on, from its first epoch on (:class:`MachineNote`,
   :func:`trained_on`);
@@ -25,9 +31,10 @@ import torch
 
 from lgn.files import MAX_JSON_BYTES, append_text, atomic_write, read_file, read_json_lines, write_json
 from lgn.parsing import load_json
-from lgn.runs.layout import CONFIG_FILE, MACHINES_FILE, METRICS_FILE, RECORD_FILE
+from lgn.runs.layout import CONFIG_FILE, MACHINES_FILE, METRICS_FILE, RECORD_FILE, RUN_RECORD_FILE
 
-__all__ = ["read_config", "write_config", "read_metrics", "write_metrics", "append_metrics",
+__all__ = ["read_config", "write_config", "read_metrics", "write_metrics", "append_metrics", "read_run_record",
+           "write_run_record",
            "MachineNote", "trained_on", "cpu_model", "read_record", "write_record"]
 
 
@@ -47,6 +54,24 @@ def read_config(out: str | os.PathLike) -> dict | None:
 
 def write_config(out: Path, config: dict) -> None:
     write_json(config, out / CONFIG_FILE)
+
+
+def read_run_record(out: str | os.PathLike) -> dict:
+    """The ``run.json`` of a run folder (``{}`` if it has none: a run trained before the file existed)."""
+    path = Path(out) / RUN_RECORD_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = load_json(read_file(path, MAX_JSON_BYTES), str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
+    return record
+
+
+def write_run_record(out: Path, record: dict) -> None:
+    write_json(record, Path(out) / RUN_RECORD_FILE)
 
 
 def read_metrics(out: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict]:

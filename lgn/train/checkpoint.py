@@ -243,7 +243,10 @@ def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
     ``optimizer`` (and passes ``check(checkpoint)``, the caller's own test of
     its position and state, which raises :class:`CheckpointError`). A damaged
     newer checkpoint is passed over for the older one, with a line in
-    :attr:`Checkpoint.warnings`. Raises ``ValueError`` if none is intact:
+    :attr:`Checkpoint.warnings`. A ``ValueError`` other than those (another
+    architecture; from ``check``, settings the caller refuses) is raised if
+    the newest checkpoint not damaged raised it: an older one refused alone
+    (written before the run was extended) is not in the way. Raises ``ValueError`` if none is intact:
     naming the file if one is of a format from before release 0.1, else
     naming each slot's fault; the caller's model and optimiser are then left
     untouched.
@@ -255,7 +258,7 @@ def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
         raise _PreRelease(directory / f"{_LEGACY_SLOT}.json", 1).refusal()
     if not slots or never_completed(directory):
         return None
-    damaged, intact = {}, []
+    damaged, intact, refused = {}, [], []
     for slot in slots:
         try:
             meta, tensors = _read(directory, slot)
@@ -264,8 +267,13 @@ def load_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, optimi
                 check(found)
         except (_Unusable, CheckpointError) as e:
             damaged[slot] = e
+        except ValueError as e:  # intact, but not to be resumed (another architecture, settings refused)
+            refused.append((meta["step"] if type(meta.get("step")) is int else -1, slot, e))
         else:
             intact.append((found.step, slot, meta, tensors, found))
+    newest = max(refused, key=lambda item: item[:2], default=None)
+    if newest is not None and (not intact or newest[:2] > max(intact, key=lambda item: item[:2])[:2]):
+        raise newest[2]
     if not intact:
         old = next((e for e in damaged.values() if isinstance(e, _PreRelease)), None)
         if old is not None:

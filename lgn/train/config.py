@@ -68,8 +68,11 @@ class TrainConfig:
     precision: Annotated[str, limit(f"one of {PRECISIONS}", pattern=f"^({'|'.join(PRECISIONS)})$")] = "fp32"
     # ^ 'fp32', or 'bf16': forward passes under bfloat16 autocast (weights, optimiser state, regulariser and
     #   re-projection stay float32)
+    init_from: str | None = None
+    # ^ a run folder whose model weights (model.safetensors) start this run, with a fresh optimiser and schedule;
+    #   the architecture must match. None: a fresh initialisation from train.seed
 
-    def milestone_steps(self, n_batches: int) -> list[int]:
+    def milestone_steps(self, n_batches: int, epochs: int | None = None) -> list[int]:
         """The optimiser step (0-based) from which each factor applies, in a run of epochs of ``n_batches`` steps.
 
         The start of epoch ⌊f·epochs⌋ (0-based), where the authors' MultiStepLR,
@@ -77,8 +80,11 @@ class TrainConfig:
         a milestone never applies within the first epoch. So every run of two
         epochs or more keeps the authors' schedule to the step, and a one-epoch
         run trains at the full rate instead of at lr·γ³ from its first step.
+        ``epochs``: the epochs the schedule is laid over, ``train.epochs`` unless
+        given (an extended run keeps the schedule of the epochs it was first set to).
         """
-        return [max(int(f * self.epochs), 1) * n_batches for f in self.lr_milestones]
+        epochs = self.epochs if epochs is None else epochs
+        return [max(int(f * epochs), 1) * n_batches for f in self.lr_milestones]
 
     def lr_factor(self, step: int, milestones: list[int]) -> float:
         """γ^(number of ``milestones`` m ≤ ``step``): the factor on ``lr`` of 0-based optimiser step ``step``.
@@ -87,11 +93,13 @@ class TrainConfig:
         """
         return self.lr_gamma ** bisect.bisect_right(milestones, step)
 
-    def schedule_warning(self, n_batches: int) -> str | None:
-        """One line if some of ``lr_milestones`` cannot act at their fraction of a run of epochs of
-        ``n_batches`` steps (they fall within the first epoch, or at the run's end), else None."""
-        total = self.epochs * n_batches
-        at = {f: int(f * self.epochs) * n_batches for f in self.lr_milestones}
+    def schedule_warning(self, n_batches: int, epochs: int | None = None) -> str | None:
+        """One line if some of ``lr_milestones`` cannot act at their fraction of a schedule of ``epochs``
+        (default ``train.epochs``) of ``n_batches`` steps (they fall within the first epoch, or at its end),
+        else None."""
+        epochs = self.epochs if epochs is None else epochs
+        total = epochs * n_batches
+        at = {f: int(f * epochs) * n_batches for f in self.lr_milestones}
         early = [f for f in self.lr_milestones if at[f] < n_batches]
         late = [f for f in self.lr_milestones if f not in early and at[f] >= total]
         said = []
@@ -102,10 +110,10 @@ class TrainConfig:
             said.append(_said(late, "falls", "fall") + " at the end of the run")
         if not said:
             return None
-        end = self.lr * self.lr_gamma ** sum(1 for m in self.milestone_steps(n_batches) if m < total)
+        end = self.lr * self.lr_gamma ** sum(1 for m in self.milestone_steps(n_batches, epochs) if m < total)
         rate = f"stays {self.lr:g} throughout" if end == self.lr else f"ends at {end:g}"
-        epochs = f"{self.epochs} epoch{'s' if self.epochs > 1 else ''}"
-        return (f"a degenerate learning-rate schedule for {epochs} of {n_batches} steps: train.lr_milestones "
+        said_epochs = f"{epochs} epoch{'s' if epochs > 1 else ''}"
+        return (f"a degenerate learning-rate schedule for {said_epochs} of {n_batches} steps: train.lr_milestones "
                 f"{'; '.join(said)}, so the learning rate {rate}")
 
 

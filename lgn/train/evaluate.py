@@ -64,15 +64,16 @@ def _dtype(model: torch.nn.Module, default: torch.dtype) -> torch.dtype:
 
 
 def evaluate_run(run_dir, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
-                 device: str = "cpu", batch_size: int | None = None) -> dict:
-    """Re-evaluate the model saved in the run folder ``run_dir`` on a split of its dataset or of ``dataset``.
+                 device: str = "cpu", batch_size: int | None = None, which: str = "last") -> dict:
+    """Re-evaluate the model saved in the run folder ``run_dir`` (its ``which`` epoch's weights: ``'last'`` or
+    ``'best'``) on a split of its dataset or of ``dataset``.
 
     The run's own preprocessing is applied. Without ``dataset`` the run's data
     settings are reused (folder, options, subsets), so the test figure of
     its last epoch is reproduced. Every setting of the run's ``config.json`` is
     checked. Returns ``{'dataset', 'split', 'examples', 'loss', 'acc' | 'psnr'}``.
     """
-    run = load_run_split(run_dir, dataset=dataset, data_dir=data_dir, split=split, device=device)
+    run = load_run_split(run_dir, dataset=dataset, data_dir=data_dir, split=split, device=device, which=which)
     settings = check_settings(run.config, str(run.folder / CONFIG_FILE))  # a damaged file is refused by name
     batch_size = batch_size or settings.get("train", {}).get("eval_batch_size", TrainConfig.eval_batch_size)
     metrics = evaluate(run.model, run.x, run.y, task=run.model.config.task, peak=run.data.value_range,

@@ -45,10 +45,10 @@ import torch
 
 from lgn.data import Dataset, fit_preprocessing, get_dataset, save_preprocessing
 from lgn.device import resolve_device
-from lgn.models import build_model, save_model
+from lgn.models import ModelConfig, build_model, load_model, save_model
 from lgn.models.lgn import check_model_fits
-from lgn.runs import (CONFIG_FILE, TENSORBOARD_DIR, append_metrics, check_run_dir, clear_run_files, lock_run_dir,
-                      read_config, write_config, write_metrics)
+from lgn.runs import (BEST_WEIGHTS_FILE, CONFIG_FILE, TENSORBOARD_DIR, WEIGHTS_FILE, append_metrics, check_run_dir,
+                      clear_run_files, lock_run_dir, read_config, write_config, write_metrics, write_run_record)
 from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError,
                                   load_checkpoint, never_completed, next_slot, save_checkpoint)
 from lgn.train.config import DataConfig, RunConfig, TrainConfig, check_settings, resolve_model
@@ -58,12 +58,15 @@ from lgn.train.evaluate import evaluate, psnr, task_loss
 from lgn.train.progress import ProgressLines, duration, seconds_left
 
 __all__ = ["train", "fit", "TrainState", "recompute_batch_norm_", "TrainResult", "epoch_order",
-           "MUTABLE_ON_RESUME", "NonFiniteError", "MAX_SKIPPED_IN_A_ROW"]
+           "MUTABLE_ON_RESUME", "NonFiniteError", "MAX_SKIPPED_IN_A_ROW", "BEST_BY"]
 
 # settings a resumed run may change: they do not alter the numbers it computes (on_nan only after a fault)
 MUTABLE_ON_RESUME = ("train.device", "train.progress", "train.tensorboard", "train.eval_batch_size",
                      "train.checkpoint_every", "train.on_nan")
 MAX_SKIPPED_IN_A_ROW = 10  # with on_nan = 'skip', this many non-finite batches in a row stop the run anyway
+# the metric of each epoch's evaluation that picks a run's best epoch (the highest; the first of equals). It is
+# computed on the test split: the runs have no validation split (docs: README, "Extend, warm-start, best epoch")
+BEST_BY = {"classify": "test_acc", "reconstruct": "test_psnr"}
 
 
 class NonFiniteError(ValueError):
@@ -90,8 +93,8 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _changes(old: dict, new: dict) -> list[str]:
-    """``section.key: old → new`` for every setting that differs, except the mutable ones.
+def _changes(old: dict, new: dict, mutable: tuple[str, ...] = MUTABLE_ON_RESUME) -> list[str]:
+    """``section.key: old → new`` for every setting that differs, except the ``mutable`` ones.
 
     A key that ``old`` lacks (a run saved before the key existed) counts as its default.
     """
@@ -100,7 +103,7 @@ def _changes(old: dict, new: dict) -> list[str]:
     for section in new:
         for key, value in new[section].items():
             before = old.get(section, {}).get(key, defaults.get(section, {}).get(key))
-            if f"{section}.{key}" not in MUTABLE_ON_RESUME and before != value:
+            if f"{section}.{key}" not in mutable and before != value:
                 out.append(f"{section}.{key}: {before!r} → {value!r}")
     return out
 
@@ -148,6 +151,14 @@ class _Position:
     in_a_row: int = 0     # batches skipped in a row up to here
     seconds: float = 0.0  # training time of this epoch so far
     metrics: list[dict] = field(default_factory=list)  # the completed epochs' records
+    extended: list[dict] = field(default_factory=list)
+    # ^ each extension of the run: {"from_epochs", "to_epochs", "step"}; the learning-rate schedule stays laid
+    #   over the epochs the run was first set to (schedule_epochs)
+
+    def schedule_epochs(self, epochs: int) -> int:
+        """The epochs the learning-rate schedule is laid over in a run now set to ``epochs``: those it was first
+        set to, before any extension."""
+        return self.extended[0]["from_epochs"] if self.extended else epochs
 
     def state(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("epoch", "batch", "step")}
@@ -322,7 +333,7 @@ class TrainState:
         classify or None to reconstruct."""
         t, pos = self.t, self.pos
         n_batches = math.ceil(len(x) / t.batch_size)
-        self.milestones = sorted(t.milestone_steps(n_batches))
+        self.milestones = sorted(t.milestone_steps(n_batches, pos.schedule_epochs(t.epochs)))
         self.scheduler = self.schedule(self.milestones, pos.step)
         shown = t.progress and self.world.writes
         # away from a terminal the bar draws nothing: a line every 30 s instead (lgn.train.progress)
@@ -538,8 +549,11 @@ class _RunFolder(TrainState):
 
     A checkpoint at every epoch end and every ``train.checkpoint_every``
     steps, alternating between the two slots; after each epoch the test
-    split's evaluation, the model, the metrics line, TensorBoard scalars and a
-    log line.
+    split's evaluation, the model, the metrics line, the best epoch's weights
+    when it is the best so far (:data:`BEST_BY`), ``run.json``, TensorBoard
+    scalars and a log line. Every checkpoint holds the best epoch's weights
+    too, so that a resumed run writes ``model-best.safetensors`` again from
+    them, whatever an interruption left in the file.
     """
 
     def __init__(self, config: RunConfig, model: torch.nn.Module, device: torch.device, world: World, out: Path,
@@ -554,23 +568,32 @@ class _RunFolder(TrainState):
         self.writer = None  # TensorBoard's SummaryWriter, with train.tensorboard
         self.epoch_seconds: list[float] = []  # wall seconds of each epoch of this process, for the time left
         self.epoch_started = 0.0
+        self.init_from: dict | None = None  # run.json's record of the run whose weights this one started from
+        self.best_from = 1  # the first epoch the best is chosen from (later for a run checkpointed before lgn
+        #                     kept the best)
+        self.best: dict[str, torch.Tensor] | None = None  # the best epoch's weights, on the CPU (rank 0)
 
-    def start(self, resume: bool, n_batches: int, data_sha256: str) -> None:
-        """Continue from the newest intact checkpoint (with ``resume``), else clear the run's files; then
-        every rank takes rank 0's model, optimiser and position. ``data_sha256`` (:func:`_data_digest`) goes
-        into every checkpoint, and a resume onto other data is refused."""
+    def start(self, resume: bool, n_batches: int, data_sha256: str, *, extend: bool = False) -> None:
+        """Continue from the newest intact checkpoint (with ``resume``; to more epochs with ``extend``), else
+        start from ``train.init_from``'s
+        weights where set and clear the run's files; then every rank takes rank 0's model, optimiser and
+        position. ``data_sha256`` (:func:`_data_digest`) goes into every checkpoint, and a resume onto other
+        data is refused."""
         world, out = self.world, self.out
         self.data_sha256 = data_sha256
         found = None
         if world.writes and resume:
             found = load_checkpoint(out, self.model, self.optimizer,
-                                    check=functools.partial(_check_resumable, config=self.config,
-                                                            n_batches=n_batches, out=out, data_sha256=data_sha256))
+                                    check=functools.partial(_check_resumable, config=self.config, model=self.model,
+                                                            n_batches=n_batches, out=out, data_sha256=data_sha256,
+                                                            extend=extend))
         if found is not None:
             self._continue(found, n_batches)
         elif world.writes:
             if resume and self.warn and never_completed(out):
                 self.warn(f"{out}: {NEVER_COMPLETED}; starting afresh")
+            if self.t.init_from is not None:
+                self.init_from = _warm_start(self.model, self.t.init_from, self.config.model)
             clear_run_files(out, CHECKPOINT_FILES)
         if world.distributed:
             state = world.broadcast((self.model.state_dict(), self.optimizer.state_dict(), self.pos, self.sums)
@@ -599,10 +622,32 @@ class _RunFolder(TrainState):
                              **{k: v for k, v in found.state.items() if k in _Position.__dataclass_fields__})
         self.sums.copy_(found.tensors["sums"])
         self.slot, self.saved_step = next_slot(found.slot), found.step
+        self.init_from = found.state.get("init_from")
+        self.best_from = found.state.get("best_from", found.epoch + 1)  # absent: checkpointed before lgn kept it
+        self.best = {k[len("best/"):]: v for k, v in found.tensors.items() if k.startswith("best/")} or None
+        if self.best is not None:  # the file again, from the checkpoint: an interruption may have left a later one
+            save_model(self.model, self.out, weights=BEST_WEIGHTS_FILE, state=self.best)
+        before = _epochs_of(found.config)
+        if before != self.t.epochs:  # _check_resumable let only a larger count through
+            self.pos.extended.append({"from_epochs": before, "to_epochs": self.t.epochs, "step": found.step})
         if self.log:
-            epoch, epochs = self.pos.epoch, self.t.epochs
-            self.log(f"resuming {self.out} in epoch {epoch + 1} of {epochs}, after batch {self.pos.batch} of "
-                     f"{n_batches}" if self.pos.batch else f"resuming {self.out} after epoch {epoch} of {epochs}")
+            self.log(self._resuming(n_batches, before))
+
+    def _resuming(self, n_batches: int, before: int) -> str:
+        """The line saying where the run resumes (``before``: the epochs its checkpoint was set to), or that it
+        has nothing left to train; for an extension, the rate its new epochs train at."""
+        pos, t = self.pos, self.t
+        if pos.epoch == t.epochs:
+            return (f"{self.out} has finished its {t.epochs} epochs: nothing to train; to extend it, resume with "
+                    f"more epochs (--epochs above {t.epochs})")
+        line = (f"resuming {self.out} in epoch {pos.epoch + 1} of {t.epochs}, after batch {pos.batch} of "
+                f"{n_batches}" if pos.batch else f"resuming {self.out} after epoch {pos.epoch} of {t.epochs}")
+        if before == t.epochs:
+            return line
+        first = pos.schedule_epochs(t.epochs)
+        end = t.lr * t.lr_factor(first * n_batches, sorted(t.milestone_steps(n_batches, first)))
+        return (f"{line}, extended from {before} epochs at step {pos.step}: the learning-rate schedule of its "
+                f"first {first} epochs is kept, and epochs {first + 1}-{t.epochs} train at its final rate {end:g}")
 
     def prepare(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Fit the input scaling on the training split, write the run's first files and open TensorBoard;
@@ -617,6 +662,7 @@ class _RunFolder(TrainState):
             write_config(self.out, self.config.to_dict())
             save_preprocessing(prep, self.out)
             write_metrics(self.out, self.pos.metrics)
+            write_run_record(self.out, self.run_record())
         self.prep, self.peak, self.test = prep.to(device), dataset.value_range, (x_test, y_test)
         if self.t.tensorboard and self.world.writes:
             self.writer = _summary_writer_class(self.out)(log_dir=str(self.out / TENSORBOARD_DIR))
@@ -624,7 +670,7 @@ class _RunFolder(TrainState):
 
     def run(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
         """:meth:`TrainState.run`, first saying if the schedule is degenerate (once set-up has succeeded)."""
-        line = self.t.schedule_warning(math.ceil(len(x) / self.t.batch_size))
+        line = self.t.schedule_warning(math.ceil(len(x) / self.t.batch_size), self.pos.schedule_epochs(self.t.epochs))
         if line and self.warn:
             self.warn(line)
         self.epoch_started = time.perf_counter()  # the pace of this process's epochs
@@ -644,10 +690,12 @@ class _RunFolder(TrainState):
         self._flush()
         if self.world.writes:
             pos = self.pos
+            best = {f"best/{k}": v for k, v in (self.best or {}).items()}
             save_checkpoint(self.out, self.model, self.optimizer, Checkpoint(
                 epoch=pos.epoch, step=pos.step, config=self.config.to_dict(), batch=pos.batch,
-                state={**pos.state(), "lr_milestones_in": "steps", "data_sha256": self.data_sha256},
-                tensors={"sums": self.sums}, slot=self.slot))
+                state={**pos.state(), "lr_milestones_in": "steps", "data_sha256": self.data_sha256,
+                       "init_from": self.init_from, "best_from": self.best_from},
+                tensors={"sums": self.sums, **best}, slot=self.slot))
             self.slot = next_slot(self.slot)
         self.saved_step = self.pos.step
 
@@ -668,12 +716,34 @@ class _RunFolder(TrainState):
         record.update({f"test_{k}": v for k, v in test.items()})
         record.update(train_seconds=self.pos.seconds, eval_seconds=time.perf_counter() - start)
 
+    def best_epoch(self) -> int | None:
+        """The epoch (1-based) of the highest :data:`BEST_BY` metric among the completed epochs from
+        ``best_from`` on, the first of equals; None before one."""
+        metric = BEST_BY[self.task]
+        candidates = self.pos.metrics[self.best_from - 1:]
+        return max(candidates, key=lambda r: r[metric])["epoch"] if candidates else None
+
+    def run_record(self) -> dict:
+        """What ``run.json`` holds (:mod:`lgn.runs.records`): the run's start, extensions and best epoch."""
+        epoch = self.best_epoch()
+        best = None if epoch is None else {
+            "epoch": epoch, "metric": BEST_BY[self.task], "split": "test",
+            "value": self.pos.metrics[epoch - 1][BEST_BY[self.task]], "file": BEST_WEIGHTS_FILE,
+            "chosen_from_epochs": [self.best_from, self.pos.epoch]}
+        return {"init_from": self.init_from, "extended": self.pos.extended, "best": best}
+
     def finish(self, record: dict) -> None:
-        """The epoch's model, metrics line and checkpoint, its TensorBoard entries and log line."""
+        """The epoch's model, metrics line, best weights (if it is the best so far), checkpoint and ``run.json``,
+        its TensorBoard entries and log line."""
         if self.world.writes:
             save_model(self.model, self.out)
             append_metrics(self.out, record)
+            if self.best_epoch() == record["epoch"]:
+                self.best = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                save_model(self.model, self.out, weights=BEST_WEIGHTS_FILE)
         self.checkpoint()
+        if self.world.writes:
+            write_run_record(self.out, self.run_record())
         if self.writer is not None:
             log_epoch(self.writer, record["epoch"], record, self.model)
         now = time.perf_counter()
@@ -684,20 +754,33 @@ class _RunFolder(TrainState):
         super().finish(record)
 
 
-def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, out: Path, data_sha256: str) -> None:
-    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``)
-    on training data of digest ``data_sha256``.
+def _epochs_of(config: dict) -> int:
+    """``train.epochs`` of a saved config (its default where a run saved before the key existed)."""
+    return config.get("train", {}).get("epochs", TrainConfig.epochs)
 
-    Settings that differ (except :data:`MUTABLE_ON_RESUME`), or training data
-    other than the checkpoint's (a checkpoint written before digests were
-    recorded has none to compare), raise ``ValueError``; a position or state
-    that cannot have come from such a run raises :class:`CheckpointError`
-    naming the field.
+
+def _check_resumable(found: Checkpoint, *, config: RunConfig, model: torch.nn.Module, n_batches: int, out: Path,
+                     data_sha256: str, extend: bool) -> None:
+    """The test a checkpoint of ``out`` must pass to be resumed under ``config`` (epochs of ``n_batches``)
+    on training data of digest ``data_sha256``, into ``model``.
+
+    Settings that differ (except :data:`MUTABLE_ON_RESUME`, and, with ``extend``,
+    ``train.epochs`` grown), or training data other than the checkpoint's (a
+    checkpoint written before digests were recorded has none to compare), raise
+    ``ValueError``; a position or state that cannot have come from such a run
+    raises :class:`CheckpointError` naming the field.
     """
     t = config.train
-    changed = _changes(found.config, config.to_dict())
+    before = _epochs_of(found.config)
+    if extend and t.epochs < before:
+        raise ValueError(f"cannot resume {out} with {t.epochs} epochs: it is set to {before}, and a run is "
+                         f"extended, never shortened: give --epochs above {before}")
+    changed = _changes(found.config, config.to_dict(), MUTABLE_ON_RESUME + (("train.epochs",) if extend else ()))
     if changed:
-        raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}")
+        hint = ("; only train.epochs may change, to extend the run" if extend and before != t.epochs
+                else "; to extend the run to more epochs, pass extend=True" if not extend and t.epochs > before
+                else "")
+        raise ValueError(f"cannot resume {out}: its settings differ in {'; '.join(changed)}{hint}")
     saved = found.state.get("data_sha256", data_sha256)
     if type(saved) is not str:
         raise CheckpointError("state.data_sha256", f"must be a SHA-256 in hex, got {saved!r}"[:200])
@@ -717,6 +800,59 @@ def _check_resumable(found: Checkpoint, *, config: RunConfig, n_batches: int, ou
     sums = found.tensors.get("sums")
     if sums is None or sums.shape != (2,) or sums.dtype != torch.float32 or not bool(sums.isfinite().all()):
         raise CheckpointError("extra/sums", "must be 2 finite float32 values")
+    _check_record_state(found, before)
+    _check_best(found, model)
+
+
+def _check_record_state(found: Checkpoint, epochs: int) -> None:
+    """What a checkpoint keeps for ``run.json``, against its position and its ``epochs`` (``train.epochs``):
+    the extensions, the run it started from, the first epoch the best is chosen from."""
+    state = found.state
+    extended = state.get("extended", [])
+    if not isinstance(extended, list):
+        raise CheckpointError("state.extended", f"must be a list, got {type(extended).__name__}")
+    to, step = None, 0
+    for i, entry in enumerate(extended):
+        where = f"state.extended[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"from_epochs", "to_epochs", "step"} \
+                or any(type(v) is not int for v in entry.values()):
+            raise CheckpointError(where, "must be {from_epochs, to_epochs, step}, integers")
+        if not 1 <= entry["from_epochs"] < entry["to_epochs"] or to not in (None, entry["from_epochs"]) \
+                or not step <= entry["step"] <= found.step:
+            raise CheckpointError(where, f"must extend the run from where the previous extension left it, at a "
+                                         f"step in {step}..{found.step}, got {entry!r}"[:200])
+        to, step = entry["to_epochs"], entry["step"]
+    if to not in (None, epochs):
+        raise CheckpointError("state.extended", f"must end at the run's {epochs} epochs, got {to}")
+    init_from = state.get("init_from")
+    if init_from is not None and (not isinstance(init_from, dict)
+                                  or any(type(v) not in (str, list) for v in init_from.values())):
+        raise CheckpointError("state.init_from", "must be none or the record of a run folder")
+    best_from = state.get("best_from", found.epoch + 1)
+    if type(best_from) is not int or not 1 <= best_from <= found.epoch + 1:
+        raise CheckpointError("state.best_from", f"must be an integer in 1..{found.epoch + 1}, got {best_from!r}"[:200])
+
+
+def _check_best(found: Checkpoint, model: torch.nn.Module) -> None:
+    """The best epoch's weights a checkpoint holds (``extra/best/KEY``): ``model``'s keys, shapes and dtypes,
+    finite; there exactly when an epoch has been chosen from (``state.best_from`` ≤ ``epoch``)."""
+    best = {k[len("best/"):]: v for k, v in found.tensors.items() if k.startswith("best/")}
+    chosen = found.state.get("best_from", found.epoch + 1) <= found.epoch
+    if not chosen:
+        if best:
+            raise CheckpointError("extra/best/", "must be absent before an epoch is complete")
+        return
+    expected = model.state_dict()
+    missing = sorted(set(expected) ^ set(best))
+    if missing:
+        raise CheckpointError(f"extra/best/{missing[0]}", "must be the model's tensors, no more, no fewer")
+    for key, value in expected.items():
+        got = best[key]
+        if got.shape != value.shape or got.dtype != value.dtype:
+            want, have = (f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}" for t in (value, got))
+            raise CheckpointError(f"extra/best/{key}", f"must be {want}, got {have}")
+        if got.is_floating_point() and not bool(got.isfinite().all()):
+            raise CheckpointError(f"extra/best/{key}", "holds NaN or Inf")
 
 
 def _data_digest(dataset: Dataset) -> str:
@@ -788,11 +924,42 @@ def _check_record(record: dict, where: str, n_batches: int) -> None:
         raise CheckpointError(f"{where}.skipped_batches", f"must be an integer in 0..{n_batches}, got {skipped!r}")
 
 
+def _warm_start(model: torch.nn.Module, source: str, config: ModelConfig) -> dict:
+    """Load the weights of the run folder ``source`` (its ``model.safetensors``, the last epoch's) into
+    ``model``, this run's, of ``config``; the record of where they came from, for ``run.json``.
+
+    Refused in one line naming the first tensor that does not fit, and the
+    model settings that differ. Settings that leave every tensor's shape as it
+    is (the regulariser's weight, say) may differ; the record lists them.
+    """
+    folder = Path(source)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"cannot start from {source} (train.init_from): it holds no {WEIGHTS_FILE}, so it "
+                                f"is no run folder of lgn train")
+    data = (folder / WEIGHTS_FILE).read_bytes()
+    loaded = load_model(folder)  # safetensors and model.json, each checked
+    theirs, ours = loaded.state_dict(), model.state_dict()
+    ours_settings = config.to_dict()
+    settings = [f"model.{key} {value!r} → {ours_settings.get(key)!r}"
+                for key, value in loaded.config.to_dict().items() if ours_settings.get(key) != value]
+    misfit = next((f"{key} is missing there" for key in ours if key not in theirs), None) or next(
+        (f"{key} is not in this model" for key in theirs if key not in ours), None) or next(
+        (f"{key} has shape {tuple(theirs[key].shape)} there and {tuple(ours[key].shape)} here"
+         for key in ours if theirs[key].shape != ours[key].shape), None)
+    if misfit is not None:
+        differ = f" (model settings that differ: {', '.join(settings)})" if settings else ""
+        raise ValueError(f"cannot start from {source} (train.init_from): its weights do not fit this model: "
+                         f"{misfit}{differ}")
+    model.load_state_dict(theirs)
+    return {"run": str(folder.resolve()), "weights": WEIGHTS_FILE, "sha256": hashlib.sha256(data).hexdigest(),
+            "model_settings_changed": settings}
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False,
+def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool = False, extend: bool = False,
           log: Callable[[str], None] | None = print,
           on_epoch_end: Callable[[dict], None] | None = None,
           warn: Callable[[str], None] | None = _warn) -> TrainResult:
@@ -800,7 +967,11 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
 
     ``resume`` continues the newest intact checkpoint in ``out`` (or starts
     afresh if it has none), reusing ``out``'s saved config as the base of
-    ``settings``; ``force`` overwrites the run files of a non-empty ``out``.
+    ``settings``; with ``extend`` too, a ``train.epochs`` above the run's
+    extends it (its learning-rate schedule kept: README, "Extend, warm-start, best epoch"), where
+    without it every changed setting is refused (a caller that needs the run
+    its settings describe, as ``lgn reproduce`` does, is never handed an
+    extended one). ``force`` overwrites the run files of a non-empty ``out``.
     ``log`` receives one line per epoch; ``on_epoch_end`` each epoch's metrics
     record once it and the checkpoint are saved; ``warn`` a line when a
     damaged checkpoint is passed over (default: stderr).
@@ -815,8 +986,9 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
             out = Path(out)
             if world.writes:  # one writer per run folder, from before anything in it is read
                 out = stack.enter_context(lock_run_dir(check_run_dir(out, resume=resume, force=force)))
-            return _train(settings, out, resume=resume, log=log if world.writes else None,
-                          on_epoch_end=on_epoch_end, warn=warn if world.writes else None, world=world,
+            hooks = dict(log=log if world.writes else None, on_epoch_end=on_epoch_end,
+                         warn=warn if world.writes else None)
+            return _train(settings, out, resume=resume, extend=extend, hooks=hooks, world=world,
                           device_name=device_name)
     except Exception as e:
         world.fail(e)  # an error of rank 0's set-up (a refused run folder, a damaged checkpoint) stops all ranks
@@ -825,16 +997,17 @@ def train(settings: dict, out: str | Path, *, resume: bool = False, force: bool 
         world.close()
 
 
-def _train(settings: dict, out: Path, *, resume: bool, log, on_epoch_end, warn, world: World,
+def _train(settings: dict, out: Path, *, resume: bool, extend: bool, hooks: dict, world: World,
            device_name: str) -> TrainResult:
+    """:func:`train` in its locked run folder; ``hooks``: the :class:`_RunFolder`'s ``log``, ``on_epoch_end``
+    and ``warn``."""
     config, dataset, device = _resolve(settings, out, resume=resume, world=world, device_name=device_name)
     torch.manual_seed(config.train.seed)
     check_model_fits(config.model, copies=4, batch=config.train.batch_size)  # weights, gradients, Adam's
     # two moments, and a step's activations
-    state = _RunFolder(config, build_model(config.model).to(device), device, world, out,
-                       on_epoch_end=on_epoch_end, log=log, warn=warn)
+    state = _RunFolder(config, build_model(config.model).to(device), device, world, out, **hooks)
     state.start(resume, math.ceil(len(dataset.x_train) / config.train.batch_size),
-                _data_digest(dataset) if world.writes else "")
+                _data_digest(dataset) if world.writes else "", extend=extend)
     state.run(*state.prepare(dataset))
     return TrainResult(out, config, state.pos.metrics if world.writes else [])
 

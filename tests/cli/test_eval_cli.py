@@ -86,3 +86,17 @@ def test_eval_of_a_model_saved_in_another_float_dtype(run, tmp_path, capsys, dty
     result = json.loads(capsys.readouterr().out)
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert result["acc"] == pytest.approx(last["test_acc"], abs=0.05)
+
+
+def test_eval_best_scores_the_best_epoch(tmp_path, capsys):
+    from lgn.runs import read_run_record
+    from lgn.train import train
+    from tests.train.helpers import tiny_settings
+
+    npz = write_tiny_npz(tmp_path / "tiny.npz")
+    result = train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None)
+    best = read_run_record(tmp_path / "run")["best"]
+    assert main(["eval", str(tmp_path / "run"), "--best", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["acc"] == pytest.approx(best["value"])
+    assert scored["loss"] == pytest.approx(result.metrics[best["epoch"] - 1]["test_loss"], rel=1e-5)

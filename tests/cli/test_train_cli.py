@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -179,18 +180,31 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--dataset", "--task", "--out", "--epochs", "--config", "--set", "--seed", "--resume",
                    "--force", "--device", "--data-dir", "--tensorboard", "--no-progress", "--checkpoint-every",
-                   "--on-nan", "--nproc"):
+                   "--on-nan", "--nproc", "--init-from", "--list-keys"):
         assert option in text
+
+
+def test_list_keys_prints_every_key_with_its_default(capsys):
+    from lgn.train.config import SECTIONS
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--list-keys"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
     assert "lr=0.01" in text and "batch_size=128" in text and "in_channels=(from data)" in text
+    for section, cls in SECTIONS.items():
+        line = next(line for line in text.splitlines() if line.startswith(f"  [{section}] "))
+        assert [item.split("=")[0] for item in line.split("] ", 1)[1].split(", ") if "=" in item][:3] == \
+            [f.name for f in dataclasses.fields(cls)][:3]
 
 
-def test_help_lists_the_registered_generators(capsys, monkeypatch):
+def test_list_keys_lists_the_registered_generators(capsys, monkeypatch):
     from lgn.groups import FixedGenerator, register_generator, registry
 
     monkeypatch.setattr(registry, "_NAMES", dict(registry._NAMES))
     register_generator("mine", lambda shape: FixedGenerator(torch.eye(shape.dim), shape.n_groups, shape.n_blocks))
     with pytest.raises(SystemExit):
-        main(["train", "--help"])
+        main(["train", "--list-keys"])
     listed = capsys.readouterr().out.split("model.generator:")[1].split("precedence:")[0]
     assert [n.strip(" .") for n in " ".join(listed.split()).split(",")] == \
         [*registry.generator_names(), "independent"]
@@ -305,12 +319,37 @@ def test_every_train_flag_is_in_the_one_table_and_relaunches():
     parser = build_parser()
     train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
     # --nproc is the launcher's; --threads every command's (lgn.cli), passed on to the processes launched
-    options = {o for a in train._actions for o in a.option_strings} - {"-h", "--help", "--nproc", "--threads"}
+    options = {o for a in train._actions for o in a.option_strings} - {"-h", "--help", "--list-keys", "--nproc",
+                                                                      "--threads"}
     assert options == {f"--{f.name}" for f in FLAGS}
     argv = ["train", "--dataset", "digits", "--task", "reconstruct", "--out", "o", "--epochs", "3",
             "--config", "c.toml", "--set", "train.lr=0.1", "--set", "model.eta=0.5", "--seed", "4",
             "--data-dir", "d", "--device", "cpu", "--force", "--checkpoint-every", "5", "--on-nan", "skip",
-            "--tensorboard", "--no-progress", "--threads", "2"]
+            "--tensorboard", "--no-progress", "--init-from", "runs/a", "--threads", "2"]
     args = parser.parse_args(argv)
     assert vars(parser.parse_args(["train", *_relaunch_argv(args)])) == vars(args)
     assert sorted(_relaunch_argv(args)) == sorted(argv[1:])
+
+
+def test_resume_with_more_epochs_extends_and_fewer_exit_2_with_one_line(tmp_path, npz, capsys):
+    run = tmp_path / "run"
+    assert _train(npz, run, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run} after epoch 1 of 2, extended from 1 epochs at step 3" in out and "epoch 2/2" in out
+    assert "; best: epoch " in out
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    rc = main(["train", "--out", str(run), "--resume", "--epochs", "1", "--no-progress"])
+    _assert_one_line_error(capsys, rc, "cannot resume .* with 1 epochs: it is set to 2, and a run is extended, "
+                                       "never shortened")
+
+
+def test_init_from_another_architecture_exits_2_with_one_line(tmp_path, npz, capsys):
+    assert _train(npz, tmp_path / "source", "--epochs", "1") == 0
+    capsys.readouterr()
+    rc = _train(npz, tmp_path / "warm", "--epochs", "1", "--init-from", str(tmp_path / "source"),
+                "--set", "model.n_groups=3")
+    _assert_one_line_error(capsys, rc, r"cannot start from .*source \(train.init_from\): its weights do not fit "
+                                       r"this model: encoder.banks.0.base has shape \(2, 1, 3, 3\) there")
+    assert _train(npz, tmp_path / "warm", "--epochs", "1", "--init-from", str(tmp_path / "source")) == 0

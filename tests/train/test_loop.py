@@ -28,6 +28,7 @@ def test_run_folder_contents(tmp_path, npz):
     result = train(tiny_settings(npz, epochs=2), tmp_path / "run", log=None)
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.jsonl", "model.safetensors", "model.json",
+                                                "model-best.safetensors", "run.json",
                                                 "preprocess.safetensors", "checkpoint-0.safetensors",
                                                 "checkpoint-0.json", "checkpoint-1.safetensors",
                                                 "checkpoint-1.json"}
@@ -633,6 +634,16 @@ POSITION = {  # edits of a run's mid-epoch checkpoint (epoch 0, batch 2 of 3, st
     "seconds a string": (lambda m: m["state"].update(seconds="1"), "field state.seconds"),
     "milestones in epochs": (lambda m: m["state"].update(lr_milestones_in="epochs"),
                              "field state.lr_milestones_in must be 'steps'"),
+    "an extension to other epochs": (lambda m: m["state"].update(extended=[{"from_epochs": 1, "to_epochs": 5,
+                                                                            "step": 0}]),
+                                     "field state.extended must end at the run's 2 epochs, got 5"),
+    "an extension of no shape": (lambda m: m["state"].update(extended=[{"from_epochs": 1}]),
+                                 "field state.extended\\[0\\] must be {from_epochs, to_epochs, step}"),
+    "an extension ahead of the run": (lambda m: m["state"].update(extended=[{"from_epochs": 1, "to_epochs": 2,
+                                                                             "step": 9}]),
+                                      "field state.extended\\[0\\] must extend the run .* at a step in 0..2"),
+    "the best chosen from a later epoch": (lambda m: m["state"].update(best_from=5),
+                                           "field state.best_from must be an integer in 1..1, got 5"),
 }
 
 
