@@ -38,18 +38,21 @@ __all__ = ["read_config", "write_config", "read_metrics", "write_metrics", "appe
            "MachineNote", "trained_on", "cpu_model", "read_record", "write_record"]
 
 
+def _read_object(path: Path) -> dict:
+    """The JSON object in the file ``path``; ``ValueError`` naming it if it is not valid JSON or not an object."""
+    try:
+        value = load_json(read_file(path, MAX_JSON_BYTES), str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
 def read_config(out: str | os.PathLike) -> dict | None:
     """The ``config.json`` of a run folder, or None if it has none."""
     path = Path(out) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        config = load_json(read_file(path, MAX_JSON_BYTES), str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return config
+    return _read_object(path) if path.is_file() else None
 
 
 def write_config(out: Path, config: dict) -> None:
@@ -59,15 +62,7 @@ def write_config(out: Path, config: dict) -> None:
 def read_run_record(out: str | os.PathLike) -> dict:
     """The ``run.json`` of a run folder (``{}`` if it has none: a run trained before the file existed)."""
     path = Path(out) / RUN_RECORD_FILE
-    if not path.is_file():
-        return {}
-    try:
-        record = load_json(read_file(path, MAX_JSON_BYTES), str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
-    return record
+    return _read_object(path) if path.is_file() else {}
 
 
 def write_run_record(out: Path, record: dict) -> None:

@@ -49,3 +49,16 @@ def newest_step(out: Path) -> int:
         except (OSError, ValueError, KeyError):
             pass
     return max(steps)
+
+
+class Interrupt(Exception):
+    """Raised by :func:`stop_after` to cut a run short, as a crash would."""
+
+
+def stop_after(epoch):
+    """An ``on_epoch_end`` hook that raises :class:`Interrupt` once ``epoch`` has ended."""
+    def stop(record):
+        if record["epoch"] == epoch:
+            raise Interrupt
+
+    return stop

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import lgn.train.loop
 from lgn.runs import load_run, read_run_record
 from lgn.train import train
-from tests.train.helpers import tiny_settings, write_tiny_npz
+from tests.train.helpers import Interrupt, stop_after, tiny_settings, write_tiny_npz
 
 N_BATCHES = 3  # 48 training examples in batches of 16
 
@@ -31,17 +31,6 @@ def _same(a: dict, b: dict) -> bool:
 def _numbers(records):
     """The records without their times, which differ from run to run."""
     return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in records]
-
-
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(epoch):
-    def stop(record):
-        if record["epoch"] == epoch:
-            raise Interrupt
-    return stop
 
 
 # ---------------------------------------------------------------- extension
@@ -79,7 +68,7 @@ def test_an_interrupted_extension_resumes_to_the_same_end_and_is_recorded_once(t
     train(tiny_settings(npz, epochs=2), tmp_path / "cut", log=None)
     with pytest.raises(Interrupt):
         train({"train": {"epochs": 4}}, tmp_path / "cut", resume=True, extend=True, log=None,
-              on_epoch_end=_stop_after(3))
+              on_epoch_end=stop_after(3))
     # its older checkpoint slot, of step 6, was written before the extension: it would resume a 2-epoch run,
     # but only the newest checkpoint decides
     with pytest.raises(ValueError, match=r"its settings differ in train\.epochs: 4 → 2$"):
@@ -153,7 +142,7 @@ def test_init_from_trains_on_and_its_record_survives_a_resume(tmp_path, npz):
     cold = train(tiny_settings(npz, epochs=2), tmp_path / "cold", log=None)
     assert whole.metrics[0]["train_loss"] != cold.metrics[0]["train_loss"]  # it did start elsewhere
     with pytest.raises(Interrupt):
-        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after(1))
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=stop_after(1))
     (tmp_path / "source" / "model.safetensors").unlink()  # a resume reads its checkpoint, not the source again
     resumed = train({}, tmp_path / "cut", resume=True, log=None)
     assert _numbers(resumed.metrics) == _numbers(whole.metrics)
@@ -221,7 +210,7 @@ def test_the_best_checkpoint_survives_an_interruption_and_an_extension(tmp_path,
     monkeypatch.setattr(lgn.train.loop, "evaluate", _Scores([0.5, 0.9, 0.7, 0.8, 0.6]))
     with pytest.raises(Interrupt):
         train(tiny_settings(npz, epochs=4), run, log=None,
-              on_epoch_end=lambda r: (_snapshots(run, snapshots)(r), _stop_after(3)(r)))
+              on_epoch_end=lambda r: (_snapshots(run, snapshots)(r), stop_after(3)(r)))
     # an interruption may leave another epoch's weights in the file: the resume writes the best's again
     (run / "model-best.safetensors").write_bytes((run / "model.safetensors").read_bytes())
     train({}, run, resume=True, log=None, on_epoch_end=_snapshots(run, snapshots))

@@ -11,7 +11,7 @@ from lgn.groups.generators import ANNEAL_STEPS
 from lgn.models import load_model
 from lgn.train import epoch_order, evaluate, psnr, train
 from lgn.train.evaluate import evaluate_run
-from tests.train.helpers import tiny_settings, write_tiny_npz
+from tests.train.helpers import Interrupt, stop_after, tiny_settings, write_tiny_npz
 
 
 @pytest.fixture(scope="module")
@@ -167,23 +167,12 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
     assert not torch.equal(a, epoch_order(50, 3, 8)) and not torch.equal(a, epoch_order(50, 4, 7))
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(epoch):
-    def stop(record):
-        if record["epoch"] == epoch:
-            raise Interrupt
-
-    return stop
-
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, npz):
     settings = tiny_settings(npz, epochs=3)
     full = train(settings, tmp_path / "full", log=None)
     with pytest.raises(Interrupt):
-        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after(1))
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=stop_after(1))
     lines = []
     resumed = train({}, tmp_path / "cut", resume=True, log=lines.append)  # the folder's own config
     assert lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 1 of 3")
@@ -203,7 +192,7 @@ def test_a_run_resumes_after_its_annealed_generators_froze(tmp_path, npz):
     assert full.metrics[4]["step"] > ANNEAL_STEPS
 
     with pytest.raises(Interrupt):
-        train(settings, tmp_path / "cut", log=None, on_epoch_end=_stop_after(5))
+        train(settings, tmp_path / "cut", log=None, on_epoch_end=stop_after(5))
     lines, warnings = [], []
     resumed = train(settings, tmp_path / "cut", resume=True, log=lines.append, warn=warnings.append)
     assert warnings == [] and lines[0].startswith(f"resuming {tmp_path / 'cut'} after epoch 5 of 6")
@@ -245,7 +234,7 @@ def test_a_run_stopped_by_the_loop_of_release_0_1_resumes(tmp_path, monkeypatch)
 
 def test_resume_refuses_changed_settings(tmp_path, npz):
     with pytest.raises(Interrupt):
-        train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=_stop_after(1))
+        train(tiny_settings(npz, epochs=3), tmp_path / "run", log=None, on_epoch_end=stop_after(1))
     with pytest.raises(ValueError, match="cannot resume .*train.lr: 0.01 → 0.5"):
         train({"train": {"lr": 0.5}}, tmp_path / "run", resume=True, log=None)
     # settings that do not change the numbers may change
