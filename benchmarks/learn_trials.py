@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from lgn.data.planted import DIGIT_NAMES, planted_data, smooth_templates
+from lgn.discovery import judge
 from lgn.discovery.episodic import EpisodicConfig, learn_episodic
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.discovery.losses import class_moments, matching_loss, symmetry_loss
@@ -242,24 +243,26 @@ RUNS = {
     "mmd-64-estimate-pooled": ({"sample": 64, "start": "estimate"}, False),
     "mmd-64-coarse": ({"sample": 64, "start": "coarse"}, True),
     "mmd-64-coarse-pooled": ({"sample": 64, "start": "coarse"}, False),
+    # refine: the picked start continued 500 steps with the bandwidth falling to 0.5× the median
+    "mmd-64-refine": ({"sample": 64, "refine": 500, "refine_scale": 0.5}, True),
 }
 
 
 def split(name: str, seed: int):
-    """``(x_train (N, n), y_train, x_test (M, n), T, order)``, standardised by the training set's mean and
-    standard deviation (as ``lgn discover`` does)."""
+    """``(x_train (N, n), y_train, x_test (M, n), y_test, T, order)``, standardised by the training set's mean
+    and standard deviation (as ``lgn discover`` does)."""
     if name in EXTRA:
-        x, y, t, p, (xt, _) = extra_group(name, seed, perm_seed=seed, n_test=2000)
+        x, y, t, p, (xt, yt) = extra_group(name, seed, perm_seed=seed, n_test=2000)
     else:
-        x, y, xt, _, t, p = planted_data(name, seed=seed)
+        x, y, xt, yt, t, p = planted_data(name, seed=seed)
     x, xt = x.reshape(len(x), -1).double(), xt.reshape(len(xt), -1).double()
     mean, std = x.mean(), x.std()
-    return (x - mean) / std, y, (xt - mean) / std, t, p
+    return (x - mean) / std, y, (xt - mean) / std, yt, t, p
 
 
 def run_one(approach: str, name: str, seed: int) -> dict:
     settings, labelled = RUNS[approach]
-    x, y, xt, t, p = split(name, seed)
+    x, y, xt, _, t, p = split(name, seed)
     start = time.time()
     if approach == "episodic":
         estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
@@ -274,6 +277,8 @@ def run_one(approach: str, name: str, seed: int) -> dict:
             "floor_random": floor["random_generator"], "floor_unrelated": floor["unrelated_filters"],
             "loss": chosen["loss"], "losses": [r["loss"] for r in records],
             "fit_residual": estimate.fit_residual, "null_median": float(np.median(estimate.null)),
+            "two_sample_p": estimate.two_sample_p, "found": judge(estimate).found,
+            "refined": [r.get("refined") for r in records],
             "seconds": round(seconds, 1), "settings": settings, "labelled": labelled}
 
 
@@ -311,7 +316,58 @@ def table(out: Path) -> None:
               f" | {np.mean([r['seconds'] for r in sel]):.0f} |")
 
 
+LOSSES_OUT = Path("results/discovery-learn/losses.jsonl")
+LOSS_SCALES = (1.0, 0.5, 0.25)  # bandwidths, in multiples of each class's median distance
+
+
+def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
+    """Loss or search? The training loss (the pick's: mean over classes and powers of MMD² between two
+    disjoint halves of each class, one moved by A^i) at the true T, at the generator ``approach`` learns,
+    and at 19 random generators of the same order, on all training images and on all test images, at
+    the bandwidths :data:`LOSS_SCALES` × each class's median distance. One JSONL row per call."""
+    from lgn.discovery.learn import basis_for, symmetry_distance
+    from lgn.discovery.losses import median_distance, self_terms
+    from lgn.groups.cayley import CayleyCyclic
+
+    settings, labelled = RUNS[approach]
+    x, y, xt, yt, t, p = split(name, seed)
+    start = time.time()
+    estimate, _ = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+    seconds = time.time() - start
+    n = x.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    maps = {"T": CayleyCyclic(n, p, 1, anchor=torch.from_numpy(basis_for(t, p))[None]),
+            "learned": CayleyCyclic(n, p, 1, anchor=torch.from_numpy(basis_for(estimate.generator, p))[None]),
+            "random": CayleyCyclic(n, p, 19, generator=g)}
+    row = {"approach": approach, "dataset": name, "seed": seed, "seconds": round(seconds, 1),
+           "alignment": float(np.mean([orbit_alignment(estimate.generator, b, t, p) for b in xt[:BASES].numpy()]))}
+    for split_name, images, labels in (("train", x, y), ("test", xt, yt)):
+        halves = []
+        for c in torch.unique(labels):
+            idx = torch.nonzero(labels == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            halves.append((images[idx[:len(idx) // 2]], images[idx[len(idx) // 2:2 * (len(idx) // 2)]]))
+        m = min(len(a) for a, _ in halves)
+        x1 = torch.stack([a[:m] for a, _ in halves])  # (classes, m, n)
+        x2 = torch.stack([b[:m] for _, b in halves])
+        medians = torch.tensor([median_distance(torch.cat([a, b])) for a, b in zip(x1, x2)])
+        for scale in LOSS_SCALES:
+            h = scale * medians
+            within = torch.stack([self_terms(a, b, float(s), "mmd") for a, b, s in zip(x1, x2, h)])
+            with torch.no_grad():
+                values = {k: symmetry_distance(gen, x1, x2, h, "mmd", within).numpy() for k, gen in maps.items()}
+            row[f"{split_name} {scale}"] = {"T": float(values["T"][0]), "learned": float(values["learned"][0]),
+                                            "random_median": float(np.median(values["random"])),
+                                            "random_min": float(values["random"].min()), "per_class": m}
+    with out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1), flush=True)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "losses":
+        torch.set_num_threads(1)
+        return losses(argv[1], argv[2], int(argv[3]))
     if argv and argv[0] in ("run", "table"):
         torch.set_num_threads(1)
         if argv[0] == "table":
