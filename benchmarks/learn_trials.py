@@ -27,12 +27,22 @@ Two families:
   APPROACH: see :data:`RUNS` (mmd, mmd-pooled, sinkhorn, mmd-third, mmd-estimate, ...).
   OUT defaults to results/discovery-learn/trials.jsonl.
 
+- loss or search: the training loss at T, at the learned map and at random generators
+  (appended to results/discovery-learn/losses.jsonl); and the verdict of ``--method learn``
+  for T, for random generators and for rot90 on unmoved digits:
+
+      python -m benchmarks.learn_trials losses APPROACH DATASET SEED
+      python -m benchmarks.learn_trials verdicts
+
 DATASETS: planted names, or perm6 (a random permutation of six 6-cycles), perm23 (six
 2-cycles and six 3-cycles, order 6), diag (cyclic diagonal shift, order 6), all 6×6 with
 8 templates, σ = 0.1, 6,000 training and 2,000 test images; and the ``digits-*`` sets.
 For ``run``, perm6's permutation is drawn from the data seed, so each seed is another
 group. Seeds 100, 101, 102 are the evaluation seeds (no test and no tuning uses them);
-seed 10 was used to choose settings. One torch thread; numbers depend on the seed only.
+seed 10 was used to choose settings. The plain sets ``digits`` (scikit-learn's 8×8) and
+``mnist16`` (mnist5k's digits at 16×16, as the ``digits-*`` sets but unmoved) have no planted
+map: their rows have no alignment, only the verdict (order 4 asked). One torch thread;
+numbers depend on the seed only.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgn.data.planted import DIGIT_NAMES, planted_data, smooth_templates
+from lgn.data.planted import DIGIT_NAMES, digit_images, planted_data, smooth_templates
 from lgn.discovery import judge
 from lgn.discovery.episodic import EpisodicConfig, learn_episodic
 from lgn.discovery.learn import LearnConfig, learn_generator
@@ -245,13 +255,30 @@ RUNS = {
     "mmd-64-coarse-pooled": ({"sample": 64, "start": "coarse"}, False),
     # refine: the picked start continued 500 steps with the bandwidth falling to 0.5× the median
     "mmd-64-refine": ({"sample": 64, "refine": 500, "refine_scale": 0.5}, True),
+    "mmd-64-refine-pooled": ({"sample": 64, "refine": 500, "refine_scale": 0.5}, False),
+    "mmd-64-refine-third": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "third_weight": 1.0}, True),
+    # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined
+    "mmd-32x24-refine": ({"sample": 32, "restarts": 24, "steps": 300, "refine": 500, "refine_scale": 0.5,
+                          "refine_keep": 2}, True),
 }
+
+
+PLAIN = ("digits", "mnist16")  # no map planted: scikit-learn's 8×8 digits; mnist5k's digits at 16×16, unmoved
 
 
 def split(name: str, seed: int):
     """``(x_train (N, n), y_train, x_test (M, n), y_test, T, order)``, standardised by the training set's mean
-    and standard deviation (as ``lgn discover`` does)."""
-    if name in EXTRA:
+    and standard deviation (as ``lgn discover`` does). For the :data:`PLAIN` sets T is None and the order 4."""
+    if name in PLAIN:
+        if name == "digits":
+            from lgn.data import get_dataset
+
+            d = get_dataset("digits", seed=seed)
+            x, y, xt, yt = d.x_train, d.y_train, d.x_test, d.y_test
+        else:
+            x, y, xt, yt = (torch.from_numpy(a) for a in digit_images(16))
+        t, p = None, 4
+    elif name in EXTRA:
         x, y, t, p, (xt, yt) = extra_group(name, seed, perm_seed=seed, n_test=2000)
     else:
         x, y, xt, yt, t, p = planted_data(name, seed=seed)
@@ -270,8 +297,10 @@ def run_one(approach: str, name: str, seed: int) -> dict:
         estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
     seconds = time.time() - start
     a, bases = estimate.generator, xt[:BASES].numpy()
-    scores = [orbit_alignment(a, b, t, p) for b in bases]
-    floor = alignment_floor(np.stack([a] * BASES), bases, t, p, seed=seed)
+    nan = float("nan")
+    scores = [orbit_alignment(a, b, t, p) for b in bases] if t is not None else [nan]
+    floor = (alignment_floor(np.stack([a] * BASES), bases, t, p, seed=seed) if t is not None else
+             {"random_generator": nan, "unrelated_filters": nan})
     chosen = next(r for r in records if r["chosen"])
     return {"approach": approach, "dataset": name, "seed": seed, "alignment": float(np.mean(scores)),
             "floor_random": floor["random_generator"], "floor_unrelated": floor["unrelated_filters"],
@@ -305,15 +334,16 @@ def table(out: Path) -> None:
     """Print the rows of ``out`` as a markdown table: alignment per seed, mean, floors."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     keys = sorted({(r["approach"], r["dataset"]) for r in rows}, key=lambda k: (k[0], k[1]))
-    print("| approach | dataset | alignment per seed | mean | floor: random / unrelated | s per run |")
-    print("|---|---|---|---|---|---|")
+    print("| approach | dataset | alignment per seed | mean | floor: random / unrelated | found | s per run |")
+    print("|---|---|---|---|---|---|---|")
     for approach, name in keys:
         sel = sorted((r for r in rows if (r["approach"], r["dataset"]) == (approach, name)), key=lambda r: r["seed"])
         per = " / ".join(f"{r['alignment']:.3f}" for r in sel)
         seeds = ",".join(str(r["seed"]) for r in sel)
+        found = " / ".join("–" if "found" not in r else ("yes" if r["found"] else "no") for r in sel)
         print(f"| {approach} | {name} | {per} (seeds {seeds}) | {np.mean([r['alignment'] for r in sel]):.3f} | "
               f"{np.mean([r['floor_random'] for r in sel]):.3f} / {np.mean([r['floor_unrelated'] for r in sel]):.3f}"
-              f" | {np.mean([r['seconds'] for r in sel]):.0f} |")
+              f" | {found} | {np.mean([r['seconds'] for r in sel]):.0f} |")
 
 
 LOSSES_OUT = Path("results/discovery-learn/losses.jsonl")
@@ -364,7 +394,38 @@ def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
     print(json.dumps(row, indent=1), flush=True)
 
 
+def verdicts(seed: int = 0) -> None:
+    """The verdict of ``--method learn`` (:func:`lgn.discovery.judge` on
+    :func:`lgn.discovery.learn.as_estimate`, the held-out fifth of each class as evidence) for the true T
+    and for a random generator of T's spectrum on each ``digits-*`` set, labelled and pooled, and for
+    rot90 on the unmoved digits (``mnist16``). Prints one line each."""
+    from lgn.discovery.learn import _hold_out, _pools, as_estimate, basis_for
+    from lgn.groups.cayley import CayleyCyclic
+
+    def show(label, a, x, y, k):
+        g = torch.Generator().manual_seed(seed)
+        _, held = _hold_out(_pools(y, len(x)), LearnConfig().held_out, g)
+        gen = CayleyCyclic(len(a), 4, 1, anchor=torch.from_numpy(basis_for(a, 4))[None]).float()
+        v = judge(as_estimate(gen, 0, x.float(), y, held, LearnConfig().points, g), k)
+        print(f"{label}: {v.text().splitlines()[0][:90]} | loss {v.fit_residual:.4f}, null median "
+              f"{v.null_quantiles['0.5']:.4f}, rank p {v.p_value:.2f}, two-sample p {v.two_sample_p:.2f}", flush=True)
+
+    rng = np.random.default_rng(seed)
+    for name in DIGIT_NAMES:
+        x, y, _, _, t, p = split(name, seed)
+        q, _ = np.linalg.qr(rng.standard_normal((len(t), len(t))))
+        for labels, tag in ((y, "labelled"), (None, "pooled")):
+            show(f"{name} T {tag}", t, x, labels, 16)
+            show(f"{name} random {tag}", q @ t @ q.T, x, labels, 16)
+    x, y, _, _, _, _ = split("mnist16", seed)
+    show("mnist16 rot90 labelled", operators.rotation(16, 90), x, y, 16)
+    show("mnist16 rot90 pooled", operators.rotation(16, 90), x, None, 16)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "verdicts":
+        torch.set_num_threads(1)
+        return verdicts()
     if argv and argv[0] == "losses":
         torch.set_num_threads(1)
         return losses(argv[1], argv[2], int(argv[3]))
