@@ -259,6 +259,8 @@ RUNS = {
     "mmd-64-refine-third": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "third_weight": 1.0}, True),
     # the better half of the starts refined, the lowest loss at 0.5× kept
     "mmd-64-refine-keep4": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, True),
+    "sinkhorn-64-refine-keep4": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
+                                  "refine_keep": 4}, True),
     # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined
     "mmd-32x24-refine": ({"sample": 32, "restarts": 24, "steps": 300, "refine": 500, "refine_scale": 0.5,
                           "refine_keep": 2}, True),
