@@ -27,12 +27,22 @@ Two families:
   APPROACH: see :data:`RUNS` (mmd, mmd-pooled, sinkhorn, mmd-third, mmd-estimate, ...).
   OUT defaults to results/discovery-learn/trials.jsonl.
 
+- loss or search: the training loss at T, at the learned map and at random generators
+  (appended to results/discovery-learn/losses.jsonl); and the verdict of ``--method learn``
+  for T, for random generators and for rot90 on unmoved digits:
+
+      python -m benchmarks.learn_trials losses APPROACH DATASET SEED
+      python -m benchmarks.learn_trials verdicts
+
 DATASETS: planted names, or perm6 (a random permutation of six 6-cycles), perm23 (six
 2-cycles and six 3-cycles, order 6), diag (cyclic diagonal shift, order 6), all 6×6 with
 8 templates, σ = 0.1, 6,000 training and 2,000 test images; and the ``digits-*`` sets.
 For ``run``, perm6's permutation is drawn from the data seed, so each seed is another
 group. Seeds 100, 101, 102 are the evaluation seeds (no test and no tuning uses them);
-seed 10 was used to choose settings. One torch thread; numbers depend on the seed only.
+seed 10 was used to choose settings. The plain sets ``digits`` (scikit-learn's 8×8) and
+``mnist16`` (mnist5k's digits at 16×16, as the ``digits-*`` sets but unmoved) have no planted
+map: their rows have no alignment, only the verdict (order 4 asked). One torch thread;
+numbers depend on the seed only.
 """
 
 from __future__ import annotations
@@ -45,7 +55,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgn.data.planted import DIGIT_NAMES, planted_data, smooth_templates
+from lgn.data.planted import DIGIT_NAMES, digit_images, planted_data, smooth_templates
+from lgn.discovery import judge
 from lgn.discovery.episodic import EpisodicConfig, learn_episodic
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.discovery.losses import class_moments, matching_loss, symmetry_loss
@@ -242,24 +253,47 @@ RUNS = {
     "mmd-64-estimate-pooled": ({"sample": 64, "start": "estimate"}, False),
     "mmd-64-coarse": ({"sample": 64, "start": "coarse"}, True),
     "mmd-64-coarse-pooled": ({"sample": 64, "start": "coarse"}, False),
+    # refine: the picked start continued 500 steps with the bandwidth falling to 0.5× the median
+    "mmd-64-refine": ({"sample": 64, "refine": 500, "refine_scale": 0.5}, True),
+    "mmd-64-refine-pooled": ({"sample": 64, "refine": 500, "refine_scale": 0.5}, False),
+    "mmd-64-refine-third": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "third_weight": 1.0}, True),
+    # the better half of the starts refined, the lowest loss at 0.5× kept
+    "mmd-64-refine-keep4": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, True),
+    "sinkhorn-64-refine-keep4": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
+                                  "refine_keep": 4}, True),
+    # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined
+    "mmd-32x24-refine": ({"sample": 32, "restarts": 24, "steps": 300, "refine": 500, "refine_scale": 0.5,
+                          "refine_keep": 2}, True),
 }
 
 
+PLAIN = ("digits", "mnist16")  # no map planted: scikit-learn's 8×8 digits; mnist5k's digits at 16×16, unmoved
+
+
 def split(name: str, seed: int):
-    """``(x_train (N, n), y_train, x_test (M, n), T, order)``, standardised by the training set's mean and
-    standard deviation (as ``lgn discover`` does)."""
-    if name in EXTRA:
-        x, y, t, p, (xt, _) = extra_group(name, seed, perm_seed=seed, n_test=2000)
+    """``(x_train (N, n), y_train, x_test (M, n), y_test, T, order)``, standardised by the training set's mean
+    and standard deviation (as ``lgn discover`` does). For the :data:`PLAIN` sets T is None and the order 4."""
+    if name in PLAIN:
+        if name == "digits":
+            from lgn.data import get_dataset
+
+            d = get_dataset("digits", seed=seed)
+            x, y, xt, yt = d.x_train, d.y_train, d.x_test, d.y_test
+        else:
+            x, y, xt, yt = (torch.from_numpy(a) for a in digit_images(16))
+        t, p = None, 4
+    elif name in EXTRA:
+        x, y, t, p, (xt, yt) = extra_group(name, seed, perm_seed=seed, n_test=2000)
     else:
-        x, y, xt, _, t, p = planted_data(name, seed=seed)
+        x, y, xt, yt, t, p = planted_data(name, seed=seed)
     x, xt = x.reshape(len(x), -1).double(), xt.reshape(len(xt), -1).double()
     mean, std = x.mean(), x.std()
-    return (x - mean) / std, y, (xt - mean) / std, t, p
+    return (x - mean) / std, y, (xt - mean) / std, yt, t, p
 
 
 def run_one(approach: str, name: str, seed: int) -> dict:
     settings, labelled = RUNS[approach]
-    x, y, xt, t, p = split(name, seed)
+    x, y, xt, _, t, p = split(name, seed)
     start = time.time()
     if approach == "episodic":
         estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
@@ -267,13 +301,17 @@ def run_one(approach: str, name: str, seed: int) -> dict:
         estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
     seconds = time.time() - start
     a, bases = estimate.generator, xt[:BASES].numpy()
-    scores = [orbit_alignment(a, b, t, p) for b in bases]
-    floor = alignment_floor(np.stack([a] * BASES), bases, t, p, seed=seed)
+    nan = float("nan")
+    scores = [orbit_alignment(a, b, t, p) for b in bases] if t is not None else [nan]
+    floor = (alignment_floor(np.stack([a] * BASES), bases, t, p, seed=seed) if t is not None else
+             {"random_generator": nan, "unrelated_filters": nan})
     chosen = next(r for r in records if r["chosen"])
     return {"approach": approach, "dataset": name, "seed": seed, "alignment": float(np.mean(scores)),
             "floor_random": floor["random_generator"], "floor_unrelated": floor["unrelated_filters"],
             "loss": chosen["loss"], "losses": [r["loss"] for r in records],
             "fit_residual": estimate.fit_residual, "null_median": float(np.median(estimate.null)),
+            "two_sample_p": estimate.two_sample_p, "found": judge(estimate).found,
+            "refined": [r.get("refined") for r in records],
             "seconds": round(seconds, 1), "settings": settings, "labelled": labelled}
 
 
@@ -300,18 +338,101 @@ def table(out: Path) -> None:
     """Print the rows of ``out`` as a markdown table: alignment per seed, mean, floors."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     keys = sorted({(r["approach"], r["dataset"]) for r in rows}, key=lambda k: (k[0], k[1]))
-    print("| approach | dataset | alignment per seed | mean | floor: random / unrelated | s per run |")
-    print("|---|---|---|---|---|---|")
+    print("| approach | dataset | alignment per seed | mean | floor: random / unrelated | found | s per run |")
+    print("|---|---|---|---|---|---|---|")
     for approach, name in keys:
         sel = sorted((r for r in rows if (r["approach"], r["dataset"]) == (approach, name)), key=lambda r: r["seed"])
         per = " / ".join(f"{r['alignment']:.3f}" for r in sel)
         seeds = ",".join(str(r["seed"]) for r in sel)
+        found = " / ".join("–" if "found" not in r else ("yes" if r["found"] else "no") for r in sel)
         print(f"| {approach} | {name} | {per} (seeds {seeds}) | {np.mean([r['alignment'] for r in sel]):.3f} | "
               f"{np.mean([r['floor_random'] for r in sel]):.3f} / {np.mean([r['floor_unrelated'] for r in sel]):.3f}"
-              f" | {np.mean([r['seconds'] for r in sel]):.0f} |")
+              f" | {found} | {np.mean([r['seconds'] for r in sel]):.0f} |")
+
+
+LOSSES_OUT = Path("results/discovery-learn/losses.jsonl")
+LOSS_SCALES = (1.0, 0.5, 0.25)  # bandwidths, in multiples of each class's median distance
+
+
+def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
+    """Loss or search? The training loss (the pick's: mean over classes and powers of MMD² between two
+    disjoint halves of each class, one moved by A^i) at the true T, at the generator ``approach`` learns,
+    and at 19 random generators of the same order, on all training images and on all test images, at
+    the bandwidths :data:`LOSS_SCALES` × each class's median distance. One JSONL row per call."""
+    from lgn.discovery.learn import basis_for, symmetry_distance
+    from lgn.discovery.losses import median_distance, self_terms
+    from lgn.groups.cayley import CayleyCyclic
+
+    settings, labelled = RUNS[approach]
+    x, y, xt, yt, t, p = split(name, seed)
+    start = time.time()
+    estimate, _ = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+    seconds = time.time() - start
+    n = x.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    maps = {"T": CayleyCyclic(n, p, 1, anchor=torch.from_numpy(basis_for(t, p))[None]),
+            "learned": CayleyCyclic(n, p, 1, anchor=torch.from_numpy(basis_for(estimate.generator, p))[None]),
+            "random": CayleyCyclic(n, p, 19, generator=g)}
+    row = {"approach": approach, "dataset": name, "seed": seed, "seconds": round(seconds, 1),
+           "alignment": float(np.mean([orbit_alignment(estimate.generator, b, t, p) for b in xt[:BASES].numpy()]))}
+    for split_name, images, labels in (("train", x, y), ("test", xt, yt)):
+        halves = []
+        for c in torch.unique(labels):
+            idx = torch.nonzero(labels == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            halves.append((images[idx[:len(idx) // 2]], images[idx[len(idx) // 2:2 * (len(idx) // 2)]]))
+        m = min(len(a) for a, _ in halves)
+        x1 = torch.stack([a[:m] for a, _ in halves])  # (classes, m, n)
+        x2 = torch.stack([b[:m] for _, b in halves])
+        medians = torch.tensor([median_distance(torch.cat([a, b])) for a, b in zip(x1, x2)])
+        for scale in LOSS_SCALES:
+            h = scale * medians
+            within = torch.stack([self_terms(a, b, float(s), "mmd") for a, b, s in zip(x1, x2, h)])
+            with torch.no_grad():
+                values = {k: symmetry_distance(gen, x1, x2, h, "mmd", within).numpy() for k, gen in maps.items()}
+            row[f"{split_name} {scale}"] = {"T": float(values["T"][0]), "learned": float(values["learned"][0]),
+                                            "random_median": float(np.median(values["random"])),
+                                            "random_min": float(values["random"].min()), "per_class": m}
+    with out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1), flush=True)
+
+
+def verdicts(seed: int = 0) -> None:
+    """The verdict of ``--method learn`` (:func:`lgn.discovery.judge` on
+    :func:`lgn.discovery.learn.as_estimate`, the held-out fifth of each class as evidence) for the true T
+    and for a random generator of T's spectrum on each ``digits-*`` set, labelled and pooled, and for
+    rot90 on the unmoved digits (``mnist16``). Prints one line each."""
+    from lgn.discovery.learn import _hold_out, _pools, as_estimate, basis_for
+    from lgn.groups.cayley import CayleyCyclic
+
+    def show(label, a, x, y, k):
+        g = torch.Generator().manual_seed(seed)
+        _, held = _hold_out(_pools(y, len(x)), LearnConfig().held_out, g)
+        gen = CayleyCyclic(len(a), 4, 1, anchor=torch.from_numpy(basis_for(a, 4))[None]).float()
+        v = judge(as_estimate(gen, 0, x.float(), y, held, LearnConfig().points, g), k)
+        print(f"{label}: {v.text().splitlines()[0][:90]} | loss {v.fit_residual:.4f}, null median "
+              f"{v.null_quantiles['0.5']:.4f}, rank p {v.p_value:.2f}, two-sample p {v.two_sample_p:.2f}", flush=True)
+
+    rng = np.random.default_rng(seed)
+    for name in DIGIT_NAMES:
+        x, y, _, _, t, p = split(name, seed)
+        q, _ = np.linalg.qr(rng.standard_normal((len(t), len(t))))
+        for labels, tag in ((y, "labelled"), (None, "pooled")):
+            show(f"{name} T {tag}", t, x, labels, 16)
+            show(f"{name} random {tag}", q @ t @ q.T, x, labels, 16)
+    x, y, _, _, _, _ = split("mnist16", seed)
+    show("mnist16 rot90 labelled", operators.rotation(16, 90), x, y, 16)
+    show("mnist16 rot90 pooled", operators.rotation(16, 90), x, None, 16)
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "verdicts":
+        torch.set_num_threads(1)
+        return verdicts()
+    if argv and argv[0] == "losses":
+        torch.set_num_threads(1)
+        return losses(argv[1], argv[2], int(argv[3]))
     if argv and argv[0] in ("run", "table"):
         torch.set_num_threads(1)
         if argv[0] == "table":

@@ -49,6 +49,16 @@ def register(sub) -> None:
     p.add_argument("--start", choices=("random", "coarse", "estimate"), default="random",
                    help="--method learn: random starts (default); coarse: random starts on 2×2-averaged images, "
                         "the best lifted; estimate: one start at the estimator's generator")
+    p.add_argument("--refine", type=int, default=0, metavar="N",
+                   help="--method learn: Adam steps continuing the best starts after the pick, the kernel "
+                        "narrowing to --refine-scale × the median distance (default 0: no refine stage)")
+    p.add_argument("--refine-scale", type=float, default=0.5, metavar="X",
+                   help="--method learn: the refine stage's final kernel width, in median distances (default 0.5)")
+    p.add_argument("--refine-keep", type=positive_int, default=1, metavar="K",
+                   help="--method learn: starts the refine stage continues, the lowest losses at the pick (default 1)")
+    p.add_argument("--held-out", type=float, default=0.2, metavar="F",
+                   help="--method learn: fraction of each class kept out of the search; the verdict's evidence "
+                        "is measured on it (default 0.2)")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures (needs lgn[figures])")
     p.set_defaults(func=run)
 
@@ -128,7 +138,10 @@ def run(args) -> int:
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
                              method=args.method, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
-                                                                   loss=args.loss, start=args.start),
+                                                                   loss=args.loss, start=args.start,
+                                                                   refine=args.refine, refine_scale=args.refine_scale,
+                                                                   refine_keep=args.refine_keep,
+                                                                   held_out=args.held_out),
                              episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
     start = time.time()
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,

@@ -134,4 +134,4 @@ def learn_episodic(x: torch.Tensor, labels: torch.Tensor, order: int, config: Ep
         scores = episode_loss(gen, support, query, config.temperature)
     best = int(torch.argmin(scores))
     records = [{"start": s, "loss": float(v), "chosen": s == best} for s, v in enumerate(scores)]
-    return as_estimate(gen, best, x, labels, config.points, g), records
+    return as_estimate(gen, best, x, labels, pools, config.points, g), records

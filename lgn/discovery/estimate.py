@@ -47,6 +47,12 @@ class GroupEstimate:
     order: p.
     null: residuals of the same fit where no map is present, when the method that made the
         estimate brings its own (``--method learn``); None: :func:`null_residuals` draws them.
+    measure: what ``fit_residual`` and ``null`` measure: "clusters" (the residual above, the null of
+        :func:`null_residuals`) or "distribution" (``--method learn`` and ``episodic``: the held-out
+        within-class MMD² between {x} and {A^i·x}, the null that of random generators of the same order;
+        :func:`lgn.discovery.learn.held_out_loss`).
+    two_sample_p: for measure "distribution", the permutation p-value of the held-out test that {A^i·x}
+        has the distribution of {x} (small: A moves the data off their distribution); else NaN.
     """
 
     generator: np.ndarray
@@ -57,6 +63,8 @@ class GroupEstimate:
     fit_residual: float
     order: int
     null: np.ndarray | None = None
+    measure: str = "clusters"
+    two_sample_p: float = float("nan")
 
     def orbit_of(self, centre: int) -> list[int]:
         """The centres visited from ``centre`` by repeated application of the generator."""

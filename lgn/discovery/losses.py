@@ -28,8 +28,8 @@ import math
 
 import torch
 
-__all__ = ["class_moments", "symmetry_loss", "third_moment_loss", "median_distance", "mmd2", "sinkhorn",
-           "self_terms", "nearest", "matching_loss"]
+__all__ = ["class_moments", "symmetry_loss", "third_moment_loss", "median_distance", "mmd2", "mmd2_resplit_p",
+           "sinkhorn", "self_terms", "nearest", "matching_loss"]
 
 
 def class_moments(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -98,6 +98,34 @@ def mmd2(u1: torch.Tensor, moved: torch.Tensor, sigma: float, within: torch.Tens
     if within is None:
         within = _within(u1, sigma) + _within(moved, sigma)
     return within - 2.0 * cross
+
+
+def mmd2_resplit_p(u: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, draws: int, g: torch.Generator) -> float:
+    """The p-value of a permutation test that the samples ``u`` and ``v``, ``(P, I, m, D)`` each, share a
+    distribution (P pools, I comparisons per pool, m images a side).
+
+    The statistic is the unbiased MMD² (Gaussian kernel of width ``sigma`` ``(P,)``, one per pool) between
+    u and v, mean over P and I. Its null: ``draws`` random re-splits of each pool's 2m images into two
+    halves of m, the same re-split for all I of a pool. Returns (1 + re-splits at or above the observed
+    statistic) / (1 + ``draws``): small when the samples differ.
+    """
+    p_, i_, m, _ = u.shape
+    z = torch.cat([u, v], dim=-2)  # (P, I, 2m, D)
+    k = torch.exp(-_sq_dist(z, z) / (2.0 * sigma[:, None, None, None] ** 2))  # (P, I, 2m, 2m)
+    k = k - torch.diag_embed(k.diagonal(dim1=-2, dim2=-1))  # the unbiased statistic leaves out k(z, z)
+    first = torch.zeros(draws + 1, p_, 2 * m, dtype=k.dtype)  # row 0: the observed split
+    first[0, :, :m] = 1.0
+    for d in range(1, draws + 1):
+        for p in range(p_):
+            first[d, p, torch.randperm(2 * m, generator=g)[:m]] = 1.0
+    second = 1.0 - first
+
+    def block(e: torch.Tensor, f: torch.Tensor) -> torch.Tensor:  # (draws + 1, P, I): Σ_ab e_a k_ab f_b
+        return torch.einsum("dpa,piab,dpb->dpi", e, k, f)
+
+    stat = ((block(first, first) + block(second, second)) / (m * (m - 1))
+            - 2.0 * block(first, second) / (m * m)).mean(dim=(1, 2))  # (draws + 1,)
+    return (1 + int(torch.sum(stat[1:] >= stat[0]))) / (1 + draws)
 
 
 def _ot(cost: torch.Tensor, eps, iterations: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from lgn.data.planted import planted_data
 from lgn.discovery import LearnConfig, judge, learn_generator
 from lgn.discovery.score import alignment_per_group
 
-TINY = LearnConfig(restarts=4, steps=150, sample=48, points=200)
+TINY = LearnConfig(restarts=8, steps=150, sample=48, points=200)
 
 
 def _tiny(name, seed, classes, k=4):
@@ -68,7 +68,8 @@ def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys, labelled
                  x_test=rng.standard_normal((20, 2, 2)).astype(np.float32))
         data = ["--dataset", f"npz:{tmp_path / 'x.npz'}"]
     code = main(["discover", *data, "--group-size", "2", "--out", str(out), "--method", "learn",
-                 "--restarts", "1", "--steps", "3", "--epochs", "1", "--layers", "1"])
+                 "--restarts", "1", "--steps", "3", "--epochs", "1", "--layers", "1", "--refine", "2",
+                 "--refine-scale", "0.7", "--held-out", "0.25"])
     assert code == 0
     text = capsys.readouterr().out
     first = (out / "verdict.txt").read_text().splitlines()[0]
@@ -77,6 +78,9 @@ def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys, labelled
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["discovery"]["config"]["method"] == "learn"
     assert analysis["discovery"]["config"]["learn"]["restarts"] == 1
+    assert analysis["discovery"]["verdict"]["measure"] == "distribution"
+    learn = analysis["discovery"]["config"]["learn"]
+    assert (learn["refine"], learn["refine_scale"], learn["refine_keep"], learn["held_out"]) == (2, 0.7, 1, 0.25)
     with np.load(out / "groups.npz") as f:
         assert f["A"].shape[2:] == (1, 4, 4)
         assert np.allclose(np.linalg.matrix_power(f["A"][0, 0, 0], 2), np.eye(4), atol=1e-5)
@@ -105,3 +109,37 @@ def test_the_third_moment_term_joins_once_the_bandwidth_is_at_its_floor():
     c, _ = learn_generator(x, y, 3, dataclasses.replace(early, third_weight=0.0), seed=1)
     d, _ = learn_generator(x, y, 3, early, seed=1)
     assert np.array_equal(c.generator, d.generator)  # never at the floor while annealing: no term
+
+
+def test_the_search_never_sees_the_held_out_images():
+    from lgn.discovery.learn import _hold_out, _pools
+
+    x, y, _, _, p = _tiny("shift-x", 0, 2)
+    tiny = LearnConfig(restarts=2, steps=20, sample=16, points=32)
+    _, held = _hold_out(_pools(y, len(x)), tiny.held_out, torch.Generator().manual_seed(3))
+    held = torch.cat(held)
+    assert len(held) == 2 * round(0.2 * 200)  # two classes of 200 in this tiny set
+    changed = x.clone()
+    changed[held] = torch.randn(len(held), 16, generator=torch.Generator().manual_seed(9), dtype=x.dtype)
+    first, records = learn_generator(x, y, p, tiny, seed=3)
+    second, again = learn_generator(changed, y, p, tiny, seed=3)
+    assert np.array_equal(first.generator, second.generator) and records == again  # the same search
+    assert first.fit_residual != second.fit_residual  # while the verdict's evidence is the held-out images
+
+
+def test_the_refine_stage_continues_the_best_starts_at_a_narrower_kernel():
+    x, y, _, _, p = _tiny("perm4", 0, 4)
+    base = LearnConfig(restarts=4, steps=30, sample=16, points=32)
+    plain, first = learn_generator(x, y, p, base, seed=2)
+    refined, records = learn_generator(x, y, p, dataclasses.replace(base, refine=10, refine_keep=2), seed=2)
+    assert [r["loss"] for r in records] == [r["loss"] for r in first]  # the same search up to the pick
+    kept = sorted(records, key=lambda r: r["loss"])[:2]  # the two lowest losses at the pick are continued
+    assert all("refined" in r for r in kept) and sum("refined" in r for r in records) == 2
+    chosen = next(r for r in records if r["chosen"])
+    assert chosen in kept and chosen["refined"] == min(r["refined"] for r in kept)
+    assert not np.allclose(plain.generator, refined.generator)
+    assert np.allclose(np.linalg.matrix_power(refined.generator, p), np.eye(16), atol=1e-8)
+    with pytest.raises(ValueError, match="refine_scale"):
+        LearnConfig(refine_scale=0.0)
+    with pytest.raises(ValueError, match="held_out"):
+        LearnConfig(held_out=1.0)

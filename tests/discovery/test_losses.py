@@ -111,3 +111,22 @@ def test_matching_loss_is_zero_when_moved_images_land_on_images_of_their_class()
     # the mirror of an image of class 0 is no help to an image of class 1: the classes are kept apart
     assert float(matching_loss(t, x, y.roll(1), x, y)) > 0.1
     assert float(matching_loss(_random_orthogonal(16, 2), x, y, x, y)) > 0.3
+
+
+def test_the_resplit_test_tells_moved_samples_from_equal_ones():
+    from lgn.discovery.losses import mmd2_resplit_p
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 3, 40, 5, generator=g, dtype=torch.float64)  # 2 pools, 3 comparisons, 40 a side
+    same = torch.randn(2, 3, 40, 5, generator=g, dtype=torch.float64)
+    shifted = same + 0.8  # every coordinate's mean moved by 0.8 standard deviations
+    sigma = torch.full((2,), 2.0, dtype=torch.float64)
+    assert mmd2_resplit_p(u, shifted, sigma, 99, g) == 0.01  # no re-split reaches the observed statistic
+    # samples of one distribution: p is uniform, so at most about 5% of draws fall at or below 0.05
+    p = np.array([mmd2_resplit_p(torch.randn(2, 3, 20, 5, generator=g, dtype=torch.float64),
+                                 torch.randn(2, 3, 20, 5, generator=g, dtype=torch.float64), sigma, 49, g)
+                  for _ in range(100)])
+    assert np.mean(p <= 0.05) < 0.12 and 0.3 < np.median(p) < 0.7
+    # the observed statistic is the unbiased MMD² of mmd2, mean over pools and comparisons: with a single
+    # re-split, p is 1 (re-split at or above) or 1/2, never anything else
+    assert mmd2_resplit_p(u, same, sigma, 1, g) in (0.5, 1.0)

@@ -51,3 +51,49 @@ def test_a_map_that_barely_moves_the_data_is_no_group():
     verdict = judge(estimate)
     assert verdict.stillness > 0.99 and not verdict.found
     assert "the map barely moves the data" in verdict.text().splitlines()[0]
+
+
+def _held_out_verdict(a, x, y, seed=0):
+    """The verdict of ``--method learn`` on the generator ``a``, with the held-out fifth of each class of the
+    standardised images ``x`` as its evidence."""
+    import torch
+
+    from lgn.discovery.learn import _hold_out, _pools, as_estimate, basis_for
+    from lgn.groups.cayley import CayleyCyclic
+
+    x = torch.from_numpy(x.reshape(len(x), -1)).double()
+    x = ((x - x.mean()) / x.std()).float()
+    g = torch.Generator().manual_seed(seed)
+    _, held = _hold_out(_pools(y, len(x)), 0.2, g)
+    gen = CayleyCyclic(len(a), 4, 1, anchor=torch.from_numpy(basis_for(a, 4))[None]).float()
+    return judge(as_estimate(gen, 0, x, y, held, 256, g))
+
+
+def test_the_distribution_verdict_finds_T_on_planted_digits_and_refuses_random_maps_and_plain_digits():
+    import torch
+
+    from lgn.data.planted import digit_images
+
+    images, labels, _, _ = digit_images(16)  # (4000, 16, 16): the digits as they are, no map planted
+    y = torch.from_numpy(labels)
+    rng = np.random.default_rng(1)
+    powers = rng.integers(0, 4, len(images))
+    rot90 = operators.rotation(16, 90)
+    shift_y = operators.shift(16, 0, 4)
+    perm4 = operators.cyclic_permutation(256, 4, seed=7)
+    flat = images.reshape(len(images), -1)
+    for t in (rot90, shift_y, perm4):  # each image moved by T**j, j uniform: the data are T-invariant
+        x = np.empty_like(flat)  # (N, 256)
+        for j in range(4):
+            x[powers == j] = flat[powers == j] @ np.linalg.matrix_power(t, j).T
+        verdict = _held_out_verdict(t, x, y)
+        assert verdict.found and verdict.measure == "distribution" and verdict.order == 4
+        first = verdict.text().splitlines()[0]
+        assert first.startswith("group found: cyclic of order 4") and verdict.two_sample_p > 0.05
+        assert verdict.fit_residual < 0.05 * verdict.null_quantiles["0.5"]
+        q, _ = np.linalg.qr(rng.standard_normal((256, 256)))
+        random = _held_out_verdict(q @ t @ q.T, x, y)  # a random generator of the same spectrum
+        assert not random.found and random.text().startswith("no group of size 4 found: ")
+    plain = _held_out_verdict(rot90, flat, y)  # digits are not rotation-invariant
+    assert not plain.found and plain.two_sample_p <= 0.05
+    assert plain.text().startswith("no group of size 4 found: the learned map moves the data off their distribution")
