@@ -51,7 +51,7 @@ from safetensors.torch import load, save
 from lgn.files import MAX_JSON_BYTES, atomic_write, read_file
 from lgn.parsing import load_json
 
-__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",
+__all__ = ["check_tensor", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "CHECKPOINT_SLOTS",
            "CHECKPOINT_FILES", "next_slot", "never_completed"]
 
 CHECKPOINT_SLOTS = ("checkpoint-0", "checkpoint-1")
@@ -318,8 +318,10 @@ def _get(table: dict, key: str, kind: type, field: str):
 _KINDS = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
 
 
-def _tensor(tensors: dict, key: str, shape: tuple | None, dtype: torch.dtype | None,
-            finite: bool = True) -> torch.Tensor:
+def check_tensor(tensors: dict, key: str, shape: tuple | None, dtype: torch.dtype | None,
+                 finite: bool = True) -> torch.Tensor:
+    """``tensors[key]``, present, of ``shape`` and ``dtype`` (None: any) and, with ``finite``, free of NaN and
+    Inf; else :class:`CheckpointError` naming ``key``."""
     if key not in tensors:
         raise CheckpointError(key, "is missing")
     value = tensors[key]
@@ -382,14 +384,14 @@ def _check_model(directory: Path, tensors: dict[str, torch.Tensor], model: torch
         raise ValueError(f"the checkpoint in {directory} is of another architecture "
                          f"(mismatch in {', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''})")
     for key, value in expected.items():
-        _tensor(tensors, f"model/{key}", value.shape, value.dtype)
+        check_tensor(tensors, f"model/{key}", value.shape, value.dtype)
 
 
 def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
     """The random number generators' states: torch's, CUDA's, numpy's and Python's; torch's is also
     restored into a scratch generator, which refuses a state it could not continue (``Invalid mt19937
     state``) here, with the other checks, rather than in :func:`_restore`."""
-    torch_state = _tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
+    torch_state = check_tensor(tensors, "rng/torch", torch.get_rng_state().shape, torch.uint8)
     try:
         torch.Generator().set_state(torch_state)
     except RuntimeError as e:
@@ -399,7 +401,7 @@ def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
             index = key[len("rng/cuda/"):]
             if not key.startswith("rng/cuda/") or not index.isdigit():
                 raise CheckpointError(key, "is not a random number generator lgn saves")
-            _tensor(tensors, key, None, torch.uint8)
+            check_tensor(tensors, key, None, torch.uint8)
     rng = _get(meta, "rng", dict, "rng")
     numpy_state = _get(rng, "numpy", list, "rng.numpy")
     if len(numpy_state) != 4 or numpy_state[0] != "MT19937":
@@ -412,8 +414,8 @@ def _check_rng(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
         raise CheckpointError("rng.python", "must be [version, gauss]")
     _int(python_state[0], "rng.python version", 1, 3)
     _number(python_state[1], "rng.python gauss", none=True)
-    _words(_tensor(tensors, "rng/numpy", (_RNG_WORDS,), torch.int64), "rng/numpy")
-    python_words = _tensor(tensors, "rng/python", (_RNG_WORDS + 1,), torch.int64)
+    _words(check_tensor(tensors, "rng/numpy", (_RNG_WORDS,), torch.int64), "rng/numpy")
+    python_words = check_tensor(tensors, "rng/python", (_RNG_WORDS + 1,), torch.int64)
     _words(python_words[:-1], "rng/python")
     _int(int(python_words[-1]), "rng/python position", 0, _RNG_WORDS)
 
@@ -493,13 +495,13 @@ def _check_optimizer(meta: dict, tensors: dict, optimizer: torch.optim.Optimizer
             if key not in tensors:
                 continue
             if name == "step":
-                value = _tensor(tensors, key, (), None)
+                value = check_tensor(tensors, key, (), None)
                 if value.is_complex() or not 0 <= float(value) <= step or float(value) != int(value):
                     raise CheckpointError(key, f"must be a whole number in 0..{step} (the steps taken), "
                                                f"got {float(value)}")
                 counts.add(int(value))
             else:
-                _tensor(tensors, key, params[index].shape, params[index].dtype)
+                check_tensor(tensors, key, params[index].shape, params[index].dtype)
     if wanted is None:
         return None
     # Adam steps a parameter only while it has a gradient, so one that stopped getting one

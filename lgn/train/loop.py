@@ -50,7 +50,7 @@ from lgn.models.lgn import check_model_fits
 from lgn.runs import (BEST_WEIGHTS_FILE, CONFIG_FILE, TENSORBOARD_DIR, WEIGHTS_FILE, append_metrics, check_run_dir,
                       clear_run_files, lock_run_dir, read_config, write_config, write_metrics, write_run_record)
 from lgn.train.checkpoint import (CHECKPOINT_FILES, CHECKPOINT_SLOTS, NEVER_COMPLETED, Checkpoint, CheckpointError,
-                                  load_checkpoint, never_completed, next_slot, save_checkpoint)
+                                  check_tensor, load_checkpoint, never_completed, next_slot, save_checkpoint)
 from lgn.train.config import DataConfig, RunConfig, TrainConfig, check_settings, resolve_model
 from lgn.train.distributed import SINGLE, World, batch_norm_over, from_environment
 from lgn.train.board import log_epoch, log_step
@@ -846,13 +846,9 @@ def _check_best(found: Checkpoint, model: torch.nn.Module) -> None:
     missing = sorted(set(expected) ^ set(best))
     if missing:
         raise CheckpointError(f"extra/best/{missing[0]}", "must be the model's tensors, no more, no fewer")
+    named = {f"extra/best/{key}": value for key, value in best.items()}
     for key, value in expected.items():
-        got = best[key]
-        if got.shape != value.shape or got.dtype != value.dtype:
-            want, have = (f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}" for t in (value, got))
-            raise CheckpointError(f"extra/best/{key}", f"must be {want}, got {have}")
-        if got.is_floating_point() and not bool(got.isfinite().all()):
-            raise CheckpointError(f"extra/best/{key}", "holds NaN or Inf")
+        check_tensor(named, f"extra/best/{key}", value.shape, value.dtype)
 
 
 def _data_digest(dataset: Dataset) -> str:
