@@ -20,6 +20,8 @@ def register(sub) -> None:
                    help="comma-separated recipes: discover (the estimate), learn (gradient descent from random "
                         "starts), paper (the paper's recipe)")
     p.add_argument("--restarts", type=int, default=8, help="random starts of the learn recipe")
+    p.add_argument("--orbit-pool", choices=("max", "mean"),
+                   help="every recipe's LGN reads each orbit pooled (max or mean): invariant to its group")
     p.add_argument("--out", metavar="FILE.json", help="also write every run's numbers here")
     p.set_defaults(func=run)
 
@@ -66,6 +68,7 @@ def run(args) -> int:
         for seed in seeds:
             rows += bench_one(name, seed, epochs=args.epochs, sigma=args.sigma, n_train=args.n_train,
                               n_test=args.n_test, methods=methods, restarts=args.restarts,
+                              orbit_pool=args.orbit_pool,
                               progress=lambda text: stage(f"{name} seed {seed}: {text}"))
             if args.out:  # after every dataset and seed, so a long benchmark leaves what it finished
                 write_json({"args": {k: v for k, v in vars(args).items() if k != "func"}, "runs": rows}, args.out)

@@ -46,9 +46,10 @@ def register(sub) -> None:
                    help="--method learn or episodic: Adam steps of the generator")
     p.add_argument("--loss", choices=("mmd", "sinkhorn"), default="mmd",
                    help="--method learn: the distribution loss (default mmd)")
-    p.add_argument("--start", choices=("random", "coarse", "estimate"), default="random",
+    p.add_argument("--start", choices=("random", "coarse", "estimate", "episodic"), default="random",
                    help="--method learn: random starts (default); coarse: random starts on 2×2-averaged images, "
-                        "the best lifted; estimate: one start at the estimator's generator")
+                        "the best lifted; estimate: one start at the estimator's generator; episodic: the random "
+                        "starts plus one at --method episodic's generator (labelled data)")
     p.add_argument("--refine", type=int, default=0, metavar="N",
                    help="--method learn: Adam steps continuing the best starts after the pick, the kernel "
                         "narrowing to --refine-scale × the median distance (default 0: no refine stage)")
@@ -59,6 +60,9 @@ def register(sub) -> None:
     p.add_argument("--held-out", type=float, default=0.2, metavar="F",
                    help="--method learn: fraction of each class kept out of the search; the verdict's evidence "
                         "is measured on it (default 0.2)")
+    p.add_argument("--orbit-pool", choices=("max", "mean"),
+                   help="the discovery LGN's head reads each orbit pooled (max or mean), so that the LGN is "
+                        "invariant to the group found (default: every orbit response, not invariant)")
     p.add_argument("--figures", action="store_true", help="also draw the analysis figures (needs lgn[figures])")
     p.set_defaults(func=run)
 
@@ -137,7 +141,7 @@ def run(args) -> int:
     data = get_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, **options)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
-                             method=args.method, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
+                             method=args.method, orbit_pool=args.orbit_pool, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
                                                                    loss=args.loss, start=args.start,
                                                                    refine=args.refine, refine_scale=args.refine_scale,
                                                                    refine_keep=args.refine_keep,

@@ -28,7 +28,7 @@ BENCH_METHODS = ("discover", "learn", "paper")
 def _paper(x_train, y_train, x_test, y_test, order, config, n_groups, progress):
     torch.manual_seed(config.seed)
     model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1, n_groups,
-                               config.n_layers)
+                               config.n_layers, config.orbit_pool)
     xs = standardise(x_train, x_test)
     acc, _ = train_classifier(model, xs[0], y_train, xs[1], y_test, config, progress=progress)
     return (*model_groups(model), acc)
@@ -36,11 +36,12 @@ def _paper(x_train, y_train, x_test, y_test, order, config, n_groups, progress):
 
 def bench_one(name: str, seed: int, *, epochs: int, sigma: float, n_train: int, n_test: int,
               methods: tuple[str, ...] = ("discover", "paper"), restarts: int = 8,
-              progress=None) -> list[dict]:
+              orbit_pool: str | None = None, progress=None) -> list[dict]:
     """The ``methods`` on one planted set: a list of ``{dataset, seed, method, alignment, accuracy, seconds}``.
 
     ``sigma``, ``n_train`` and ``n_test`` apply to template sets; ``digits-*`` sets are
-    the mnist5k split. ``restarts``: random starts of ``learn``. ``paper`` uses as many
+    the mnist5k split. ``restarts``: random starts of ``learn``. ``orbit_pool`` ("max", "mean"): every
+    recipe's LGN reads each orbit pooled. ``paper`` uses as many
     groups as the first recipe run before it (one per class). ``progress`` receives
     :func:`lgn.discovery.discover`'s lines, and the paper recipe's epoch lines.
     """
@@ -56,11 +57,12 @@ def bench_one(name: str, seed: int, *, epochs: int, sigma: float, n_train: int, 
     for method in methods:
         start = time.time()
         if method == "paper":
-            config = DiscoveryConfig(epochs=epochs, seed=seed)
+            config = DiscoveryConfig(epochs=epochs, seed=seed, orbit_pool=orbit_pool)
             groups = n_groups or min(int(y_train.max()) + 1, 16)
             a, b, acc = _paper(x_train, y_train, x_test, y_test, order, config, groups, progress)
         else:
-            config = DiscoveryConfig(epochs=epochs, seed=seed, method="learn" if method == "learn" else "estimate",
+            config = DiscoveryConfig(epochs=epochs, seed=seed, orbit_pool=orbit_pool,
+                                     method="learn" if method == "learn" else "estimate",
                                      learn=LearnConfig(restarts=restarts))
             result = discover(x_train, y_train, x_test, y_test, order, config, progress=progress)
             a, b, acc = result.generators, result.bases, result.test_accuracy

@@ -37,7 +37,7 @@ from lgn.discovery.estimate import GroupEstimate
 from lgn.discovery.learn import REFERENCE_DIM, as_estimate, generator_step
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 
-__all__ = ["EpisodicConfig", "episode_loss", "learn_episodic"]
+__all__ = ["EpisodicConfig", "episode_loss", "learn_episodic", "search_episodic"]
 
 
 @dataclass
@@ -99,6 +99,23 @@ def _episodes(x: torch.Tensor, pools: list[torch.Tensor], config: EpisodicConfig
     return both[:, :, :s], both[:, :, s:]
 
 
+def search_episodic(x: torch.Tensor, pools: list[torch.Tensor], order: int, config: EpisodicConfig,
+                    g: torch.Generator, progress=None) -> tuple[CayleyCyclic, torch.Tensor]:
+    """The episodic search alone: ``config.restarts`` random generators trained on episodes of the classes
+    ``pools`` (index tensors into ``x`` ``(N, n)``, float32), and each start's query loss on fixed training
+    episodes, ``(starts,)``."""
+    n = x.shape[1]
+    gen = CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
+    opt = torch.optim.Adam(gen.parameters(), lr=config.lr * math.sqrt(REFERENCE_DIM / n))
+    for step in range(config.steps):
+        support, query = _episodes(x, pools, config, g)
+        loss = episode_loss(gen, support, query, config.temperature).sum()
+        generator_step(gen, opt, loss, step, config, progress)
+    support, query = _episodes(x, pools, EpisodicConfig(**{**config.to_dict(), "episodes": 32}), g)
+    with torch.no_grad():
+        return gen, episode_loss(gen, support, query, config.temperature)
+
+
 def learn_episodic(x: torch.Tensor, labels: torch.Tensor, order: int, config: EpisodicConfig | None = None, *,
                    seed: int = 0, progress=None) -> tuple[GroupEstimate, list[dict]]:
     """Learn a generator of a cyclic group of ``order`` from few-shot episodes of ``x`` ``(N, n)``.
@@ -115,7 +132,6 @@ def learn_episodic(x: torch.Tensor, labels: torch.Tensor, order: int, config: Ep
     config = config or EpisodicConfig()
     order = int(order)
     x = x.reshape(len(x), -1).float()  # (N, n)
-    n = x.shape[1]
     labels = labels.reshape(-1)
     pools = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
     short = min(len(p) for p in pools)
@@ -123,15 +139,7 @@ def learn_episodic(x: torch.Tensor, labels: torch.Tensor, order: int, config: Ep
         raise ValueError(f"every class needs shots + queries = {config.shots + config.queries} images, "
                          f"the smallest has {short}")
     g = torch.Generator().manual_seed(seed)
-    gen = CayleyCyclic(n, order, config.restarts, anchor=haar_orthogonal(config.restarts, n, g)).float()
-    opt = torch.optim.Adam(gen.parameters(), lr=config.lr * math.sqrt(REFERENCE_DIM / n))
-    for step in range(config.steps):
-        support, query = _episodes(x, pools, config, g)
-        loss = episode_loss(gen, support, query, config.temperature).sum()
-        generator_step(gen, opt, loss, step, config, progress)
-    support, query = _episodes(x, pools, EpisodicConfig(**{**config.to_dict(), "episodes": 32}), g)
-    with torch.no_grad():
-        scores = episode_loss(gen, support, query, config.temperature)
+    gen, scores = search_episodic(x, pools, order, config, g, progress)
     best = int(torch.argmin(scores))
     records = [{"start": s, "loss": float(v), "chosen": s == best} for s, v in enumerate(scores)]
     return as_estimate(gen, best, x, labels, pools, config.points, g), records

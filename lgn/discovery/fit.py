@@ -35,11 +35,12 @@ from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.groups import FixedGenerator
 from lgn.models import LGN, build_model
+from lgn.nn.pool import check_orbit_pool
 from lgn.settings import check_positive_int
 from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
-           "train_classifier", "discover", "model_groups", "METHODS"]
+           "train_classifier", "find_group", "train_discovery", "discover", "model_groups", "METHODS"]
 
 MAX_DEFAULT_GROUPS = 16
 METHODS = ("estimate", "learn", "episodic")
@@ -57,6 +58,8 @@ class DiscoveryConfig:
     n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
     seed: int = 0                   # seeds k-means, initialisation and batch order
     method: Literal["estimate", "learn", "episodic"] = "estimate"  # how the group is found (module docstring)
+    orbit_pool: str | None = None   # None: the head reads every orbit response; "max"/"mean": each orbit
+                                    # pooled, so that the LGN is invariant to the group (docs/invariance.md)
     learn: LearnConfig = field(default_factory=LearnConfig)  # method="learn" only
     episodic: EpisodicConfig = field(default_factory=EpisodicConfig)  # method="episodic" only
 
@@ -67,6 +70,7 @@ class DiscoveryConfig:
             check_positive_int(getattr(self, name), name)
         for name in ("n_groups", "n_clusters"):
             check_positive_int(getattr(self, name), name, optional=True)
+        check_orbit_pool(self.orbit_pool)
         for name in ("lr", "anchor_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -115,10 +119,12 @@ def _bases(estimate: GroupEstimate, n_groups: int) -> np.ndarray:
 
 
 def discovery_model(estimate: GroupEstimate, channels: int, k: int, num_classes: int, n_groups: int,
-                    n_layers: int) -> LGN:
-    """An LGN whose every layer has the generator ``estimate.generator`` (fixed) and base filters at centres."""
+                    n_layers: int, orbit_pool: str | None = None) -> LGN:
+    """An LGN whose every layer has the generator ``estimate.generator`` (fixed) and base filters at centres;
+    with ``orbit_pool`` ("max" or "mean") the head reads each orbit pooled, and the LGN is invariant to the
+    group."""
     model = build_model(**_config(channels, k, estimate.order, num_classes, n_groups, n_layers, generator="free",
-                                  regularizer="none"))
+                                  regularizer="none", orbit_pool=orbit_pool))
     a = torch.from_numpy(estimate.generator).float()  # (n, n)
     base = torch.from_numpy(_bases(estimate, n_groups)).float()  # (K, n)
     for bank in model.encoder.banks:
@@ -129,10 +135,12 @@ def discovery_model(estimate: GroupEstimate, channels: int, k: int, num_classes:
     return model
 
 
-def paper_recipe_model(channels: int, k: int, order: int, num_classes: int, n_groups: int, n_layers: int) -> LGN:
-    """The paper's recipe on the same architecture: free generators, unit norm, auxiliary inverse."""
+def paper_recipe_model(channels: int, k: int, order: int, num_classes: int, n_groups: int, n_layers: int,
+                       orbit_pool: str | None = None) -> LGN:
+    """The paper's recipe on the same architecture: free generators, unit norm, auxiliary inverse (and, with
+    ``orbit_pool``, the same pooled head as :func:`discovery_model`'s)."""
     return build_model(**_config(channels, k, order, num_classes, n_groups, n_layers, generator="free",
-                                 regularizer="aux-inverse"))
+                                 regularizer="aux-inverse", orbit_pool=orbit_pool))
 
 
 def _anchor(model: LGN, centres: torch.Tensor) -> torch.Tensor:
@@ -171,6 +179,32 @@ def model_groups(model: LGN) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def find_group(x_train: torch.Tensor, y_train: torch.Tensor | None, order: int, config: DiscoveryConfig,
+               progress=None) -> GroupEstimate:
+    """Step 1 of :func:`discover` alone: the group of ``order`` in the standardised training images ``x_train``
+    ``(N, C, k, k)`` by ``config.method``; labels ``(N,)`` int64 or None."""
+    flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
+    if config.method == "learn":
+        if progress is not None:
+            progress(f"learning a generator of order {order} from {config.learn.restarts} random starts")
+        estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
+                                      clusters=config.n_clusters, progress=progress)
+        return estimate
+    if config.method == "episodic":
+        if progress is not None:
+            progress(f"learning a generator of order {order} on few-shot episodes from "
+                     f"{config.episodic.restarts} random starts")
+        estimate, _ = learn_episodic(torch.from_numpy(flat), y_train, order, config.episodic, seed=config.seed,
+                                     progress=progress)
+        return estimate
+    if y_train is None and config.n_clusters is None:
+        raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
+    if progress is not None:
+        progress(f"estimating a group of order {order} from the clusters of {len(flat)} images")
+    return estimate_group(flat, None if y_train is None else y_train.numpy(), order, n_clusters=config.n_clusters,
+                          width=config.beam_width, seed=config.seed)
+
+
 def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.Tensor,
              y_test: torch.Tensor | None, order: int, config: DiscoveryConfig | None = None,
              progress=None) -> DiscoveryResult:
@@ -188,30 +222,19 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     config = config or DiscoveryConfig()
     channels, k = _square(x_train)
     x_train, x_test = standardise(x_train, x_test)
-    flat = x_train.reshape(len(x_train), -1).double().numpy()  # (N, C·k²)
-    labels = None if y_train is None else y_train.numpy()
-    n_clusters = config.n_clusters
-    if config.method == "learn":
-        if progress is not None:
-            progress(f"learning a generator of order {order} from {config.learn.restarts} random starts")
-        estimate, _ = learn_generator(torch.from_numpy(flat), y_train, order, config.learn, seed=config.seed,
-                                      clusters=n_clusters, progress=progress)
-    elif config.method == "episodic":
-        if progress is not None:
-            progress(f"learning a generator of order {order} on few-shot episodes from "
-                     f"{config.episodic.restarts} random starts")
-        estimate, _ = learn_episodic(torch.from_numpy(flat), y_train, order, config.episodic, seed=config.seed,
-                                     progress=progress)
-    else:
-        if labels is None and n_clusters is None:
-            raise ValueError("unlabelled data: give the number of clusters (a multiple of the group size)")
-        if progress is not None:
-            progress(f"estimating a group of order {order} from the clusters of {len(flat)} images")
-        estimate = estimate_group(flat, labels, order, n_clusters=n_clusters, width=config.beam_width,
-                                  seed=config.seed)
-    n_groups = config.n_groups or min(len(estimate.clusters) if labels is not None
-                                      else len(estimate.centres) // order, MAX_DEFAULT_GROUPS)
-    if labels is None:
+    estimate = find_group(x_train, y_train, order, config, progress)
+    return train_discovery(estimate, x_train, y_train, x_test, y_test, config, progress)
+
+
+def train_discovery(estimate: GroupEstimate, x_train: torch.Tensor, y_train: torch.Tensor | None,
+                    x_test: torch.Tensor, y_test: torch.Tensor | None, config: DiscoveryConfig,
+                    progress=None) -> DiscoveryResult:
+    """Steps 2–3 of :func:`discover`: the discovery LGN on the group of ``estimate``, trained on the standardised
+    images (with labels; without, the group's generators and base filters only)."""
+    channels, k = _square(x_train)
+    n_groups = config.n_groups or min(len(estimate.clusters) if y_train is not None
+                                      else len(estimate.centres) // estimate.order, MAX_DEFAULT_GROUPS)
+    if y_train is None:
         n = channels * k * k
         a = np.broadcast_to(estimate.generator, (config.n_layers, n_groups, 1, n, n)).copy()
         b = np.broadcast_to(_bases(estimate, n_groups).reshape(n_groups, channels, k, k),
@@ -219,7 +242,7 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
         return DiscoveryResult(estimate, a, b)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     torch.manual_seed(config.seed)
-    model = discovery_model(estimate, channels, k, num_classes, n_groups, config.n_layers)
+    model = discovery_model(estimate, channels, k, num_classes, n_groups, config.n_layers, config.orbit_pool)
     if progress is not None:
         progress(f"training the discovery LGN ({n_groups} groups, {config.n_layers} layers, "
                  f"{config.epochs} epochs)")

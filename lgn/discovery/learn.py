@@ -40,6 +40,9 @@ whole-distribution loss can.
   ``refine`` steps more, the bandwidth falling from 1× to ``refine_scale`` × the median
   (where the gap between the true map and the maps the first stage stops at is eight
   times larger on real digits, docs/discovery.md); the lowest loss at that width is kept.
+- ``start="episodic"`` (labelled data): one more start, at the generator the few-shot search of
+  :mod:`lgn.discovery.episodic` learns on the same images, trains beside the random starts; the pick
+  chooses among them all. The two signals fail on different sets (docs/discovery.md).
 - ``held_out`` of each class (or of the pool) never enters the search.
 
 The verdict's evidence is measured on those held-out images (:func:`as_estimate`): the
@@ -67,7 +70,7 @@ PERMUTATIONS = 99  # re-splits of the verdict's two-sample test (p-values down t
 VERDICT_HALF = 256  # at most this many held-out images per class and side in the verdict
 VERDICT_SCALE = 0.5  # the verdict's kernel width, in multiples of each class's median distance
 LOSSES = ("mmd", "sinkhorn")
-STARTS = ("random", "estimate", "coarse")
+STARTS = ("random", "estimate", "coarse", "episodic")
 REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
 SINKHORN_ITERATIONS = 10  # ε is at least the squared median distance, where Sinkhorn converges in a few
 
@@ -87,7 +90,8 @@ class LearnConfig:
     reanchor: int = 25          # steps between re-anchorings of the Cayley map (0: never)
     third_weight: float = 0.0   # weight of the third-moment term once the bandwidth is at 1× (0: none)
     start: str = "random"       # random: Haar-random bases; estimate: the estimator's generator (one start);
-                                # coarse: random starts on 2×2-averaged images, the best lifted (one start)
+                                # coarse: random starts on 2×2-averaged images, the best lifted (one start);
+                                # episodic: the random starts plus one at --method episodic's generator
     refine: int = 0             # Adam steps continuing the best ``refine_keep`` starts after the pick (0: none)
     refine_scale: float = 0.5   # the refine stage's bandwidth floor, in multiples of the median distance
     refine_keep: int = 1        # starts the refine stage continues (the lowest losses at the pick)
@@ -273,6 +277,23 @@ def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfi
     return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
 
 
+def _episodic_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
+                    progress) -> CayleyCyclic:
+    """``config.restarts`` Haar-random starts plus one more at the generator ``--method episodic`` learns on the
+    same search images (its few-shot signal: its default settings, ``config.restarts`` starts and
+    ``config.steps`` steps)."""
+    from lgn.discovery.episodic import EpisodicConfig, search_episodic  # episodic builds on this module
+
+    if labels is None:
+        raise ValueError("start='episodic' needs labelled data: its episodes are few-shot classification tasks")
+    episodic, scores = search_episodic(x, pools, order, EpisodicConfig(restarts=config.restarts, steps=config.steps),
+                                       g, progress)
+    with torch.no_grad():
+        found = episodic.basis()[int(torch.argmin(scores))].double()
+    anchors = torch.cat([haar_orthogonal(config.restarts, x.shape[1], g), found[None]])
+    return CayleyCyclic(x.shape[1], order, config.restarts + 1, anchor=anchors).float()
+
+
 def lift_basis(q_coarse: torch.Tensor, u: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """The full basis ``(n, n)`` [U·Q_coarse, V·Q_rest]: Q_coarse ``(m, m)`` on the span of ``u`` ``(n, m)``
     (orthonormal), a Haar-random Q_rest on its orthogonal complement V.
@@ -387,6 +408,8 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
         gen = CayleyCyclic(n, order, 1, anchor=anchor).float()
     elif config.start == "coarse":
         gen = _coarse_start(x, labels, pools, order, config, g, progress)
+    elif config.start == "episodic":
+        gen = _episodic_start(x, labels, pools, order, config, g, progress)
     else:
         gen = _random_starts(n, order, config, g)
     _train(gen, x, pools, medians, labels, config, g, progress, config.steps, config.anneal, 1.0)

@@ -27,7 +27,7 @@ def test_discover_npz_unseen_group(tmp_path, capsys):
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     out = tmp_path / "run"
     code = main(["discover", "--dataset", f"npz:{path}", "--group-size", "2", "--out", str(out),
-                 "--epochs", "2", "--layers", "1"])
+                 "--epochs", "2", "--layers", "1", "--orbit-pool", "max"])
     assert code == 0
     captured = capsys.readouterr()
     text = captured.out
@@ -43,6 +43,7 @@ def test_discover_npz_unseen_group(tmp_path, capsys):
         assert alignment(f["A"], f["B"], t, 2) > 0.95
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["discovery"]["verdict"]["found"] is True
+    assert analysis["discovery"]["config"]["orbit_pool"] == "max"  # the LGN was built invariant to the group
     assert (out / "verdict.txt").read_text().startswith("group found")
 
 

@@ -20,6 +20,25 @@ def test_discover_tiny_perm4_recovers_and_trains():
     assert 0.0 <= result.test_accuracy <= 1.0 and len(result.history) == 3
 
 
+def test_an_orbit_pooled_discovery_lgn_is_invariant_to_the_group_it_found():
+    x_train, y_train, x_test, y_test, t, p = planted_dataset("perm4", n_classes=3, n_train=300, n_test=100, seed=0)
+    result = discover(x_train, y_train, x_test, y_test, p, DiscoveryConfig(n_layers=2, epochs=2, seed=0,
+                                                                          orbit_pool="max"))
+    a = torch.from_numpy(result.generators[0, 0, 0]).float()  # (36, 36), the found map, every layer's
+    x = (x_test - x_train.mean()) / x_train.std()
+    moved = (x.reshape(100, 36) @ a.T).reshape(x.shape)
+    model = result.model.eval()
+    with torch.no_grad():
+        logits, moved_logits = model(x), model(moved)
+    assert torch.allclose(logits, moved_logits, atol=1e-4)  # invariant to the group
+    assert not torch.allclose(logits, model(x.flip(-1)), atol=1e-2)  # and not to everything
+    plain = discover(x_train, y_train, x_test, y_test, p, DiscoveryConfig(n_layers=2, epochs=2, seed=0)).model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(x), plain(moved), atol=1e-2)  # the default head reads every power
+    with pytest.raises(ValueError, match="orbit_pool"):
+        DiscoveryConfig(orbit_pool="sum")
+
+
 def test_discover_unlabelled_needs_cluster_count_and_returns_estimate():
     x_train, _, x_test, _, t, p = planted_dataset("flip", n_classes=2, n_train=200, n_test=10, seed=1)
     with pytest.raises(ValueError, match="clusters"):

@@ -143,3 +143,15 @@ def test_the_refine_stage_continues_the_best_starts_at_a_narrower_kernel():
         LearnConfig(refine_scale=0.0)
     with pytest.raises(ValueError, match="held_out"):
         LearnConfig(held_out=1.0)
+
+
+def test_an_episodic_start_joins_the_random_starts_and_needs_labels():
+    x, y, xt, t, p = _tiny("shift-x", 0, 4)
+    config = LearnConfig(restarts=2, steps=150, sample=16, points=64, start="episodic")
+    estimate, records = learn_generator(x, y, p, config, seed=0)
+    assert len(records) == 3  # the two random starts and the episodic one
+    assert sum(r["chosen"] for r in records) == 1
+    assert np.allclose(np.linalg.matrix_power(estimate.generator, p), np.eye(16), atol=1e-8)
+    assert alignment_per_group(np.stack([estimate.generator] * 8), xt[:8].numpy(), t, p).mean() > 0.9
+    with pytest.raises(ValueError, match="labelled"):
+        learn_generator(x, None, p, config, seed=0)
