@@ -236,7 +236,9 @@ APPROACHES = {"free-commutator": free_commutator, "cyclic-commutator": cyclic_co
 OUT = Path("results/discovery-learn/trials.jsonl")
 BASES = 32  # test images scored as base filters
 
-# approach → (LearnConfig settings, labelled): each is ``lgn discover --method learn`` with these settings
+# approach → (LearnConfig settings, labels): each is ``lgn discover --method learn`` with these settings; labels
+# True: the data's, False: none (one pool, or LearnConfig.shells), or "sorted": no labels, but pseudo-classes of
+# a feature every pixel permutation leaves unchanged (:func:`invariant_labels`)
 RUNS = {
     "mmd": ({}, True),
     "mmd-pooled": ({}, False),
@@ -259,6 +261,15 @@ RUNS = {
     "mmd-64-refine-third": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "third_weight": 1.0}, True),
     # the better half of the starts refined, the lowest loss at 0.5× kept
     "mmd-64-refine-keep4": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, True),
+    "mmd-64-refine-keep4-pooled": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, False),
+    # 6×6: four times the starts, the better 4 refined at 0.5×
+    "mmd-32-refine-keep4": ({"restarts": 32, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, True),
+    # the random starts plus one at --method episodic's generator, all trained on MMD, the lowest loss kept
+    "mmd-episodic": ({"start": "episodic"}, True),
+    # unlabelled, but compared within pseudo-classes that the hidden map cannot change
+    "mmd-64-refine-keep4-sorted": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, "sorted"),
+    "mmd-64-refine-keep4-norm": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4, "shells": 10},
+                                 False),
     "sinkhorn-64-refine-keep4": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
                                   "refine_keep": 4}, True),
     # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined
@@ -267,6 +278,20 @@ RUNS = {
 }
 
 
+INVARIANT_CLASSES = 10
+
+
+def invariant_labels(x: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
+    """Pseudo-classes ``(N,)`` of the images ``x`` ``(N, n)`` that the hidden map cannot change (``kind`` "sorted"):
+    k-means (:data:`INVARIANT_CLASSES` clusters) on each image's sorted pixel values, which every pixel permutation
+    keeps. No label is read. (The norm shells every orthogonal map keeps are ``LearnConfig.shells``.)"""
+    from sklearn.cluster import KMeans
+
+    feature = torch.sort(x, dim=1).values.numpy()
+    return torch.from_numpy(KMeans(INVARIANT_CLASSES, n_init=4, random_state=seed).fit_predict(feature)).long()
+
+
+INVARIANT = ("sorted",)
 PLAIN = ("digits", "mnist16")  # no map planted: scikit-learn's 8×8 digits; mnist5k's digits at 16×16, unmoved
 
 
@@ -291,6 +316,13 @@ def split(name: str, seed: int):
     return (x - mean) / std, y, (xt - mean) / std, yt, t, p
 
 
+def _labels(x: torch.Tensor, y: torch.Tensor, labelled, seed: int) -> torch.Tensor | None:
+    """The labels a run's search sees: ``y``, none, or :func:`invariant_labels`."""
+    if labelled in INVARIANT:
+        return invariant_labels(x, labelled, seed)
+    return y if labelled else None
+
+
 def run_one(approach: str, name: str, seed: int) -> dict:
     settings, labelled = RUNS[approach]
     x, y, xt, _, t, p = split(name, seed)
@@ -298,7 +330,7 @@ def run_one(approach: str, name: str, seed: int) -> dict:
     if approach == "episodic":
         estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
     else:
-        estimate, records = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+        estimate, records = learn_generator(x, _labels(x, y, labelled, seed), p, LearnConfig(**settings), seed=seed)
     seconds = time.time() - start
     a, bases = estimate.generator, xt[:BASES].numpy()
     nan = float("nan")
@@ -366,7 +398,7 @@ def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
     settings, labelled = RUNS[approach]
     x, y, xt, yt, t, p = split(name, seed)
     start = time.time()
-    estimate, _ = learn_generator(x, y if labelled else None, p, LearnConfig(**settings), seed=seed)
+    estimate, _ = learn_generator(x, _labels(x, y, labelled, seed), p, LearnConfig(**settings), seed=seed)
     seconds = time.time() - start
     n = x.shape[1]
     g = torch.Generator().manual_seed(seed)

@@ -57,6 +57,9 @@ def register(sub) -> None:
                    help="--method learn: the refine stage's final kernel width, in median distances (default 0.5)")
     p.add_argument("--refine-keep", type=positive_int, default=1, metavar="K",
                    help="--method learn: starts the refine stage continues, the lowest losses at the pick (default 1)")
+    p.add_argument("--shells", type=int, default=0, metavar="N",
+                   help="--method learn, unlabelled data: compare the data within N equal-count shells of the image "
+                        "norm, which every orthogonal map keeps, instead of as one pool (default 0: one pool)")
     p.add_argument("--held-out", type=float, default=0.2, metavar="F",
                    help="--method learn: fraction of each class kept out of the search; the verdict's evidence "
                         "is measured on it (default 0.2)")
@@ -145,7 +148,7 @@ def run(args) -> int:
                                                                    loss=args.loss, start=args.start,
                                                                    refine=args.refine, refine_scale=args.refine_scale,
                                                                    refine_keep=args.refine_keep,
-                                                                   held_out=args.held_out),
+                                                                   held_out=args.held_out, shells=args.shells),
                              episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
     start = time.time()
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,

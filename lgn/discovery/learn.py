@@ -43,6 +43,9 @@ whole-distribution loss can.
 - ``start="episodic"`` (labelled data): one more start, at the generator the few-shot search of
   :mod:`lgn.discovery.episodic` learns on the same images, trains beside the random starts; the pick
   chooses among them all. The two signals fail on different sets (docs/discovery.md).
+- ``shells`` > 0 (unlabelled data): the losses compare within equal-count shells of the image norm
+  (:func:`norm_shells`) instead of one pool: an orthogonal map keeps every norm, so each shell is
+  symmetric on its own, and a narrower distribution pins the map better than the pool does.
 - ``held_out`` of each class (or of the pool) never enters the search.
 
 The verdict's evidence is measured on those held-out images (:func:`as_estimate`): the
@@ -75,7 +78,7 @@ REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning
 SINKHORN_ITERATIONS = 10  # ε is at least the squared median distance, where Sinkhorn converges in a few
 
 __all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "symmetry_distance",
-           "learn_generator", "as_estimate", "held_out_loss"]
+           "learn_generator", "as_estimate", "held_out_loss", "norm_shells"]
 
 
 @dataclass
@@ -95,6 +98,8 @@ class LearnConfig:
     refine: int = 0             # Adam steps continuing the best ``refine_keep`` starts after the pick (0: none)
     refine_scale: float = 0.5   # the refine stage's bandwidth floor, in multiples of the median distance
     refine_keep: int = 1        # starts the refine stage continues (the lowest losses at the pick)
+    shells: int = 0             # unlabelled data: compare within this many equal-count shells of the image norm
+                                # ‖x‖, which every orthogonal map keeps, instead of one pool (0)
     held_out: float = 0.2       # fraction of each class (unlabelled: of all images) kept out of the search
                                 # for the verdict
     points: int = 512           # held-out images the verdict looks at (its centres)
@@ -115,14 +120,23 @@ class LearnConfig:
         if not 0 < self.refine_scale <= 1 or not self.held_out < 1:
             raise ValueError(f"need 0 < refine_scale <= 1 and 0 <= held_out < 1, got {self.refine_scale!r} and "
                              f"{self.held_out!r}")
-        for name in ("restarts", "steps", "sample", "reanchor", "points", "refine", "refine_keep"):
+        for name in ("restarts", "steps", "sample", "reanchor", "points", "refine", "refine_keep", "shells"):
             value = getattr(self, name)
-            low = 0 if name in ("steps", "reanchor", "refine") else (2 if name == "sample" else 1)
+            low = 0 if name in ("steps", "reanchor", "refine", "shells") else (2 if name == "sample" else 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def norm_shells(x: torch.Tensor, count: int) -> torch.Tensor:
+    """``(N,)`` int64: the shell of each image of ``x`` ``(N, n)`` among ``count`` equal-count shells of the norm
+    ‖x‖. An orthogonal map keeps every norm, so a distribution symmetric under it is symmetric within each
+    shell: pseudo-classes for unlabelled data that no labels and no knowledge of the map went into."""
+    norms = x.norm(dim=1)
+    edges = torch.quantile(norms, torch.linspace(0, 1, count + 1, dtype=norms.dtype)[1:-1])
+    return torch.bucketize(norms, edges)
 
 
 def _pools(labels: torch.Tensor | None, n: int) -> list[torch.Tensor]:
@@ -277,15 +291,13 @@ def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfi
     return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
 
 
-def _episodic_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
+def _episodic_start(x: torch.Tensor, pools, order: int, config: LearnConfig, g: torch.Generator,
                     progress) -> CayleyCyclic:
     """``config.restarts`` Haar-random starts plus one more at the generator ``--method episodic`` learns on the
     same search images (its few-shot signal: its default settings, ``config.restarts`` starts and
     ``config.steps`` steps)."""
     from lgn.discovery.episodic import EpisodicConfig, search_episodic  # episodic builds on this module
 
-    if labels is None:
-        raise ValueError("start='episodic' needs labelled data: its episodes are few-shot classification tasks")
     episodic, scores = search_episodic(x, pools, order, EpisodicConfig(restarts=config.restarts, steps=config.steps),
                                        g, progress)
     with torch.no_grad():
@@ -386,10 +398,14 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
     if not isinstance(order, (int, np.integer)) or order < 2:
         raise ValueError(f"the group size must be an integer >= 2, got {order!r}")
     config = config or LearnConfig()
+    if labels is None and config.start == "episodic":
+        raise ValueError("start='episodic' needs labelled data: its episodes are few-shot classification tasks")
     x = x.reshape(len(x), -1).float()  # (N, n): training in float32, the result rebuilt in float64
     n = x.shape[1]
     order = int(order)
     labels = None if labels is None else labels.reshape(-1)
+    if labels is None and config.shells:
+        labels = norm_shells(x, config.shells)  # from here on the shells are the classes
     g = torch.Generator().manual_seed(seed)
     pools, held = _hold_out(_pools(labels, len(x)), config.held_out, g)
     if min(len(p) for p in pools) < 4:
@@ -409,7 +425,7 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
     elif config.start == "coarse":
         gen = _coarse_start(x, labels, pools, order, config, g, progress)
     elif config.start == "episodic":
-        gen = _episodic_start(x, labels, pools, order, config, g, progress)
+        gen = _episodic_start(x, pools, order, config, g, progress)
     else:
         gen = _random_starts(n, order, config, g)
     _train(gen, x, pools, medians, labels, config, g, progress, config.steps, config.anneal, 1.0)

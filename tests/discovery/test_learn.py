@@ -10,6 +10,7 @@ import torch
 from lgn.cli import main
 from lgn.data.planted import planted_data
 from lgn.discovery import LearnConfig, judge, learn_generator
+from lgn.discovery.learn import norm_shells
 from lgn.discovery.score import alignment_per_group
 
 TINY = LearnConfig(restarts=8, steps=150, sample=48, points=200)
@@ -155,3 +156,17 @@ def test_an_episodic_start_joins_the_random_starts_and_needs_labels():
     assert alignment_per_group(np.stack([estimate.generator] * 8), xt[:8].numpy(), t, p).mean() > 0.9
     with pytest.raises(ValueError, match="labelled"):
         learn_generator(x, None, p, config, seed=0)
+
+
+def test_norm_shells_are_kept_by_every_orthogonal_map_and_pool_unlabelled_data():
+    x, _, xt, t, p = _tiny("shift-x", 0, 2)
+    q = torch.linalg.qr(torch.randn(16, 16, generator=torch.Generator().manual_seed(0), dtype=x.dtype))[0]
+    shells = norm_shells(x, 4)
+    assert torch.equal(torch.bincount(shells), torch.full((4,), 100))  # equal counts
+    assert torch.equal(norm_shells(x @ q.T, 4), shells)  # an orthogonal map moves no image to another shell
+    tiny = dataclasses.replace(TINY, restarts=4, sample=16, shells=2)
+    estimate, records = learn_generator(x, None, p, tiny, seed=0)
+    assert alignment_per_group(np.stack([estimate.generator] * 8), xt[:8].numpy(), t, p).mean() > 0.9
+    assert len(estimate.clusters) == 2  # the verdict, too, compares shell by shell
+    with pytest.raises(ValueError, match="shells"):
+        LearnConfig(shells=-1)
