@@ -40,7 +40,7 @@ from lgn.discovery import judge
 from lgn.discovery.fit import standardise
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.discovery.losses import median_distance, mmd2
-from lgn.discovery.score import _random_finite_order
+from lgn.discovery.score import random_finite_order
 from lgn.groups import operators
 from lgn.reproduce.grid import PATCH_SIZE, QUICK
 from lgn.train import train
@@ -92,7 +92,7 @@ def learn_row(dataset: str, seed: int, out: Path) -> dict:
             "order": verdict.order, "verdict": verdict.text().split("\n")[0],
             "mmd": {"learned": pooled_mmd(estimate.generator, held),
                     "rot90": pooled_mmd(operators.rotation(K, 90), held),
-                    "random": pooled_mmd(_random_finite_order(K * K, ORDER, rng), held)},
+                    "random": pooled_mmd(random_finite_order(K * K, ORDER, rng), held)},
             "start_losses": [s["loss"] for s in starts], "seconds": round(seconds, 1)}
 
 

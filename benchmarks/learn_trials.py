@@ -270,6 +270,8 @@ RUNS = {
     "mmd-64-refine-keep4-sorted": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, "sorted"),
     "mmd-64-refine-keep4-norm": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4, "shells": 10},
                                  False),
+    "mmd-64-refine-keep4-norm20": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4,
+                                    "shells": 20}, False),
     "sinkhorn-64-refine-keep4": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
                                   "refine_keep": 4}, True),
     # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["COLLAPSE_THRESHOLD", "orbit_alignment", "alignment", "alignment_per_group", "collapse",
-           "alignment_floor"]
+           "alignment_floor", "random_finite_order"]
 
 COLLAPSE_THRESHOLD = 0.9
 
@@ -97,7 +97,7 @@ def _layer0(generators, bases) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _random_finite_order(n: int, order: int, rng: np.random.Generator) -> np.ndarray:
+def random_finite_order(n: int, order: int, rng: np.random.Generator) -> np.ndarray:
     """A random orthogonal ``(n, n)`` with A**order = I: Q·D·Qᵀ, D of 2×2 rotations by random multiples of
     2π/order (and ±1 on a last odd coordinate), Q Haar-random."""
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
@@ -126,7 +126,7 @@ def alignment_floor(generators, bases, planted, order: int, *, draws: int = 5, s
     k, n = b.shape
     random_scores = []
     for _ in range(draws):
-        rand = _random_finite_order(n, order, rng)
+        rand = random_finite_order(n, order, rng)
         random_scores.append(np.mean([orbit_alignment(rand, b[g], t, order) for g in range(k)]))
     unrelated = []
     if k > 1:
