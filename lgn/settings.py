@@ -4,7 +4,8 @@ Every range in ``lgn`` is written once, as a pydantic constraint, and every
 failure reads ``NAME must be WORDS, got VALUE`` on one line, the words saying
 what the constraint asks:
 
-- a configuration section (``[model]``, ``[train]``, ``[data]``) is a class
+- a configuration section (``[model]``, ``[train]``, ``[data]``, and the
+  discovery settings ``learn``, ``episodic``, ``discovery``) is a class
   made a pydantic dataclass by :func:`section`, each field ``Annotated`` with
   :func:`limit` (words stating the range: a value of the wrong type names its
   type instead) or :func:`kind` (words stating type and range together);

@@ -140,16 +140,16 @@ def run(args) -> int:
                                judge)
     from lgn.files import write_json
 
-    stage(f"loading {args.dataset}")
-    data = get_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, **options)
+    # the settings before the data: a bad one is refused at once, not after a dataset has loaded
+    learn = LearnConfig(restarts=args.restarts, steps=args.steps, loss=args.loss, start=args.start,
+                        refine=args.refine, refine_scale=args.refine_scale, refine_keep=args.refine_keep,
+                        held_out=args.held_out, shells=args.shells)
     config = DiscoveryConfig(n_layers=args.layers, n_groups=args.n_groups, epochs=args.epochs,
                              anchor_weight=args.anchor_weight, n_clusters=args.clusters, seed=args.seed,
-                             method=args.method, orbit_pool=args.orbit_pool, learn=LearnConfig(restarts=args.restarts, steps=args.steps,
-                                                                   loss=args.loss, start=args.start,
-                                                                   refine=args.refine, refine_scale=args.refine_scale,
-                                                                   refine_keep=args.refine_keep,
-                                                                   held_out=args.held_out, shells=args.shells),
+                             method=args.method, orbit_pool=args.orbit_pool, learn=learn,
                              episodic=EpisodicConfig(restarts=args.restarts, steps=args.steps))
+    stage(f"loading {args.dataset}")
+    data = get_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, **options)
     start = time.time()
     result = discover(data.x_train, data.y_train, data.x_test, data.y_test, args.group_size, config,
                       progress=stage)

@@ -27,7 +27,8 @@ measured numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -36,33 +37,22 @@ import torch.nn.functional as F
 from lgn.discovery.estimate import GroupEstimate
 from lgn.discovery.learn import REFERENCE_DIM, as_estimate, generator_step
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
+from lgn.settings import limit, section
 
 __all__ = ["EpisodicConfig", "episode_loss", "learn_episodic", "search_episodic"]
 
 
-@dataclass
+@section("episodic")
 class EpisodicConfig:
-    restarts: int = 8           # random starts, trained together
-    steps: int = 500            # Adam steps, one batch of episodes each
-    lr: float = 0.03            # Adam learning rate at D = 36 pixels, scaled by √(36/D)
-    shots: int = 1              # support images per class and episode
-    queries: int = 16           # query images per class and episode
-    episodes: int = 8           # episodes per step
-    temperature: float = 0.1    # τ of the orbit soft maximum and of the logits
-    reanchor: int = 25          # steps between re-anchorings of the Cayley map (0: never)
-    points: int = 512           # training images the verdict looks at
-
-    def __post_init__(self) -> None:
-        for name in ("lr", "temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                    or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-        for name in ("restarts", "steps", "shots", "queries", "episodes", "reanchor", "points"):
-            value = getattr(self, name)
-            low = 0 if name in ("steps", "reanchor") else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    restarts: Annotated[int, limit("at least 1", ge=1)] = 8  # random starts, trained together
+    steps: Annotated[int, limit("at least 0", ge=0)] = 500  # Adam steps, one batch of episodes each
+    lr: Annotated[float, limit("positive", gt=0)] = 0.03  # Adam learning rate at D = 36 pixels, scaled by √(36/D)
+    shots: Annotated[int, limit("at least 1", ge=1)] = 1  # support images per class and episode
+    queries: Annotated[int, limit("at least 1", ge=1)] = 16  # query images per class and episode
+    episodes: Annotated[int, limit("at least 1", ge=1)] = 8  # episodes per step
+    temperature: Annotated[float, limit("positive", gt=0)] = 0.1  # τ of the orbit soft maximum and of the logits
+    reanchor: Annotated[int, limit("at least 0", ge=0)] = 25  # steps between re-anchorings of the Cayley map (0: never)
+    points: Annotated[int, limit("at least 1", ge=1)] = 512  # training images the verdict looks at
 
     def to_dict(self) -> dict:
         return asdict(self)

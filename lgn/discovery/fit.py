@@ -24,7 +24,7 @@ start) is :func:`paper_recipe_model` trained by the same loop: the baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ from lgn.discovery.estimate import GroupEstimate, estimate_group
 from lgn.discovery.learn import LearnConfig, learn_generator
 from lgn.groups import FixedGenerator
 from lgn.models import LGN, build_model
-from lgn.nn.pool import check_orbit_pool
-from lgn.settings import check_positive_int
+from lgn.nn.pool import ORBIT_POOLS
+from lgn.settings import kind, limit, section
 from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
@@ -46,35 +46,30 @@ MAX_DEFAULT_GROUPS = 16
 METHODS = ("estimate", "learn", "episodic")
 
 
-@dataclass
+@section("discovery")
 class DiscoveryConfig:
-    n_layers: int = 4               # L: unfolded layers, each with the discovered generator
-    n_groups: int | None = None     # K: base filters; None means one per class (at most 16)
-    epochs: int = 10                # training epochs on the task
-    batch_size: int = 128           # minibatch size
-    lr: float = 0.01                # Adam learning rate, halved at 1/2, 3/4 and 7/8 of the epochs
-    anchor_weight: float = 1.0      # weight of the term keeping layer-0 base filters near a data centre
-    beam_width: int = 64            # beam of the cycle search over cluster centres
-    n_clusters: int | None = None   # unlabelled data only: clusters (a multiple of the group size)
-    seed: int = 0                   # seeds k-means, initialisation and batch order
-    method: Literal["estimate", "learn", "episodic"] = "estimate"  # how the group is found (module docstring)
-    orbit_pool: str | None = None   # None: the head reads every orbit response; "max"/"mean": each orbit
-                                    # pooled, so that the LGN is invariant to the group (docs/invariance.md)
-    learn: LearnConfig = field(default_factory=LearnConfig)  # method="learn" only
-    episodic: EpisodicConfig = field(default_factory=EpisodicConfig)  # method="episodic" only
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("n_layers", "epochs", "batch_size", "beam_width"):
-            check_positive_int(getattr(self, name), name)
-        for name in ("n_groups", "n_clusters"):
-            check_positive_int(getattr(self, name), name, optional=True)
-        check_orbit_pool(self.orbit_pool)
-        for name in ("lr", "anchor_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    n_layers: Annotated[int, limit("at least 1", ge=1)] = 4  # L: unfolded layers, each with the discovered generator
+    n_groups: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
+    # ^ K: base filters; None means one per class (at most 16)
+    epochs: Annotated[int, limit("at least 1", ge=1)] = 10  # training epochs on the task
+    batch_size: Annotated[int, limit("at least 1", ge=1)] = 128  # minibatch size
+    lr: Annotated[float, limit("non-negative", ge=0)] = 0.01
+    # ^ Adam learning rate, halved at 1/2, 3/4 and 7/8 of the epochs
+    anchor_weight: Annotated[float, limit("non-negative", ge=0)] = 1.0
+    # ^ weight of the term keeping layer-0 base filters near a data centre
+    beam_width: Annotated[int, limit("at least 1", ge=1)] = 64  # beam of the cycle search over cluster centres
+    n_clusters: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
+    # ^ unlabelled data only: clusters (a multiple of the group size)
+    seed: int = 0  # seeds k-means, initialisation and batch order
+    method: Annotated[str, limit(f"one of {', '.join(METHODS)}", pattern=f"^({'|'.join(METHODS)})$")] = "estimate"
+    # ^ how the group is found (module docstring)
+    orbit_pool: Annotated[str | None, limit(f"one of {', '.join(ORBIT_POOLS)} or none",
+                                            pattern=f"^({'|'.join(ORBIT_POOLS)})$")] = None
+    # ^ None: the head reads every orbit response; "max"/"mean": each orbit pooled, so that the LGN is invariant
+    #   to the group (docs/invariance.md)
+    learn: Annotated[LearnConfig, kind("a LearnConfig")] = field(default_factory=LearnConfig)  # method="learn" only
+    episodic: Annotated[EpisodicConfig, kind("an EpisodicConfig")] = field(default_factory=EpisodicConfig)
+    # ^ method="episodic" only
 
 
 @dataclass

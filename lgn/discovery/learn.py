@@ -57,7 +57,8 @@ docs/discovery.md has the measured numbers, including where this fails.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -67,6 +68,7 @@ from lgn.discovery.losses import (median_distance, mmd2, mmd2_resplit_p, nearest
                                   third_moment_loss)
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 from lgn.groups.generators import cyclic_rotation_block
+from lgn.settings import limit, section
 
 NULL_DRAWS = 19  # random generators the verdict compares the learned one with (p-values down to 0.05)
 PERMUTATIONS = 99  # re-splits of the verdict's two-sample test (p-values down to 0.01)
@@ -81,50 +83,38 @@ __all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis"
            "learn_generator", "as_estimate", "held_out_loss", "norm_shells"]
 
 
-@dataclass
+@section("learn")
 class LearnConfig:
-    loss: str = "mmd"           # distribution loss: mmd or sinkhorn
-    restarts: int = 8           # random starts, trained together
-    steps: int = 500            # Adam steps
-    lr: float = 0.03            # Adam learning rate at D = 36 pixels, scaled by √(36/D)
-    anneal: float = 4.0         # bandwidth at the first step, in multiples of the median distance
-    anneal_until: float = 0.7   # fraction of the steps over which the bandwidth falls to 1×
-    sample: int = 128           # images per class and side in a step (pooled, unlabelled: 4× this)
-    reanchor: int = 25          # steps between re-anchorings of the Cayley map (0: never)
-    third_weight: float = 0.0   # weight of the third-moment term once the bandwidth is at 1× (0: none)
-    start: str = "random"       # random: Haar-random bases; estimate: the estimator's generator (one start);
-                                # coarse: random starts on 2×2-averaged images, the best lifted (one start);
-                                # episodic: the random starts plus one at --method episodic's generator
-    refine: int = 0             # Adam steps continuing the best ``refine_keep`` starts after the pick (0: none)
-    refine_scale: float = 0.5   # the refine stage's bandwidth floor, in multiples of the median distance
-    refine_keep: int = 1        # starts the refine stage continues (the lowest losses at the pick)
-    shells: int = 0             # unlabelled data: compare within this many equal-count shells of the image norm
-                                # ‖x‖, which every orthogonal map keeps, instead of one pool (0)
-    held_out: float = 0.2       # fraction of each class (unlabelled: of all images) kept out of the search
-                                # for the verdict
-    points: int = 512           # held-out images the verdict looks at (its centres)
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.start not in STARTS:
-            raise ValueError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
-        for name in ("lr", "anneal", "anneal_until", "third_weight", "refine_scale", "held_out"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-                    or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        if not 0 <= self.anneal_until <= 1 or self.anneal < 1:
-            raise ValueError(f"need anneal >= 1 and 0 <= anneal_until <= 1, got {self.anneal!r} and "
-                             f"{self.anneal_until!r}")
-        if not 0 < self.refine_scale <= 1 or not self.held_out < 1:
-            raise ValueError(f"need 0 < refine_scale <= 1 and 0 <= held_out < 1, got {self.refine_scale!r} and "
-                             f"{self.held_out!r}")
-        for name in ("restarts", "steps", "sample", "reanchor", "points", "refine", "refine_keep", "shells"):
-            value = getattr(self, name)
-            low = 0 if name in ("steps", "reanchor", "refine", "shells") else (2 if name == "sample" else 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    loss: Annotated[str, limit(f"one of {', '.join(LOSSES)}", pattern=f"^({'|'.join(LOSSES)})$")] = "mmd"
+    # ^ distribution loss: mmd or sinkhorn
+    restarts: Annotated[int, limit("at least 1", ge=1)] = 8  # random starts, trained together
+    steps: Annotated[int, limit("at least 0", ge=0)] = 500  # Adam steps
+    lr: Annotated[float, limit("non-negative", ge=0)] = 0.03  # Adam learning rate at D = 36 pixels, scaled by √(36/D)
+    anneal: Annotated[float, limit("at least 1", ge=1)] = 4.0
+    # ^ bandwidth at the first step, in multiples of the median distance
+    anneal_until: Annotated[float, limit("in [0, 1]", ge=0, le=1)] = 0.7
+    # ^ fraction of the steps over which the bandwidth falls to 1×
+    sample: Annotated[int, limit("at least 2", ge=2)] = 128
+    # ^ images per class and side in a step (pooled, unlabelled: 4× this)
+    reanchor: Annotated[int, limit("at least 0", ge=0)] = 25  # steps between re-anchorings of the Cayley map (0: never)
+    third_weight: Annotated[float, limit("non-negative", ge=0)] = 0.0
+    # ^ weight of the third-moment term once the bandwidth is at 1× (0: none)
+    start: Annotated[str, limit(f"one of {', '.join(STARTS)}", pattern=f"^({'|'.join(STARTS)})$")] = "random"
+    # ^ random: Haar-random bases; estimate: the estimator's generator (one start); coarse: random starts on
+    #   2×2-averaged images, the best lifted (one start); episodic: the random starts plus one at
+    #   --method episodic's generator
+    refine: Annotated[int, limit("at least 0", ge=0)] = 0
+    # ^ Adam steps continuing the best ``refine_keep`` starts after the pick (0: none)
+    refine_scale: Annotated[float, limit("in (0, 1]", gt=0, le=1)] = 0.5
+    # ^ the refine stage's bandwidth floor, in multiples of the median distance
+    refine_keep: Annotated[int, limit("at least 1", ge=1)] = 1
+    # ^ starts the refine stage continues (the lowest losses at the pick)
+    shells: Annotated[int, limit("at least 0", ge=0)] = 0
+    # ^ unlabelled data: compare within this many equal-count shells of the image norm ‖x‖, which every
+    #   orthogonal map keeps, instead of one pool (0)
+    held_out: Annotated[float, limit("in [0, 1)", ge=0, lt=1)] = 0.2
+    # ^ fraction of each class (unlabelled: of all images) kept out of the search for the verdict
+    points: Annotated[int, limit("at least 1", ge=1)] = 512  # held-out images the verdict looks at (its centres)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -80,6 +80,25 @@ def test_discover_refuses_before_creating_its_folder(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--held-out", "1"], "learn.held_out must be in [0, 1), got 1.0"),
+    (["--shells", "-1"], "learn.shells must be at least 0, got -1"),
+    (["--anchor-weight", "nan"], "discovery.anchor_weight must be non-negative, got nan"),
+])
+def test_discover_refuses_a_bad_setting_in_one_line(tmp_path, capsys, flags, message):
+    out = tmp_path / "D"
+    code = main(["discover", "--dataset", "planted:flip", "--group-size", "2", "--out", str(out), *flags])
+    assert code == 2 and capsys.readouterr().err == f"lgn discover: error: {message}\n"
+    assert not out.exists()
+
+
+def test_bench_discovery_refuses_a_bad_setting_in_one_line(capsys):
+    code = main(["bench-discovery", "--datasets", "flip", "--seeds", "0", "--epochs", "0", "--n-train", "20",
+                 "--n-test", "10", "--methods", "paper"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "lgn bench-discovery: error: discovery.epochs must be at least 1, got 0\n"
+
+
 def test_bench_discovery_tiny(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench-discovery", "--datasets", "flip", "--seeds", "0", "--epochs", "1",
