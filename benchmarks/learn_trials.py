@@ -393,7 +393,8 @@ def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
     disjoint halves of each class, one moved by A^i) at the true T, at the generator ``approach`` learns,
     and at 19 random generators of the same order, on all training images and on all test images, at
     the bandwidths :data:`LOSS_SCALES` × each class's median distance. One JSONL row per call."""
-    from lgn.discovery.learn import basis_for, symmetry_distance
+    from lgn.discovery.learn import basis_for
+    from lgn.discovery.search import symmetry_distance
     from lgn.discovery.losses import median_distance, self_terms
     from lgn.groups.cayley import CayleyCyclic
 
@@ -434,10 +435,11 @@ def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
 
 def verdicts(seed: int = 0) -> None:
     """The verdict of ``--method learn`` (:func:`lgn.discovery.judge` on
-    :func:`lgn.discovery.learn.as_estimate`, the held-out fifth of each class as evidence) for the true T
+    :func:`lgn.discovery.search.as_estimate`, the held-out fifth of each class as evidence) for the true T
     and for a random generator of T's spectrum on each ``digits-*`` set, labelled and pooled, and for
     rot90 on the unmoved digits (``mnist16``). Prints one line each."""
-    from lgn.discovery.learn import _hold_out, _pools, as_estimate, basis_for
+    from lgn.discovery.learn import _hold_out, _pools, basis_for
+    from lgn.discovery.search import as_estimate
     from lgn.groups.cayley import CayleyCyclic
 
     def show(label, a, x, y, k):

@@ -3,8 +3,10 @@
 - :mod:`~lgn.discovery.score`: the recovery score :func:`alignment` (numpy only).
 - :mod:`~lgn.discovery.estimate`: the group estimate from cluster centres (no prior on the group).
 - :mod:`~lgn.discovery.losses`: symmetry losses (second and third moments, MMD, entropic OT, matching).
-- :mod:`~lgn.discovery.learn`: the group learned by gradient descent on a distribution loss.
+- :mod:`~lgn.discovery.search`: what the two generator searches share: the Adam step, the distribution
+  distance, the verdict's held-out evidence.
 - :mod:`~lgn.discovery.episodic`: the group learned on few-shot episodes with an orbit-pooled readout.
+- :mod:`~lgn.discovery.learn`: the group learned by gradient descent on a distribution loss.
 - :mod:`~lgn.discovery.fit`: the discovery LGN, the paper-recipe baseline and their training loop.
 - :mod:`~lgn.discovery.verdict`: found or not, the order, the nearest known operation.
 - :mod:`~lgn.discovery.benchmark`: both recipes on one planted set (``lgn bench-discovery``, ``lgn reproduce``).

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from lgn.discovery.estimate import GroupEstimate
-from lgn.discovery.learn import REFERENCE_DIM, as_estimate, generator_step
+from lgn.discovery.search import REFERENCE_DIM, as_estimate, generator_step
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 from lgn.settings import limit, section
 

@@ -50,7 +50,7 @@ class GroupEstimate:
     measure: what ``fit_residual`` and ``null`` measure: "clusters" (the residual above, the null of
         :func:`null_residuals`) or "distribution" (``--method learn`` and ``episodic``: the held-out
         within-class MMD² between {x} and {A^i·x}, the null that of random generators of the same order;
-        :func:`lgn.discovery.learn.held_out_loss`).
+        :func:`lgn.discovery.search.held_out_loss`).
     two_sample_p: for measure "distribution", the permutation p-value of the held-out test that {A^i·x}
         has the distribution of {x} (small: A moves the data off their distribution); else NaN.
     """

@@ -63,24 +63,19 @@ from typing import Annotated
 import numpy as np
 import torch
 
+from lgn.discovery.episodic import EpisodicConfig, search_episodic
 from lgn.discovery.estimate import GroupEstimate
-from lgn.discovery.losses import (median_distance, mmd2, mmd2_resplit_p, nearest, self_terms, sinkhorn,
-                                  third_moment_loss)
+from lgn.discovery.losses import median_distance, third_moment_loss
+from lgn.discovery.search import REFERENCE_DIM, as_estimate, generator_step, symmetry_distance, within_terms
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 from lgn.groups.generators import cyclic_rotation_block
 from lgn.settings import limit, section
 
-NULL_DRAWS = 19  # random generators the verdict compares the learned one with (p-values down to 0.05)
-PERMUTATIONS = 99  # re-splits of the verdict's two-sample test (p-values down to 0.01)
-VERDICT_HALF = 256  # at most this many held-out images per class and side in the verdict
-VERDICT_SCALE = 0.5  # the verdict's kernel width, in multiples of each class's median distance
 LOSSES = ("mmd", "sinkhorn")
 STARTS = ("random", "estimate", "coarse", "episodic")
-REFERENCE_DIM = 36  # the image size (6×6) at which ``lr`` is the Adam learning rate
-SINKHORN_ITERATIONS = 10  # ε is at least the squared median distance, where Sinkhorn converges in a few
 
-__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "symmetry_distance",
-           "learn_generator", "as_estimate", "held_out_loss", "norm_shells"]
+__all__ = ["LearnConfig", "LOSSES", "STARTS", "basis_for", "block_average_basis", "lift_basis", "learn_generator",
+           "norm_shells"]
 
 
 @section("learn")
@@ -144,29 +139,6 @@ def _draw(x: torch.Tensor, pools: list[torch.Tensor], size: int, g: torch.Genera
     picks = [p[torch.randperm(len(p), generator=g)[:2 * half]] for p in pools]
     both = x[torch.stack(picks)]  # (pools, 2m, n)
     return both[:, :half], both[:, half:]
-
-
-def symmetry_distance(gen: CayleyCyclic, x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str,
-                      within: torch.Tensor) -> torch.Tensor:
-    """``(starts,)``: mean over pools (classes) and over powers i = 1 … p − 1 of the distance between the
-    samples {x1} and {A^i·x2}, ``(pools, m, n)`` each: MMD² at bandwidth ``scales`` ``(pools,)``, or the
-    debiased OT cost at ε = ``scales``². ``within`` ``(pools,)``: each pool's within-sample terms
-    (:func:`lgn.discovery.losses.self_terms`; they do not depend on A)."""
-    q = gen.basis()  # (S, D, D)
-    u1 = (x1[:, None] @ q).unsqueeze(2)  # (pools, S, 1, m, D): coordinates Qᵀx1
-    u2 = x2[:, None] @ q  # (pools, S, m, D)
-    moved = torch.stack([gen.rotate(u2, i) for i in range(1, gen.order)], dim=2)  # (pools, S, p−1, m, D)
-    h = scales[:, None, None]
-    if loss == "mmd":
-        d = mmd2(u1, moved, h, within[:, None, None])
-    else:
-        d = sinkhorn(u1, moved, h * h, within[:, None, None], SINKHORN_ITERATIONS)
-    return d.mean(dim=(0, 2))
-
-
-def _within(x1: torch.Tensor, x2: torch.Tensor, scales: torch.Tensor, loss: str) -> torch.Tensor:
-    """``(pools,)``: :func:`lgn.discovery.losses.self_terms` of each pool's two samples ``(pools, m, n)``."""
-    return torch.stack([self_terms(a, b, float(h), loss, SINKHORN_ITERATIONS) for a, b, h in zip(x1, x2, scales)])
 
 
 def basis_for(a: np.ndarray, order: int, data: np.ndarray | None = None) -> np.ndarray:
@@ -257,7 +229,7 @@ def _pick_scores(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tenso
     x1, x2 = _draw(x, pools, 2 * size, g)
     h = scale * medians
     with torch.no_grad():
-        return symmetry_distance(gen, x1, x2, h, config.loss, _within(x1, x2, h, config.loss))
+        return symmetry_distance(gen, x1, x2, h, config.loss, within_terms(x1, x2, h, config.loss))
 
 
 def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
@@ -286,8 +258,6 @@ def _episodic_start(x: torch.Tensor, pools, order: int, config: LearnConfig, g: 
     """``config.restarts`` Haar-random starts plus one more at the generator ``--method episodic`` learns on the
     same search images (its few-shot signal: its default settings, ``config.restarts`` starts and
     ``config.steps`` steps)."""
-    from lgn.discovery.episodic import EpisodicConfig, search_episodic  # episodic builds on this module
-
     episodic, scores = search_episodic(x, pools, order, EpisodicConfig(restarts=config.restarts, steps=config.steps),
                                        g, progress)
     with torch.no_grad():
@@ -320,19 +290,6 @@ def _anneal(step: int, steps: int, high: float, low: float, until: float) -> flo
     return high + (low - high) * step / span
 
 
-def generator_step(gen: CayleyCyclic, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, config,
-                   progress) -> None:
-    """One Adam step of the generator on ``loss`` (0-based ``step`` of ``config.steps``): re-anchor the Cayley
-    map every ``config.reanchor`` steps, and say ``progress(text)`` every 50."""
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    if config.reanchor and (step + 1) % config.reanchor == 0:
-        gen.reanchor_()
-    if progress is not None and (step + 1) % 50 == 0:
-        progress(f"step {step + 1}/{config.steps}")
-
-
 def _train(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, labels, config: LearnConfig,
            g: torch.Generator, progress, steps: int, high: float, low: float) -> None:
     """``steps`` Adam steps of every start of ``gen``, the bandwidth annealed from ``high`` to ``low`` × the
@@ -350,7 +307,7 @@ def _train(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, lab
         factor = _anneal(step, steps, high, low, config.anneal_until)
         x1, x2 = _draw(x, pools, size, g)
         scales = factor * medians
-        loss = symmetry_distance(gen, x1, x2, scales, config.loss, _within(x1, x2, scales, config.loss)).sum()
+        loss = symmetry_distance(gen, x1, x2, scales, config.loss, within_terms(x1, x2, scales, config.loss)).sum()
         if directions is not None and factor == low:
             i = searched[torch.randint(0, len(searched), (min(len(searched), 2048),), generator=g)]
             a = gen.matrix()  # (S, D, D)
@@ -435,62 +392,3 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
         best_start = best
     records[best_start]["chosen"] = True
     return as_estimate(gen, best, x, labels, evidence, config.points, g), records
-
-
-def as_estimate(gen: CayleyCyclic, start: int, x: torch.Tensor, labels: torch.Tensor | None,
-                held: list[torch.Tensor], points: int, g: torch.Generator) -> GroupEstimate:
-    """Start ``start`` of ``gen`` as a :class:`GroupEstimate` for the verdict, its evidence measured on the
-    images of ``x`` ``(N, n)`` indexed by ``held`` (one index tensor per class; one pool without
-    ``labels``), which the search did not see.
-
-    A is rebuilt in float64 from its re-orthonormalised basis. ``fit_residual``: the held-out
-    distribution loss (:func:`held_out_loss`) of A; ``null``: the same for :data:`NULL_DRAWS` random
-    generators of the same order, on the same images; ``two_sample_p``: the permutation test
-    (:func:`lgn.discovery.losses.mmd2_resplit_p`, :data:`PERMUTATIONS` re-splits) that {A^i·x} has the
-    distribution of {x} there; ``centres``: up to ``points`` of the held-out images, ``clusters`` them by
-    class, ``cycles`` each one's nearest same-class centre under A; no Gram residual (NaN).
-    """
-    n, order = gen.dim, gen.order
-    q, r = torch.linalg.qr(gen.basis()[start].detach().double())
-    q = q * torch.sign(torch.diagonal(r))  # re-orthonormalised in float64
-    a = q @ torch.from_numpy(cyclic_rotation_block(n, order)) @ q.T  # (n, n)
-    with torch.no_grad():
-        x1, x2, medians = _held_out_halves(x, held, g)
-        learned = gen.select(start)
-        fit = held_out_loss(learned, x1, x2, medians)
-        null = held_out_loss(CayleyCyclic(n, order, NULL_DRAWS, generator=g).to(x.dtype), x1, x2, medians)
-        q_learned = learned.basis()[0]
-        u1, u2 = x1 @ q_learned, x2 @ q_learned  # (pools, m, n)
-        moved = torch.stack([learned.rotate(u2, i) for i in range(1, order)], dim=1)  # (pools, p − 1, m, n)
-        same = mmd2_resplit_p(u1[:, None].expand_as(moved), moved, medians, PERMUTATIONS, g)
-    every = torch.cat(held)
-    pick = every[torch.randperm(len(every), generator=g)[:points]]
-    px = x[pick].double()
-    py = labels[pick] if labels is not None else torch.zeros(len(pick), dtype=torch.int64)
-    cycles = nearest(a, px, py, px, py)[1]
-    pools = [np.flatnonzero(py.numpy() == c) for c in np.unique(py.numpy())]
-    return GroupEstimate(generator=a.numpy(), centres=px.numpy(), clusters=pools, cycles=cycles.numpy(),
-                         gram_residual=float("nan"), fit_residual=float(fit[0]), order=order, null=null.numpy(),
-                         measure="distribution", two_sample_p=same)
-
-
-def _held_out_halves(x: torch.Tensor, pools: list[torch.Tensor], g: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each pool (index tensor into ``x`` ``(N, n)``) split at random into two halves of m images (half the
-    smallest pool, at most :data:`VERDICT_HALF`): ``(x1, x2)``, ``(pools, m, n)`` each, and the verdict's
-    kernel width for each pool, :data:`VERDICT_SCALE` × its median distance, ``(pools,)``."""
-    half = min(min(len(p) for p in pools) // 2, VERDICT_HALF)
-    if half < 2:
-        raise ValueError(f"the verdict needs at least 4 held-out images of each class, got {2 * half}")
-    picks = torch.stack([p[torch.randperm(len(p), generator=g)[:2 * half]] for p in pools])
-    both = x[picks]  # (pools, 2m, n)
-    medians = torch.tensor([median_distance(b) for b in both], dtype=x.dtype)
-    return both[:, :half], both[:, half:], VERDICT_SCALE * medians
-
-
-def held_out_loss(gen: CayleyCyclic, x1: torch.Tensor, x2: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
-    """The verdict's distribution loss of every start of ``gen``, ``(starts,)``: the MMD² of the search
-    (:func:`symmetry_distance`, Gaussian kernel of width ``widths`` ``(pools,)``)
-    between the held-out halves ``x1`` and ``x2`` ``(pools, m, n)``, the latter moved by A^i, mean over
-    pools and i = 1 … p − 1. 0 in expectation for a symmetry of the data."""
-    return symmetry_distance(gen, x1, x2, widths, "mmd", _within(x1, x2, widths, "mmd"))

@@ -58,7 +58,8 @@ def _held_out_verdict(a, x, y, seed=0):
     standardised images ``x`` as its evidence."""
     import torch
 
-    from lgn.discovery.learn import _hold_out, _pools, as_estimate, basis_for
+    from lgn.discovery.learn import _hold_out, _pools, basis_for
+    from lgn.discovery.search import as_estimate
     from lgn.groups.cayley import CayleyCyclic
 
     x = torch.from_numpy(x.reshape(len(x), -1)).double()
