@@ -266,12 +266,16 @@ RUNS = {
     "mmd-32-refine-keep4": ({"restarts": 32, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, True),
     # the random starts plus one at --method episodic's generator, all trained on MMD, the lowest loss kept
     "mmd-episodic": ({"start": "episodic"}, True),
+    # the same with the pick passing over starts that barely move the data (LearnConfig.still, the default since)
+    "mmd-episodic-moving": ({"start": "episodic"}, True),
     # unlabelled, but compared within pseudo-classes that the hidden map cannot change
     "mmd-64-refine-keep4-sorted": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4}, "sorted"),
     "mmd-64-refine-keep4-norm": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4, "shells": 10},
                                  False),
     "mmd-64-refine-keep4-norm20": ({"sample": 64, "refine": 500, "refine_scale": 0.5, "refine_keep": 4,
                                     "shells": 20}, False),
+    "sinkhorn-64-refine-keep4-norm": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
+                                       "refine_keep": 4, "shells": 10}, False),
     "sinkhorn-64-refine-keep4": ({"loss": "sinkhorn", "sample": 64, "refine": 500, "refine_scale": 0.5,
                                   "refine_keep": 4}, True),
     # many cheap starts (24 × 300 steps, 32 images per class and side), the best 2 refined
@@ -294,6 +298,9 @@ def invariant_labels(x: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
 
 
 INVARIANT = ("sorted",)
+# measured before the pick passed over starts that barely move the data (LearnConfig.still): these run with
+# still = 1.0, the pick they were measured with
+BEFORE_STILL = set(RUNS) - {"mmd-episodic-moving", "sinkhorn-64-refine-keep4-norm"}
 PLAIN = ("digits", "mnist16")  # no map planted: scikit-learn's 8×8 digits; mnist5k's digits at 16×16, unmoved
 
 
@@ -318,6 +325,12 @@ def split(name: str, seed: int):
     return (x - mean) / std, y, (xt - mean) / std, yt, t, p
 
 
+def _config(approach: str) -> LearnConfig:
+    """The :class:`LearnConfig` of a ``--method learn`` approach, with the pick its rows were measured with."""
+    settings = RUNS[approach][0]
+    return LearnConfig(**({"still": 1.0} if approach in BEFORE_STILL else {}), **settings)
+
+
 def _labels(x: torch.Tensor, y: torch.Tensor, labelled, seed: int) -> torch.Tensor | None:
     """The labels a run's search sees: ``y``, none, or :func:`invariant_labels`."""
     if labelled in INVARIANT:
@@ -332,7 +345,7 @@ def run_one(approach: str, name: str, seed: int) -> dict:
     if approach == "episodic":
         estimate, records = learn_episodic(x, y, p, EpisodicConfig(**settings), seed=seed)
     else:
-        estimate, records = learn_generator(x, _labels(x, y, labelled, seed), p, LearnConfig(**settings), seed=seed)
+        estimate, records = learn_generator(x, _labels(x, y, labelled, seed), p, _config(approach), seed=seed)
     seconds = time.time() - start
     a, bases = estimate.generator, xt[:BASES].numpy()
     nan = float("nan")
@@ -346,7 +359,9 @@ def run_one(approach: str, name: str, seed: int) -> dict:
             "fit_residual": estimate.fit_residual, "null_median": float(np.median(estimate.null)),
             "two_sample_p": estimate.two_sample_p, "found": judge(estimate).found,
             "refined": [r.get("refined") for r in records],
-            "seconds": round(seconds, 1), "settings": settings, "labelled": labelled}
+            "seconds": round(seconds, 1), "settings": settings, "labelled": labelled,
+            "still": None if approach == "episodic" else _config(approach).still,
+            "stillness": chosen.get("stillness")}
 
 
 def run(approach: str, names: list[str], seeds: list[int], out: Path) -> None:
@@ -401,7 +416,7 @@ def losses(approach: str, name: str, seed: int, out: Path = LOSSES_OUT) -> None:
     settings, labelled = RUNS[approach]
     x, y, xt, yt, t, p = split(name, seed)
     start = time.time()
-    estimate, _ = learn_generator(x, _labels(x, y, labelled, seed), p, LearnConfig(**settings), seed=seed)
+    estimate, _ = learn_generator(x, _labels(x, y, labelled, seed), p, _config(approach), seed=seed)
     seconds = time.time() - start
     n = x.shape[1]
     g = torch.Generator().manual_seed(seed)

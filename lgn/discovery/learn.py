@@ -27,7 +27,9 @@ whole-distribution loss can.
   reached is folded into the anchor and the parameter reset to 0.
 - Each step draws two disjoint samples of ``sample`` images per class (pooled: 4 × that).
 - The start with the lowest loss at the median bandwidth on fixed samples of the
-  training data (never the test data) is kept.
+  training data (never the test data) is kept, passing over starts that barely move the
+  data (mean cos(A·x, x) ≥ ``still``): a map that acts as the identity on the directions the
+  data use keeps any distribution.
 - ``third_weight`` > 0 adds, once the bandwidth is at its floor, the centred third-moment term
   (:func:`lgn.discovery.losses.third_moment_loss`) along random directions.
 - ``start="coarse"`` (square images of even side k): the random starts train first on
@@ -67,6 +69,7 @@ from lgn.discovery.episodic import EpisodicConfig, search_episodic
 from lgn.discovery.estimate import GroupEstimate
 from lgn.discovery.losses import median_distance, third_moment_loss
 from lgn.discovery.search import REFERENCE_DIM, as_estimate, generator_step, symmetry_distance, within_terms
+from lgn.discovery.verdict import STILL
 from lgn.groups.cayley import CayleyCyclic, haar_orthogonal
 from lgn.groups.generators import cyclic_rotation_block
 from lgn.settings import limit, section
@@ -104,6 +107,9 @@ class LearnConfig:
     # ^ the refine stage's bandwidth floor, in multiples of the median distance
     refine_keep: Annotated[int, limit("at least 1", ge=1)] = 1
     # ^ starts the refine stage continues (the lowest losses at the pick)
+    still: Annotated[float, limit("in (0, 1]", gt=0, le=1)] = STILL
+    # ^ the pick passes over starts whose mean cos(A·x, x) is at or above this: they barely move the data, and the
+    #   verdict refuses them (1: it passes over none)
     shells: Annotated[int, limit("at least 0", ge=0)] = 0
     # ^ unlabelled data: compare within this many equal-count shells of the image norm ‖x‖, which every
     #   orthogonal map keeps, instead of one pool (0)
@@ -222,14 +228,25 @@ def _random_starts(n: int, order: int, config: LearnConfig, g: torch.Generator) 
 
 
 def _pick_scores(gen: CayleyCyclic, x: torch.Tensor, pools, medians: torch.Tensor, labels, config: LearnConfig,
-                 g: torch.Generator, scale: float = 1.0) -> torch.Tensor:
-    """The pick: each start's loss at ``scale`` × the median bandwidth on fixed halves of each pool (training
-    data only), ``(starts,)``."""
+                 g: torch.Generator, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pick's evidence on fixed halves of each pool (training data only): each start's loss at ``scale`` × the
+    median bandwidth, and its stillness, the mean cos(A·x, x) over the images; ``(starts,)`` each."""
     size = config.sample if labels is not None else 4 * config.sample
     x1, x2 = _draw(x, pools, 2 * size, g)
     h = scale * medians
     with torch.no_grad():
-        return symmetry_distance(gen, x1, x2, h, config.loss, within_terms(x1, x2, h, config.loss))
+        loss = symmetry_distance(gen, x1, x2, h, config.loss, within_terms(x1, x2, h, config.loss))
+        u = x1.reshape(-1, x1.shape[-1]) @ gen.basis()  # (S, pools·m, D): coordinates Qᵀx
+        still = ((gen.rotate(u, 1) * u).sum(-1) / (u * u).sum(-1).clamp_min(1e-12)).mean(-1)
+    return loss, still
+
+
+def _ranking(loss: torch.Tensor, still: torch.Tensor, config: LearnConfig) -> torch.Tensor:
+    """The losses the pick ranks, ``(starts,)``: a start whose stillness is at or above ``config.still`` barely
+    moves the data (a map acting as the identity on the directions the data use keeps any distribution, and
+    the verdict refuses it) and ranks last, unless every start does."""
+    moving = still < config.still
+    return torch.where(moving, loss, torch.inf) if bool(moving.any()) else loss
 
 
 def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfig, g: torch.Generator,
@@ -248,7 +265,7 @@ def _coarse_start(x: torch.Tensor, labels, pools, order: int, config: LearnConfi
                             for pool in pools])
     coarse = _random_starts(m, order, config, g)
     _train(coarse, xc, pools, medians, labels, config, g, progress, config.steps, config.anneal, 1.0)
-    scores = _pick_scores(coarse, xc, pools, medians, labels, config, g)
+    scores = _ranking(*_pick_scores(coarse, xc, pools, medians, labels, config, g), config)
     q_coarse = coarse.basis()[int(torch.argmin(scores))].detach().double()  # (m, m)
     return CayleyCyclic(n, order, 1, anchor=lift_basis(q_coarse, u, g)[None]).float()
 
@@ -376,18 +393,21 @@ def learn_generator(x: torch.Tensor, labels: torch.Tensor | None, order: int, co
     else:
         gen = _random_starts(n, order, config, g)
     _train(gen, x, pools, medians, labels, config, g, progress, config.steps, config.anneal, 1.0)
-    scores = _pick_scores(gen, x, pools, medians, labels, config, g)
-    records = [{"start": s, "loss": float(v), "chosen": False} for s, v in enumerate(scores)]
+    loss, still = _pick_scores(gen, x, pools, medians, labels, config, g)
+    records = [{"start": s, "loss": float(v), "stillness": float(c), "chosen": False}
+               for s, (v, c) in enumerate(zip(loss, still))]
+    scores = _ranking(loss, still, config)
     best = int(torch.argmin(scores))
     if config.refine:
         keep = torch.argsort(scores)[:config.refine_keep]
         with torch.no_grad():
             kept = CayleyCyclic(n, order, len(keep), anchor=gen.basis()[keep].double()).float()
         _train(kept, x, pools, medians, labels, config, g, progress, config.refine, 1.0, config.refine_scale)
-        refined = _pick_scores(kept, x, pools, medians, labels, config, g, config.refine_scale)
+        refined, still = _pick_scores(kept, x, pools, medians, labels, config, g, config.refine_scale)
         for s, v in zip(keep.tolist(), refined.tolist()):
             records[s]["refined"] = v
-        gen, best, best_start = kept, int(torch.argmin(refined)), int(keep[int(torch.argmin(refined))])
+        ranked = _ranking(refined, still, config)
+        gen, best, best_start = kept, int(torch.argmin(ranked)), int(keep[int(torch.argmin(ranked))])
     else:
         best_start = best
     records[best_start]["chosen"] = True

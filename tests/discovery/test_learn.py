@@ -10,7 +10,7 @@ import torch
 from lgn.cli import main
 from lgn.data.planted import planted_data
 from lgn.discovery import LearnConfig, judge, learn_generator
-from lgn.discovery.learn import norm_shells
+from lgn.discovery.learn import _ranking, norm_shells
 from lgn.discovery.score import alignment_per_group
 
 TINY = LearnConfig(restarts=8, steps=150, sample=48, points=200)
@@ -170,3 +170,15 @@ def test_norm_shells_are_kept_by_every_orthogonal_map_and_pool_unlabelled_data()
     assert len(estimate.clusters) == 2  # the verdict, too, compares shell by shell
     with pytest.raises(ValueError, match="shells"):
         LearnConfig(shells=-1)
+
+
+def test_the_pick_passes_over_starts_that_barely_move_the_data():
+    loss, still = torch.tensor([0.001, 0.010, 0.004]), torch.tensor([0.95, 0.20, 0.30])
+    assert int(torch.argmin(_ranking(loss, still, LearnConfig()))) == 2  # the lowest loss among moving starts
+    assert int(torch.argmin(_ranking(loss, still, LearnConfig(still=1.0)))) == 0  # 1: the plain lowest loss
+    assert torch.equal(_ranking(loss, torch.full((3,), 0.99), LearnConfig()), loss)  # all still: the plain losses
+    x, y, _, _, p = _tiny("perm4", 0, 4)
+    _, records = learn_generator(x, y, p, dataclasses.replace(TINY, restarts=2, steps=5), seed=0)
+    chosen = next(r for r in records if r["chosen"])
+    assert all(-1.0 <= r["stillness"] <= 1.0 for r in records)
+    assert chosen["stillness"] < 0.9 or all(r["stillness"] >= 0.9 for r in records)
