@@ -6,7 +6,9 @@ LGNs of the same architecture trained on the same data by the same loop (docs/di
 - ``learn``: the discovery LGN on the learned generator (fixed), the head reading every orbit response;
 - ``learn-max``: the same with each orbit max-pooled (``--orbit-pool max``), invariant to the learned group;
 - ``paper``: the paper's recipe (free generators, auxiliary inverse), every orbit response;
-- ``paper-max``: the paper's recipe with the same max-pooled head.
+- ``paper-max``: the paper's recipe with the same max-pooled head;
+- ``learn-k40``, ``learn-max-k40``: ``learn`` and ``learn-max`` with 40 base filters instead of one per class
+  (still far fewer parameters than ``paper``, whose 10 free 256×256 generators a layer dominate its count).
 
     python -m benchmarks.discovery_pool digits-rot90 0,1,2 [results/discovery-accuracy/pool.jsonl]
 
@@ -30,7 +32,8 @@ from lgn.discovery.score import alignment
 from lgn.discovery.verdict import judge
 
 OUT = Path("results/discovery-accuracy/pool.jsonl")
-MODELS = {"learn": None, "learn-max": "max", "paper": None, "paper-max": "max"}
+MODELS = {"learn": (None, None), "learn-max": ("max", None), "paper": (None, None), "paper-max": ("max", None),
+          "learn-k40": (None, 40), "learn-max-k40": ("max", 40)}  # name → (orbit_pool, base filters; None: one a class)
 SEARCH = LearnConfig(refine=500, refine_keep=4)
 
 
@@ -47,7 +50,8 @@ def run(name: str, seed: int, out: Path) -> None:
     estimate = None
     search_seconds = 0.0
     for model_name in todo:
-        config = DiscoveryConfig(seed=seed, method="learn", learn=SEARCH, orbit_pool=MODELS[model_name])
+        pool, groups = MODELS[model_name]
+        config = DiscoveryConfig(seed=seed, method="learn", learn=SEARCH, orbit_pool=pool, n_groups=groups)
         start = time.time()
         if model_name.startswith("learn"):
             if estimate is None:
@@ -55,16 +59,17 @@ def run(name: str, seed: int, out: Path) -> None:
                 search_seconds = time.time() - start
                 start = time.time()
             result = train_discovery(estimate, x_train, y_train, x_test, y_test, config)
-            a, b, acc = result.generators, result.bases, result.test_accuracy
+            a, b, acc, model = result.generators, result.bases, result.test_accuracy, result.model
             found = judge(estimate, x_train.shape[-1], x_train.shape[1]).found
         else:
             torch.manual_seed(seed)
-            n_groups = min(int(y_train.max()) + 1, 16)
+            n_groups = groups or min(int(y_train.max()) + 1, 16)
             model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1,
                                        n_groups, config.n_layers, config.orbit_pool)
             acc, _ = train_classifier(model, x_train, y_train, x_test, y_test, config)
             (a, b), found = model_groups(model), None
-        row = {"dataset": name, "seed": seed, "model": model_name, "orbit_pool": MODELS[model_name],
+        row = {"dataset": name, "seed": seed, "model": model_name, "orbit_pool": pool, "n_groups": a.shape[1],
+               "parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
                "alignment": alignment(a, b, planted, order), "accuracy": acc, "found": found,
                "train_seconds": round(time.time() - start, 1),
                "search_seconds": round(search_seconds, 1) if model_name.startswith("learn") else None}
