@@ -7,8 +7,9 @@ LGNs of the same architecture trained on the same data by the same loop (docs/di
 - ``learn-max``: the same with each orbit max-pooled (``--orbit-pool max``), invariant to the learned group;
 - ``paper``: the paper's recipe (free generators, auxiliary inverse), every orbit response;
 - ``paper-max``: the paper's recipe with the same max-pooled head;
-- ``learn-k40``, ``learn-max-k40``: ``learn`` and ``learn-max`` with 40 base filters instead of one per class
-  (still far fewer parameters than ``paper``, whose 10 free 256×256 generators a layer dominate its count).
+- ``learn-k40``, ``learn-max-k40``, ``paper-k40``: ``learn``, ``learn-max`` and ``paper`` with 40 base filters
+  instead of one per class (``learn`` keeps far fewer parameters than ``paper``, whose free 256×256
+  generators, one a base filter and layer, dominate its count).
 
     python -m benchmarks.discovery_pool digits-rot90 0,1,2 [results/discovery-accuracy/pool.jsonl]
 
@@ -33,7 +34,7 @@ from lgn.discovery.verdict import judge
 
 OUT = Path("results/discovery-accuracy/pool.jsonl")
 MODELS = {"learn": (None, None), "learn-max": ("max", None), "paper": (None, None), "paper-max": ("max", None),
-          "learn-k40": (None, 40), "learn-max-k40": ("max", 40)}  # name → (orbit_pool, base filters; None: one a class)
+          "learn-k40": (None, 40), "learn-max-k40": ("max", 40), "paper-k40": (None, 40)}  # name → (orbit_pool, base filters; None: one a class)
 SEARCH = LearnConfig(refine=500, refine_keep=4)
 
 
