@@ -70,7 +70,7 @@ def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys, labelled
         data = ["--dataset", f"npz:{tmp_path / 'x.npz'}"]
     code = main(["discover", *data, "--group-size", "2", "--out", str(out), "--method", "learn",
                  "--restarts", "1", "--steps", "3", "--epochs", "1", "--layers", "1", "--refine", "2",
-                 "--refine-scale", "0.7", "--held-out", "0.25"])
+                 "--refine-scale", "0.7", "--held-out", "0.25", *([] if labelled else ["--shells", "2"])])
     assert code == 0
     text = capsys.readouterr().out
     first = (out / "verdict.txt").read_text().splitlines()[0]
@@ -82,6 +82,7 @@ def test_discover_method_learn_writes_the_usual_files(tmp_path, capsys, labelled
     assert analysis["discovery"]["verdict"]["measure"] == "distribution"
     learn = analysis["discovery"]["config"]["learn"]
     assert (learn["refine"], learn["refine_scale"], learn["refine_keep"], learn["held_out"]) == (2, 0.7, 1, 0.25)
+    assert learn["shells"] == (0 if labelled else 2)
     with np.load(out / "groups.npz") as f:
         assert f["A"].shape[2:] == (1, 4, 4)
         assert np.allclose(np.linalg.matrix_power(f["A"][0, 0, 0], 2), np.eye(4), atol=1e-5)
