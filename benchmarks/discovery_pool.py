@@ -11,7 +11,9 @@ LGNs of the same architecture trained on the same data by the same loop (docs/di
   instead of one per class (``learn`` keeps far fewer parameters than ``paper``, whose free 256×256
   generators, one a base filter and layer, dominate its count).
 
-    python -m benchmarks.discovery_pool digits-rot90 0,1,2 [results/discovery-accuracy/pool.jsonl]
+    python -m benchmarks.discovery_pool digits-rot90 0,1,2 [OUT.jsonl [MODEL,MODEL,...]]
+
+(OUT defaults to results/discovery-accuracy/pool.jsonl, the models to all of them.)
 
 One JSONL row per (set, seed, model); finished rows are skipped, so a cut run resumes.
 """
@@ -38,11 +40,11 @@ MODELS = {"learn": (None, None), "learn-max": ("max", None), "paper": (None, Non
 SEARCH = LearnConfig(refine=500, refine_keep=4)
 
 
-def run(name: str, seed: int, out: Path) -> None:
+def run(name: str, seed: int, out: Path, models: list[str] = list(MODELS)) -> None:
     done = set()
     if out.exists():
         done = {(r["dataset"], r["seed"], r["model"]) for r in map(json.loads, out.read_text().splitlines())}
-    todo = [m for m in MODELS if (name, seed, m) not in done]
+    todo = [m for m in models if (name, seed, m) not in done]
     if not todo:
         return
     options = {} if name in DIGIT_NAMES else {"sigma": 0.1}
@@ -84,8 +86,12 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2:
         sys.exit(__doc__)
     out = Path(argv[2]) if len(argv) > 2 else OUT
+    models = argv[3].split(",") if len(argv) > 3 else list(MODELS)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        sys.exit(f"unknown model(s) {', '.join(unknown)}; expected {', '.join(MODELS)}")
     for seed in (int(s) for s in argv[1].split(",")):
-        run(argv[0], seed, out)
+        run(argv[0], seed, out, models)
 
 
 if __name__ == "__main__":
