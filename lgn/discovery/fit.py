@@ -53,14 +53,15 @@ class DiscoveryConfig:
     # ^ K: base filters; None means one per class (at most 16)
     epochs: Annotated[int, limit("at least 1", ge=1)] = 10  # training epochs on the task
     batch_size: Annotated[int, limit("at least 1", ge=1)] = 128  # minibatch size
-    lr: Annotated[float, limit("non-negative", ge=0)] = 0.01
+    lr: Annotated[float, limit("positive", gt=0)] = 0.01
     # ^ Adam learning rate, halved at 1/2, 3/4 and 7/8 of the epochs
     anchor_weight: Annotated[float, limit("non-negative", ge=0)] = 1.0
     # ^ weight of the term keeping layer-0 base filters near a data centre
     beam_width: Annotated[int, limit("at least 1", ge=1)] = 64  # beam of the cycle search over cluster centres
     n_clusters: Annotated[int | None, limit("at least 1 or none", ge=1)] = None
     # ^ unlabelled data only: clusters (a multiple of the group size)
-    seed: int = 0  # seeds k-means, initialisation and batch order
+    seed: Annotated[int, limit("in 0..2**64-1 (torch's seed range)", ge=0, lt=2 ** 64)] = 0
+    # ^ seeds k-means, initialisation and batch order
     method: Annotated[str, limit(f"one of {', '.join(METHODS)}", pattern=f"^({'|'.join(METHODS)})$")] = "estimate"
     # ^ how the group is found (module docstring)
     orbit_pool: Annotated[str | None, limit(f"one of {', '.join(ORBIT_POOLS)} or none",

@@ -37,6 +37,8 @@ NAN, INF = float("nan"), float("inf")
      "discovery.n_clusters must be an integer or none, got 4.0"),
     (DiscoveryConfig, {"anchor_weight": -1.0}, ValueError, "discovery.anchor_weight must be non-negative, got -1.0"),
     (DiscoveryConfig, {"seed": False}, SettingTypeError, "discovery.seed must be an integer, got False"),
+    (DiscoveryConfig, {"seed": -1}, ValueError, "discovery.seed must be in 0..2**64-1 (torch's seed range), got -1"),
+    (DiscoveryConfig, {"lr": 0}, ValueError, "discovery.lr must be positive, got 0"),  # as train.lr
     (DiscoveryConfig, {"method": "guess"}, ValueError,
      "discovery.method must be one of estimate, learn, episodic, got 'guess'"),
     (DiscoveryConfig, {"orbit_pool": "sum"}, ValueError,
@@ -61,7 +63,7 @@ def test_a_bad_setting_is_refused_in_one_line_naming_it(cls, given, error, messa
     (LearnConfig, {"anneal_until": 1.0, "refine_scale": 1e-9, "held_out": 0.999, "loss": "sinkhorn",
                    "start": "episodic"}),
     (EpisodicConfig, {"steps": 0, "reanchor": 0, "shots": 1, "lr": 1e-12, "temperature": 1e-12}),
-    (DiscoveryConfig, {"lr": 0, "anchor_weight": 0, "n_groups": 1, "n_clusters": 1, "method": "episodic",
+    (DiscoveryConfig, {"lr": 1e-12, "anchor_weight": 0, "n_groups": 1, "n_clusters": 1, "method": "episodic",
                        "orbit_pool": "mean"}),
 ])
 def test_the_edges_of_each_range_pass_and_numbers_become_floats(cls, edges):
