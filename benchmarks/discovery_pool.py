@@ -25,18 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from lgn.data.planted import DIGIT_NAMES, planted_data
-from lgn.discovery.fit import (DiscoveryConfig, find_group, model_groups, paper_recipe_model, standardise,
-                               train_classifier, train_discovery)
+from lgn.discovery.fit import (DiscoveryConfig, find_group, model_groups, standardise, train_discovery,
+                               train_paper_recipe)
 from lgn.discovery.learn import LearnConfig
 from lgn.discovery.score import alignment
 from lgn.discovery.verdict import judge
 
 OUT = Path("results/discovery-accuracy/pool.jsonl")
+# name → (orbit_pool, base filters; None: one a class)
 MODELS = {"learn": (None, None), "learn-max": ("max", None), "paper": (None, None), "paper-max": ("max", None),
-          "learn-k40": (None, 40), "learn-max-k40": ("max", 40), "paper-k40": (None, 40)}  # name → (orbit_pool, base filters; None: one a class)
+          "learn-k40": (None, 40), "learn-max-k40": ("max", 40), "paper-k40": (None, 40)}
 SEARCH = LearnConfig(refine=500, refine_keep=4)
 
 
@@ -50,7 +49,7 @@ def run(name: str, seed: int, out: Path, models: list[str] = list(MODELS)) -> No
     options = {} if name in DIGIT_NAMES else {"sigma": 0.1}
     x_train, y_train, x_test, y_test, planted, order = planted_data(name, seed=seed, **options)
     x_train, x_test = standardise(x_train, x_test)
-    estimate = None
+    estimate, found = None, None
     search_seconds = 0.0
     for model_name in todo:
         pool, groups = MODELS[model_name]
@@ -60,20 +59,18 @@ def run(name: str, seed: int, out: Path, models: list[str] = list(MODELS)) -> No
             if estimate is None:
                 estimate = find_group(x_train, y_train, order, config)
                 search_seconds = time.time() - start
+                found = judge(estimate, x_train.shape[-1], x_train.shape[1]).found
                 start = time.time()
             result = train_discovery(estimate, x_train, y_train, x_test, y_test, config)
             a, b, acc, model = result.generators, result.bases, result.test_accuracy, result.model
-            found = judge(estimate, x_train.shape[-1], x_train.shape[1]).found
         else:
-            torch.manual_seed(seed)
-            n_groups = groups or min(int(y_train.max()) + 1, 16)
-            model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1,
-                                       n_groups, config.n_layers, config.orbit_pool)
-            acc, _ = train_classifier(model, x_train, y_train, x_test, y_test, config)
-            (a, b), found = model_groups(model), None
+            model, acc = train_paper_recipe(x_train, y_train, x_test, y_test, order, config,
+                                            groups or min(int(y_train.max()) + 1, 16))
+            a, b = model_groups(model)
         row = {"dataset": name, "seed": seed, "model": model_name, "orbit_pool": pool, "n_groups": a.shape[1],
                "parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
-               "alignment": alignment(a, b, planted, order), "accuracy": acc, "found": found,
+               "alignment": alignment(a, b, planted, order), "accuracy": acc,
+               "found": found if model_name.startswith("learn") else None,
                "train_seconds": round(time.time() - start, 1),
                "search_seconds": round(search_seconds, 1) if model_name.startswith("learn") else None}
         out.parent.mkdir(parents=True, exist_ok=True)

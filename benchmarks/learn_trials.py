@@ -238,7 +238,7 @@ BASES = 32  # test images scored as base filters
 
 # approach → (LearnConfig settings, labels): each is ``lgn discover --method learn`` with these settings; labels
 # True: the data's, False: none (one pool, or LearnConfig.shells), or "sorted": no labels, but pseudo-classes of
-# a feature every pixel permutation leaves unchanged (:func:`invariant_labels`)
+# a feature every pixel permutation leaves unchanged (:func:`sorted_pixel_classes`)
 RUNS = {
     "mmd": ({}, True),
     "mmd-pooled": ({}, False),
@@ -284,20 +284,19 @@ RUNS = {
 }
 
 
-INVARIANT_CLASSES = 10
+SORTED_CLASSES = 10
 
 
-def invariant_labels(x: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
-    """Pseudo-classes ``(N,)`` of the images ``x`` ``(N, n)`` that the hidden map cannot change (``kind`` "sorted"):
-    k-means (:data:`INVARIANT_CLASSES` clusters) on each image's sorted pixel values, which every pixel permutation
-    keeps. No label is read. (The norm shells every orthogonal map keeps are ``LearnConfig.shells``.)"""
+def sorted_pixel_classes(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Pseudo-classes ``(N,)`` of the images ``x`` ``(N, n)`` that no pixel permutation can change: k-means
+    (:data:`SORTED_CLASSES` clusters) on each image's sorted pixel values. No label is read. (The norm shells
+    that every orthogonal map keeps are ``LearnConfig.shells``.)"""
     from sklearn.cluster import KMeans
 
     feature = torch.sort(x, dim=1).values.numpy()
-    return torch.from_numpy(KMeans(INVARIANT_CLASSES, n_init=4, random_state=seed).fit_predict(feature)).long()
+    return torch.from_numpy(KMeans(SORTED_CLASSES, n_init=4, random_state=seed).fit_predict(feature)).long()
 
 
-INVARIANT = ("sorted",)
 # measured before the pick passed over starts that barely move the data (LearnConfig.still): these run with
 # still = 1.0, the pick they were measured with
 BEFORE_STILL = set(RUNS) - {"mmd-episodic-moving", "sinkhorn-64-refine-keep4-norm"}
@@ -332,9 +331,9 @@ def _config(approach: str) -> LearnConfig:
 
 
 def _labels(x: torch.Tensor, y: torch.Tensor, labelled, seed: int) -> torch.Tensor | None:
-    """The labels a run's search sees: ``y``, none, or :func:`invariant_labels`."""
-    if labelled in INVARIANT:
-        return invariant_labels(x, labelled, seed)
+    """The labels a run's search sees: ``y``, none, or :func:`sorted_pixel_classes`."""
+    if labelled == "sorted":
+        return sorted_pixel_classes(x, seed)
     return y if labelled else None
 
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import time
 
-import torch
-
-from lgn.discovery.fit import (DiscoveryConfig, discover, model_groups, paper_recipe_model, standardise,
-                               train_classifier)
+from lgn.discovery.fit import DiscoveryConfig, discover, model_groups, standardise, train_paper_recipe
 from lgn.discovery.learn import LearnConfig
 from lgn.discovery.score import alignment
 
@@ -26,11 +23,8 @@ BENCH_METHODS = ("discover", "learn", "paper")
 
 
 def _paper(x_train, y_train, x_test, y_test, order, config, n_groups, progress):
-    torch.manual_seed(config.seed)
-    model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1, n_groups,
-                               config.n_layers, config.orbit_pool)
-    xs = standardise(x_train, x_test)
-    acc, _ = train_classifier(model, xs[0], y_train, xs[1], y_test, config, progress=progress)
+    x_train, x_test = standardise(x_train, x_test)
+    model, acc = train_paper_recipe(x_train, y_train, x_test, y_test, order, config, n_groups, progress)
     return (*model_groups(model), acc)
 
 

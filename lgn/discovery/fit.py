@@ -40,7 +40,7 @@ from lgn.settings import kind, limit, section
 from lgn.train import TrainConfig, evaluate, fit
 
 __all__ = ["DiscoveryConfig", "DiscoveryResult", "standardise", "discovery_model", "paper_recipe_model",
-           "train_classifier", "find_group", "train_discovery", "discover", "model_groups", "METHODS"]
+           "train_classifier", "train_paper_recipe", "find_group", "train_discovery", "discover", "model_groups", "METHODS"]
 
 MAX_DEFAULT_GROUPS = 16
 METHODS = ("estimate", "learn", "episodic")
@@ -168,6 +168,17 @@ def train_classifier(model: LGN, x_train: torch.Tensor, y_train: torch.Tensor, x
     return acc, [r["train_loss"] for r in records]
 
 
+def train_paper_recipe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                       order: int, config: DiscoveryConfig, n_groups: int, progress=None) -> tuple[LGN, float]:
+    """The baseline on standardised images ``(N, C, k, k)``: :func:`paper_recipe_model` (with ``config.orbit_pool``
+    its head), seeded by ``config.seed`` and trained by :func:`train_classifier`; (the model, test accuracy)."""
+    torch.manual_seed(config.seed)
+    model = paper_recipe_model(x_train.shape[1], x_train.shape[-1], order, int(y_train.max()) + 1, n_groups,
+                               config.n_layers, config.orbit_pool)
+    acc, _ = train_classifier(model, x_train, y_train, x_test, y_test, config, progress=progress)
+    return model, acc
+
+
 def model_groups(model: LGN) -> tuple[np.ndarray, np.ndarray]:
     """``(A (L, K, C', n, n), B (L, K, C, k, k))`` of a model, as numpy float64."""
     a = model.generators().detach().double().cpu().numpy()
@@ -216,7 +227,7 @@ def discover(x_train: torch.Tensor, y_train: torch.Tensor | None, x_test: torch.
     ``episodic``, and after every training epoch.
     """
     config = config or DiscoveryConfig()
-    channels, k = _square(x_train)
+    _square(x_train)  # refuses other shapes before any work
     x_train, x_test = standardise(x_train, x_test)
     estimate = find_group(x_train, y_train, order, config, progress)
     return train_discovery(estimate, x_train, y_train, x_test, y_test, config, progress)
